@@ -1,0 +1,53 @@
+"""The `cpworker` command: one entry point, each subcommand owned by its own module.
+
+Subcommands are imported lazily so that, say, `cpworker run` in the operator image never
+imports the sandbox's test-only dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# subcommand -> (module, one-line help). Each module exposes `main(argv: Sequence[str]) -> int`.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("cpworker.runner", "run the operator against the current kubeconfig and AWS settings"),
+    "crd": ("cpworker.crd", "print or write the CustomActionWorker CRD generated from the models"),
+    "sandbox": ("cpworker.sandbox.cli", "local stand-ins for CodePipeline, S3 and Kubernetes"),
+    "artifacts": ("cpworker.artifacts", "in-pod helper: pull and push job artifacts"),
+    "bench": ("cpworker.bench", "measure the operator against the local stand-ins"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: cpworker <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        print(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"cpworker: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, _ = SUBCOMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        print(
+            f"cpworker: {name!r} is not available in this installation ({exc.name} is missing); "
+            "install the project with its extras: pip install 'cpworker[sandbox]'",
+            file=sys.stderr,
+        )
+        return 2
+    entry: Callable[[Sequence[str]], int] = module.main
+    return entry(rest)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

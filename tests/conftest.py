@@ -1,0 +1,1 @@
+"""Shared pytest wiring. Stand-in fixtures live next to the stand-ins (pytest plugins)."""
