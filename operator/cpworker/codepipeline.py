@@ -1,0 +1,538 @@
+"""Typed, async client over boto3 for the CodePipeline job API.
+
+Every call runs in the operator's executor (boto3 blocks), passes through one shared rate
+budget per (account, region) so that all workers together stay under the service's limits,
+and is retried with exponential backoff and full jitter when the service throttles, answers
+5xx or times out. Service errors are mapped to a small exception hierarchy so that the
+stages can decide by type, never by parsing strings.
+
+botocore's own retries are switched off: a retry that bypassed the rate budget would defeat
+it, and our backoff must be visible (the worker's condition says "Throttled").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import botocore.credentials
+import botocore.exceptions
+import botocore.session
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_codepipeline.client import CodePipelineClient as BotoCodePipeline
+    from mypy_boto3_codepipeline.type_defs import (
+        ActionTypeIdTypeDef,
+        CurrentRevisionTypeDef,
+        ExecutionDetailsTypeDef,
+        FailureDetailsTypeDef,
+        JobDetailsTypeDef,
+        JobTypeDef,
+    )
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class CodePipelineError(Exception):
+    """A CodePipeline call failed. `code` is the service's error code (never secret)."""
+
+    retryable = False
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.detail = message
+
+
+class InvalidNonceError(CodePipelineError):
+    """The nonce is not the current one: another worker (or a newer delivery) holds the job."""
+
+
+class JobNotFoundError(CodePipelineError):
+    """The job id is unknown to CodePipeline."""
+
+
+class InvalidJobStateError(CodePipelineError):
+    """The job has already ended (reported, stopped, superseded or timed out)."""
+
+
+class ActionTypeNotFoundError(CodePipelineError):
+    """The action type does not exist in this account and region."""
+
+
+class AccessDeniedError(CodePipelineError):
+    """The operator's (or the worker's role's) credentials may not make this call."""
+
+
+class RequestValidationError(CodePipelineError):
+    """The request was malformed (a bug, or a value outside the service's limits)."""
+
+
+class OutputVariablesSizeExceededError(RequestValidationError):
+    """The output variables of one action exceed the service's limit."""
+
+
+class ThrottledError(CodePipelineError):
+    """The service throttled the call; retried with backoff."""
+
+    retryable = True
+
+
+class UnavailableError(CodePipelineError):
+    """5xx, a timeout or a connection failure; retried with backoff."""
+
+    retryable = True
+
+
+_ERROR_CODES: dict[str, type[CodePipelineError]] = {
+    "InvalidNonceException": InvalidNonceError,
+    "JobNotFoundException": JobNotFoundError,
+    "InvalidJobStateException": InvalidJobStateError,
+    "ActionTypeNotFoundException": ActionTypeNotFoundError,
+    "AccessDeniedException": AccessDeniedError,
+    "AccessDenied": AccessDeniedError,
+    "UnauthorizedOperation": AccessDeniedError,
+    "UnrecognizedClientException": AccessDeniedError,
+    "InvalidClientTokenId": AccessDeniedError,
+    "ExpiredTokenException": AccessDeniedError,
+    "ValidationException": RequestValidationError,
+    "OutputVariablesSizeExceededException": OutputVariablesSizeExceededError,
+    "ThrottlingException": ThrottledError,
+    "Throttling": ThrottledError,
+    "TooManyRequestsException": ThrottledError,
+    "RequestLimitExceeded": ThrottledError,
+    "LimitExceededException": ThrottledError,
+    "ServiceUnavailableException": UnavailableError,
+    "InternalFailure": UnavailableError,
+    "InternalServerError": UnavailableError,
+}
+
+
+def map_error(operation: str, exc: BaseException) -> CodePipelineError:
+    """Translate a botocore exception into our hierarchy (messages carry no request data)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        kind = _ERROR_CODES.get(code)
+        if kind is None:
+            kind = UnavailableError if status >= 500 else CodePipelineError
+        return kind(operation, code, message)
+    if isinstance(
+        exc,
+        botocore.exceptions.ConnectionError
+        | botocore.exceptions.HTTPClientError
+        | botocore.exceptions.ReadTimeoutError
+        | botocore.exceptions.ConnectTimeoutError,
+    ):
+        return UnavailableError(operation, type(exc).__name__, "the service could not be reached")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AccessDeniedError(operation, "NoCredentials", "no AWS credentials are configured")
+    return CodePipelineError(operation, type(exc).__name__, "unexpected client error")
+
+
+# --------------------------------------------------------------------------------------------
+# Rate budget and retries
+# --------------------------------------------------------------------------------------------
+
+
+class RateBudget:
+    """An async token bucket: at most `rate` calls per second on average, bursts of `burst`.
+
+    One budget is shared by every worker that talks to the same (account, region), so the
+    operator as a whole never exceeds it however many workers it runs.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = asyncio.Lock()
+        self.granted = 0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        """Wait for one token. Waiters are served in arrival order (the lock is FIFO)."""
+        async with self._lock:
+            self._refill()
+            if self._tokens < 1:
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+                self._refill()
+            self._tokens -= 1
+            self.granted += 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (AWS architecture blog) for retryable errors."""
+
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return (rng or random).uniform(0, ceiling)
+
+
+# --------------------------------------------------------------------------------------------
+# Secret configuration properties
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretProperties:
+    """Which configuration properties of an action type are secret.
+
+    When the action type could not be described, every property is treated as secret: it is
+    safer to hide a harmless value from the Job's environment than to expose a password.
+    """
+
+    names: frozenset[str] = frozenset()
+    all_secret: bool = False
+
+    def is_secret(self, name: str) -> bool:
+        return self.all_secret or name in self.names
+
+
+ALL_SECRET = SecretProperties(all_secret=True)
+
+
+def _action_type_key(action_type_id: ActionTypeIdTypeDef | Mapping[str, str]) -> tuple[str, ...]:
+    return (
+        str(action_type_id["category"]),
+        str(action_type_id["owner"]),
+        str(action_type_id["provider"]),
+        str(action_type_id["version"]),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallStats:
+    """Counters a worker's status and the benchmark read (no secrets, just numbers)."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+
+
+class CodePipelineClient:
+    """The five job calls and ListActionTypes for one (region, role), async and retried."""
+
+    def __init__(
+        self,
+        boto_client: BotoCodePipeline,
+        executor: Executor,
+        budget: RateBudget,
+        retry: RetryPolicy | None = None,
+        *,
+        region: str = "",
+        role_arn: str | None = None,
+    ) -> None:
+        self._boto = boto_client
+        self._executor = executor
+        self._budget = budget
+        self._retry = retry or RetryPolicy()
+        self._secret_cache: dict[tuple[str, ...], SecretProperties] = {}
+        self.region = region
+        self.role_arn = role_arn
+        self.stats = CallStats()
+
+    @property
+    def budget(self) -> RateBudget:
+        return self._budget
+
+    async def _call(self, operation: str, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._budget.acquire()
+            self.stats.calls += 1
+            self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
+            try:
+                return await loop.run_in_executor(self._executor, fn)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                error = map_error(operation, exc)
+            if isinstance(error, ThrottledError):
+                self.stats.throttled += 1
+            if not error.retryable or attempt >= self._retry.max_attempts:
+                raise error
+            self.stats.retries += 1
+            delay = self._retry.delay(attempt)
+            log.info(
+                "CodePipeline %s failed with %s; retry %d in %.2fs",
+                operation,
+                error.code,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def poll_for_jobs(
+        self,
+        action_type_id: ActionTypeIdTypeDef,
+        max_batch_size: int,
+        query_param: Mapping[str, str] | None = None,
+    ) -> list[JobTypeDef]:
+        def call() -> list[JobTypeDef]:
+            if query_param:
+                response = self._boto.poll_for_jobs(
+                    actionTypeId=action_type_id,
+                    maxBatchSize=max_batch_size,
+                    queryParam=dict(query_param),
+                )
+            else:
+                response = self._boto.poll_for_jobs(
+                    actionTypeId=action_type_id, maxBatchSize=max_batch_size
+                )
+            return list(response.get("jobs", []))
+
+        return await self._call("PollForJobs", call)
+
+    async def acknowledge_job(self, job_id: str, nonce: str) -> str:
+        """Returns the job's status for this nonce: only `InProgress` means "yours"."""
+
+        def call() -> str:
+            return str(self._boto.acknowledge_job(jobId=job_id, nonce=nonce)["status"])
+
+        return await self._call("AcknowledgeJob", call)
+
+    async def get_job_details(self, job_id: str) -> JobDetailsTypeDef:
+        def call() -> JobDetailsTypeDef:
+            return self._boto.get_job_details(jobId=job_id)["jobDetails"]
+
+        return await self._call("GetJobDetails", call)
+
+    async def put_job_success_result(
+        self,
+        job_id: str,
+        *,
+        execution_details: ExecutionDetailsTypeDef | None = None,
+        output_variables: Mapping[str, str] | None = None,
+        current_revision: CurrentRevisionTypeDef | None = None,
+        continuation_token: str | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"jobId": job_id}
+        if execution_details:
+            kwargs["executionDetails"] = execution_details
+        if output_variables:
+            kwargs["outputVariables"] = dict(output_variables)
+        if current_revision:
+            kwargs["currentRevision"] = current_revision
+        if continuation_token:
+            kwargs["continuationToken"] = continuation_token
+
+        def call() -> None:
+            self._boto.put_job_success_result(**kwargs)
+
+        await self._call("PutJobSuccessResult", call)
+
+    async def put_job_failure_result(
+        self, job_id: str, failure_details: FailureDetailsTypeDef
+    ) -> None:
+        def call() -> None:
+            self._boto.put_job_failure_result(jobId=job_id, failureDetails=failure_details)
+
+        await self._call("PutJobFailureResult", call)
+
+    async def secret_properties(
+        self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]
+    ) -> SecretProperties:
+        """The action type's secret configuration properties, cached per action type.
+
+        Any failure (no permission to list, type missing) answers "all secret" and is not
+        cached, so that the next job tries again.
+        """
+        key = _action_type_key(action_type_id)
+        cached = self._secret_cache.get(key)
+        if cached is not None:
+            return cached
+
+        def call() -> SecretProperties | None:
+            paginator = self._boto.get_paginator("list_action_types")
+            for page in paginator.paginate(actionOwnerFilter="Custom"):
+                for action_type in page.get("actionTypes", []):
+                    if _action_type_key(action_type["id"]) != key:
+                        continue
+                    props = action_type.get("actionConfigurationProperties", [])
+                    return SecretProperties(
+                        names=frozenset(p["name"] for p in props if p.get("secret"))
+                    )
+            return None
+
+        try:
+            found = await self._call("ListActionTypes", call)
+        except CodePipelineError as exc:
+            log.warning(
+                "cannot describe action type %s (%s); treating every configuration "
+                "property as secret",
+                "/".join(key),
+                exc.code,
+            )
+            return ALL_SECRET
+        if found is None:
+            return ALL_SECRET
+        self._secret_cache[key] = found
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# Clients per (region, role)
+# --------------------------------------------------------------------------------------------
+
+
+def account_of_role(role_arn: str | None) -> str:
+    """The account id in a role ARN, or "default" for the operator's own credentials."""
+    if role_arn:
+        parts = role_arn.split(":")
+        if len(parts) >= 5 and parts[4]:
+            return parts[4]
+    return "default"
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Tunables of the client factory (set from the operator's settings)."""
+
+    rate_per_second: float = 10.0
+    burst: int = 20
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    session_name: str = "cpworker"
+    assume_role_duration: int = 3600
+
+
+class CodePipelineClients:
+    """Hands out one `CodePipelineClient` per (region, roleArn), creating clients lazily.
+
+    Clients for an assumed role use refreshable credentials: botocore calls AssumeRole again
+    shortly before the session expires, so long-running operators never hold stale keys.
+    """
+
+    def __init__(self, executor: Executor, options: ClientOptions | None = None) -> None:
+        self._executor = executor
+        self.options = options or ClientOptions()
+        self._clients: dict[tuple[str, str | None], CodePipelineClient] = {}
+        self._budgets: dict[tuple[str, str], RateBudget] = {}
+        self._create_lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+
+    def budget_for(self, account: str, region: str) -> RateBudget:
+        key = (account, region)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = RateBudget(self.options.rate_per_second, self.options.burst)
+            self._budgets[key] = budget
+        return budget
+
+    def _boto_config(self) -> Config:
+        return Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=self.options.connect_timeout,
+            read_timeout=self.options.read_timeout,
+        )
+
+    def _make_boto_client(self, region: str, role_arn: str | None) -> BotoCodePipeline:
+        # boto3 sessions are not thread-safe while creating clients; created clients are.
+        with self._create_lock:
+            if not role_arn:
+                session = boto3.session.Session(region_name=region)
+                return session.client("codepipeline", config=self._boto_config())
+            base = boto3.session.Session(region_name=region)
+            sts = base.client("sts", config=self._boto_config())
+            options = self.options
+
+            def refresh() -> dict[str, str]:
+                creds = sts.assume_role(
+                    RoleArn=role_arn,
+                    RoleSessionName=options.session_name,
+                    DurationSeconds=options.assume_role_duration,
+                )["Credentials"]
+                return {
+                    "access_key": creds["AccessKeyId"],
+                    "secret_key": creds["SecretAccessKey"],
+                    "token": creds["SessionToken"],
+                    "expiry_time": creds["Expiration"].isoformat(),
+                }
+
+            credentials = botocore.credentials.DeferredRefreshableCredentials(
+                refresh_using=refresh, method="sts-assume-role"
+            )
+            core = botocore.session.get_session()
+            # botocore has no public setter for refreshable credentials on a session.
+            core._credentials = credentials  # type: ignore[attr-defined]
+            session = boto3.session.Session(botocore_session=core, region_name=region)
+            return session.client("codepipeline", config=self._boto_config())
+
+    async def for_worker(self, region: str, role_arn: str | None = None) -> CodePipelineClient:
+        key = (region, role_arn or None)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        if self._async_lock is None:
+            self._async_lock = asyncio.Lock()
+        async with self._async_lock:
+            client = self._clients.get(key)
+            if client is None:
+                loop = asyncio.get_running_loop()
+                boto_client = await loop.run_in_executor(
+                    self._executor, self._make_boto_client, region, role_arn or None
+                )
+                client = CodePipelineClient(
+                    boto_client,
+                    self._executor,
+                    self.budget_for(account_of_role(role_arn), region),
+                    self.options.retry,
+                    region=region,
+                    role_arn=role_arn or None,
+                )
+                self._clients[key] = client
+        return client
+
+    def all_clients(self) -> list[CodePipelineClient]:
+        return list(self._clients.values())
+
+
+async def gather_limited(aws: list[Awaitable[T]], limit: int) -> list[T]:
+    """Await `aws` with at most `limit` running at once (keeps the executor from flooding)."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(aw: Awaitable[T]) -> T:
+        async with semaphore:
+            return await aw
+
+    return list(await asyncio.gather(*(one(a) for a in aws)))

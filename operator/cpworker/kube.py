@@ -1,0 +1,311 @@
+"""The few Kubernetes calls the stages make, async, over the kubernetes client.
+
+Requests go through the kubernetes client's `ApiClient` (its kubeconfig / in-cluster auth,
+TLS and connection pool) but carry plain JSON dicts both ways: the stages build manifests as
+dicts (manifests.py) and kopf hands bodies over as dicts, so converting to the generated model
+classes and back would only add a place for fields to get lost. Every call runs in the
+operator's executor because the client blocks.
+
+Kubernetes answers are mapped to a few exceptions the stages decide on: `AlreadyExistsError`
+(deterministic names make this "already dispatched"), `NotFoundError`, `ConflictError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from typing import Any, cast
+from urllib.parse import quote, urlencode
+
+import kubernetes
+import kubernetes.client
+import kubernetes.config
+
+log = logging.getLogger(__name__)
+
+GROUP = "cpworker.io"
+VERSION = "v1alpha1"
+PLURAL = "customactionworkers"
+KIND = "CustomActionWorker"
+
+Body = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed (the message carries the API's reason, never bodies)."""
+
+    def __init__(self, method: str, path: str, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{method} {path}: {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.detail = message
+
+
+class NotFoundError(KubeError):
+    """404: the object does not exist (anymore)."""
+
+
+class AlreadyExistsError(KubeError):
+    """409 AlreadyExists: an object of that name exists."""
+
+
+class ConflictError(KubeError):
+    """409 Conflict: a resourceVersion precondition failed."""
+
+
+class RetryableKubeError(KubeError):
+    """429 or 5xx after our retries ran out."""
+
+
+def _error(method: str, path: str, status: int, raw: bytes | str | None) -> KubeError:
+    reason, message = "", ""
+    try:
+        payload = json.loads(raw or b"{}")
+        reason = str(payload.get("reason", ""))
+        message = str(payload.get("message", ""))
+    except (ValueError, AttributeError):
+        message = "unparseable error body"
+    if status == 404:
+        return NotFoundError(method, path, status, reason or "NotFound", message)
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExistsError(method, path, status, reason, message)
+    if status == 409:
+        return ConflictError(method, path, status, reason or "Conflict", message)
+    if status == 429 or status >= 500:
+        return RetryableKubeError(method, path, status, reason, message)
+    return KubeError(method, path, status, reason, message)
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """An `ApiClient` from a kubeconfig file (or $KUBECONFIG), else the in-cluster config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        new_client = cast("Callable[..., Any]", kubernetes.config.new_client_from_config)
+        return new_client(config_file=path, context=context)
+    configuration = kubernetes.client.Configuration()
+    load_incluster = cast("Callable[..., None]", kubernetes.config.load_incluster_config)
+    load_incluster(client_configuration=configuration)
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class KubeClient:
+    """Async JSON calls for Jobs, Secrets, Pods, Events and the worker's status."""
+
+    def __init__(
+        self,
+        api_client: Any,
+        executor: Executor,
+        *,
+        attempts: int = 4,
+        request_timeout: float = 30.0,
+        field_manager: str = "cpworker",
+    ) -> None:
+        self._api = api_client
+        self._executor = executor
+        self._attempts = attempts
+        self._timeout = request_timeout
+        self._field_manager = field_manager
+
+    # ---- transport ------------------------------------------------------------------------
+
+    def _request_sync(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: Mapping[str, str] | None,
+        content_type: str,
+    ) -> Body:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        _, url, headers, _, _ = self._api.param_serialize(
+            method, path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        if query:
+            url += "?" + urlencode(dict(query))
+        payload = json.dumps(body) if body is not None else None
+        response = self._api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=self._timeout
+        )
+        raw = response.read()
+        if response.status >= 400:
+            raise _error(method, path, int(response.status), raw)
+        if not raw:
+            return {}
+        result: Body = json.loads(raw)
+        return result
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Body:
+        """One API call; 429/5xx and connection errors are retried with jittered backoff."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await loop.run_in_executor(
+                    self._executor, self._request_sync, method, path, body, query, content_type
+                )
+            except RetryableKubeError:
+                if attempt == self._attempts:
+                    raise
+            except kubernetes.client.exceptions.ApiException as exc:
+                # status 0: the connection failed before any answer.
+                if attempt == self._attempts:
+                    raise RetryableKubeError(
+                        method, path, int(exc.status or 0), "Unreachable", str(exc.reason)
+                    ) from None
+            jitter = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # noqa: S311 - not crypto
+            await asyncio.sleep(jitter)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---- Jobs -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _jobs(namespace: str, name: str = "") -> str:
+        base = f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def create_job(self, namespace: str, manifest: Body) -> Body:
+        return await self.request("POST", self._jobs(namespace), manifest)
+
+    async def get_job(self, namespace: str, name: str) -> Body:
+        return await self.request("GET", self._jobs(namespace, name))
+
+    async def patch_job(self, namespace: str, name: str, patch: Body) -> Body:
+        return await self.request(
+            "PATCH", self._jobs(namespace, name), patch, content_type=MERGE_PATCH
+        )
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background) its pods and owned Secret. Gone is fine."""
+        try:
+            await self.request(
+                "DELETE",
+                self._jobs(namespace, name),
+                {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            )
+        except NotFoundError:
+            return
+
+    async def list_jobs(self, namespace: str | None, label_selector: str) -> list[Body]:
+        path = self._jobs(namespace) if namespace else "/apis/batch/v1/jobs"
+        result = await self.request("GET", path, query={"labelSelector": label_selector})
+        return list(result.get("items", []))
+
+    # ---- Secrets --------------------------------------------------------------------------
+
+    @staticmethod
+    def _secrets(namespace: str, name: str = "") -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/secrets"
+        return f"{base}/{quote(name)}" if name else base
+
+    async def create_secret(self, namespace: str, manifest: Body) -> Body:
+        return await self.request("POST", self._secrets(namespace), manifest)
+
+    async def get_secret(self, namespace: str, name: str) -> Body:
+        return await self.request("GET", self._secrets(namespace, name))
+
+    async def patch_secret(self, namespace: str, name: str, patch: Body) -> Body:
+        return await self.request(
+            "PATCH", self._secrets(namespace, name), patch, content_type=MERGE_PATCH
+        )
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        try:
+            await self.request("DELETE", self._secrets(namespace, name))
+        except NotFoundError:
+            return
+
+    # ---- Pods -----------------------------------------------------------------------------
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
+        result = await self.request(
+            "GET",
+            f"/api/v1/namespaces/{quote(namespace)}/pods",
+            query={"labelSelector": label_selector},
+        )
+        return list(result.get("items", []))
+
+    # ---- CustomActionWorker ---------------------------------------------------------------
+
+    @staticmethod
+    def _workers(namespace: str, name: str) -> str:
+        return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{PLURAL}/{quote(name)}"
+
+    async def get_worker(self, namespace: str, name: str) -> Body:
+        return await self.request("GET", self._workers(namespace, name))
+
+    async def patch_worker_status(self, namespace: str, name: str, status: Body) -> Body:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+        return await self.request(
+            "PATCH",
+            self._workers(namespace, name) + "/status",
+            {"status": status},
+            content_type=MERGE_PATCH,
+        )
+
+    async def patch_worker(self, namespace: str, name: str, patch: Body) -> Body:
+        return await self.request(
+            "PATCH", self._workers(namespace, name), patch, content_type=MERGE_PATCH
+        )
+
+    # ---- Events ---------------------------------------------------------------------------
+
+    async def post_event(
+        self,
+        involved: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        type_: str = "Normal",
+        component: str = "cpworker",
+    ) -> None:
+        """Record a core/v1 Event on `involved` (a body or a reference). Best effort."""
+        metadata = involved.get("metadata", involved)
+        namespace = str(metadata.get("namespace") or "default")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{str(metadata.get('name', 'obj'))[:200]}.{uuid.uuid4().hex[:12]}",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": str(involved.get("apiVersion", f"{GROUP}/{VERSION}")),
+                "kind": str(involved.get("kind", KIND)),
+                "name": str(metadata.get("name", "")),
+                "namespace": namespace,
+                "uid": str(metadata.get("uid", "")),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": component},
+            "firstTimestamp": _now(),
+            "lastTimestamp": _now(),
+            "count": 1,
+            "reportingComponent": component,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
+        except (KubeError, kubernetes.client.exceptions.ApiException) as exc:
+            # Events are informational; failing to post one must not fail a job.
+            log.warning("could not post event %s: %s", reason, exc)
