@@ -1,0 +1,39 @@
+output "role_arn" {
+  description = "ARN of the operator's role."
+  value       = one(aws_iam_role.this[*].arn)
+}
+
+output "role_name" {
+  description = "Name of the operator's role."
+  value       = one(aws_iam_role.this[*].name)
+}
+
+output "policy_json" {
+  description = "The operator's permissions policy document (JSON)."
+  value       = var.create ? jsonencode(local.permissions) : null
+}
+
+output "action_type_arns" {
+  description = "The action type ARNs PollForJobs is allowed on."
+  value       = var.create ? local.action_type_arns : []
+}
+
+output "pod_identity_association_arn" {
+  description = "ARN of the EKS Pod Identity association, when one was created."
+  value       = one(aws_eks_pod_identity_association.this[*].association_arn)
+}
+
+output "service_account_annotations" {
+  description = "Annotations for the operator's service account (the Helm chart's serviceAccount.annotations): the IRSA role annotation with identity = \"irsa\", none with Pod Identity."
+  value       = var.create && var.identity == "irsa" ? { "eks.amazonaws.com/role-arn" = aws_iam_role.this[0].arn } : {}
+}
+
+output "namespace" {
+  description = "Namespace the role is bound to (pass on to the release)."
+  value       = var.namespace
+}
+
+output "service_account" {
+  description = "Service account the role is bound to (pass on to the release)."
+  value       = var.service_account
+}
