@@ -1,0 +1,84 @@
+"""Argo CD's health check for CustomActionWorker, run by a real Lua 5.1 runtime (Argo CD's
+gopher-lua implements Lua 5.1) against every case of its health_test.yaml, the way Argo CD's
+own resource_customizations tests run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lupa import lua51
+
+from tests.integration.helm.chart import REPO_ROOT
+
+CUSTOMIZATION = (
+    REPO_ROOT / "helm" / "argocd" / "resource_customizations" / "cpworker.io" / "CustomActionWorker"
+)
+HEALTH_LUA = CUSTOMIZATION / "health.lua"
+GITOPS_DOC = REPO_ROOT / "docs" / "gitops.md"
+CASES: list[dict[str, Any]] = yaml.safe_load(
+    (CUSTOMIZATION / "health_test.yaml").read_text(encoding="utf-8")
+)["tests"]
+
+
+def _to_lua(runtime: Any, value: Any) -> Any:
+    """Python data -> Lua values the way Argo CD hands an object to its scripts."""
+    if isinstance(value, dict):
+        return runtime.table_from({key: _to_lua(runtime, item) for key, item in value.items()})
+    if isinstance(value, list):
+        return runtime.table_from([_to_lua(runtime, item) for item in value])
+    return value
+
+
+def health(script: str, obj: dict[str, Any]) -> dict[str, Any]:
+    runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
+    runtime.globals().obj = _to_lua(runtime, obj)
+    result = runtime.execute(script)
+    return dict(result.items())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])
+def test_health_test_case(case: dict[str, Any]) -> None:
+    obj = yaml.safe_load((CUSTOMIZATION / case["inputPath"]).read_text(encoding="utf-8"))
+    assert health(HEALTH_LUA.read_text(encoding="utf-8"), obj) == case["healthStatus"]
+
+
+def test_every_testdata_file_is_a_case() -> None:
+    files = {f"testdata/{p.name}" for p in (CUSTOMIZATION / "testdata").glob("*.yaml")}
+    assert files == {case["inputPath"] for case in CASES}
+
+
+def test_every_argo_cd_status_is_covered() -> None:
+    statuses = {case["healthStatus"]["status"] for case in CASES}
+    assert statuses == {"Healthy", "Degraded", "Progressing", "Suspended"}
+
+
+def test_a_broken_script_fails_the_cases() -> None:
+    """The cases can fail: a script that calls everything Healthy disagrees with them."""
+    always_healthy = 'return {status = "Healthy", message = "ok"}'
+    disagreements = [
+        case
+        for case in CASES
+        if health(
+            always_healthy,
+            yaml.safe_load((CUSTOMIZATION / case["inputPath"]).read_text(encoding="utf-8")),
+        )
+        != case["healthStatus"]
+    ]
+    assert len(disagreements) == len(CASES)
+
+
+def test_argocd_cm_snippet_in_the_docs_is_the_shipped_script() -> None:
+    """docs/gitops.md's argocd-cm snippet must be health.lua, indented under its key."""
+    document = GITOPS_DOC.read_text(encoding="utf-8")
+    match = re.search(
+        r"resource\.customizations\.health\.cpworker\.io_CustomActionWorker: \|\n"
+        r"((?:    .*\n|\n)+)",
+        document,
+    )
+    assert match, "docs/gitops.md lacks the argocd-cm health snippet"
+    snippet = "\n".join(line.removeprefix("    ") for line in match.group(1).split("\n"))
+    assert snippet.strip() == HEALTH_LUA.read_text(encoding="utf-8").strip()
