@@ -1,0 +1,195 @@
+"""Sends a finished job's result to CodePipeline, then cleans up after it.
+
+Order: PutJob*Result -> annotate the Job `phase: reported` (+ result) -> delete the Secret ->
+event on the worker -> counters in the worker's status. A crash after the Put and before the
+annotation repeats the Put after a restart; CodePipeline then answers
+InvalidJobStateException ("already ended"), which counts as done. So reporting is
+idempotent across restarts and never retried forever.
+
+Everything needed (job id, region, role, worker) is read from the Job's annotations, so a
+job is reported even after its worker resource is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cpworker import codepipeline, manifests, names, results
+from cpworker.kube import Body, ConflictError, KubeClient, KubeError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+async def send(client: codepipeline.CodePipelineClient, call: results.ReportCall) -> bool:
+    """Put the result. False when CodePipeline says the job already ended (or is unknown)."""
+    params = call.params
+    job_id = str(params["jobId"])
+    try:
+        if call.succeeded:
+            await client.put_job_success_result(
+                job_id,
+                execution_details=params.get("executionDetails"),
+                output_variables=params.get("outputVariables"),
+                current_revision=params.get("currentRevision"),
+                continuation_token=params.get("continuationToken"),
+            )
+        else:
+            await client.put_job_failure_result(job_id, params["failureDetails"])
+    except (codepipeline.InvalidJobStateError, codepipeline.JobNotFoundError) as exc:
+        log.info("job %s had already ended in CodePipeline (%s): recorded", job_id, exc.code)
+        return False
+    return True
+
+
+def result_of(call: results.ReportCall) -> names.Result:
+    if call.params.get("continuationToken"):
+        return names.Result.CONTINUED
+    return names.Result.SUCCEEDED if call.succeeded else names.Result.FAILED
+
+
+def summary_of(call: results.ReportCall) -> str:
+    if call.succeeded:
+        return str((call.params.get("executionDetails") or {}).get("summary", "succeeded"))
+    return str((call.params.get("failureDetails") or {}).get("message", "failed"))
+
+
+async def secret_values(kube: KubeClient, namespace: str, name: str) -> list[str]:
+    """The job's secret configuration values (to redact them from what is reported)."""
+    try:
+        secret = await kube.get_secret(namespace, name)
+    except NotFoundError:
+        return []
+    values: list[str] = []
+    for key, encoded in (secret.get("data") or {}).items():
+        if not key.startswith(manifests.SECRET_CONFIG_FILE_PREFIX) and key != (
+            manifests.SECRET_CONFIG_KEY
+        ):
+            continue
+        try:
+            text = base64.b64decode(encoded).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if key == manifests.SECRET_CONFIG_KEY:
+            with contextlib.suppress(ValueError, AttributeError):
+                values += [str(v) for v in json.loads(text).values()]
+        else:
+            values.append(text)
+    return [v for v in values if v]
+
+
+def worker_reference(job_body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The worker a Job belongs to, as an event's involvedObject."""
+    metadata = job_body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    uid = ""
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("kind") == names.KIND:
+            uid = str(ref.get("uid", ""))
+    name = annotations.get(names.ANNOTATION_WORKER)
+    if not name:
+        return None
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
+        "metadata": {"name": name, "namespace": metadata.get("namespace", ""), "uid": uid},
+    }
+
+
+# One lock per worker: counter updates of one process never race each other; across
+# replicas the resourceVersion precondition catches the race.
+_COUNTER_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+async def increment_counter(kube: KubeClient, namespace: str, worker: str, field: str) -> None:
+    """Add one to `status.<field>` (optimistic concurrency; the worker may be gone)."""
+    lock = _COUNTER_LOCKS.setdefault((namespace, worker), asyncio.Lock())
+    async with lock:
+        for _ in range(5):
+            try:
+                body = await kube.get_worker(namespace, worker)
+            except NotFoundError:
+                return
+            current = int((body.get("status") or {}).get(field) or 0)
+            patch = {
+                "metadata": {"resourceVersion": body["metadata"].get("resourceVersion")},
+                "status": {field: current + 1},
+            }
+            try:
+                await kube.request(
+                    "PATCH",
+                    f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/"
+                    f"{names.PLURAL}/{worker}/status",
+                    patch,
+                    content_type="application/merge-patch+json",
+                )
+            except ConflictError:
+                continue
+            except NotFoundError:
+                return
+            return
+        log.warning("could not update %s of worker %s/%s (conflicts)", field, namespace, worker)
+
+
+async def mark_reported(kube: KubeClient, namespace: str, name: str, result: names.Result) -> None:
+    await kube.patch_job(
+        namespace,
+        name,
+        {
+            "metadata": {
+                "annotations": {
+                    names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
+                    names.ANNOTATION_RESULT: result.value,
+                }
+            }
+        },
+    )
+
+
+async def report(
+    kube: KubeClient,
+    clients: codepipeline.CodePipelineClients,
+    job_body: Body,
+    call: results.ReportCall,
+    *,
+    delete_job: bool = False,
+) -> bool:
+    """Report one job and clean up; returns whether CodePipeline accepted the result."""
+    metadata = job_body["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    annotations = metadata.get("annotations") or {}
+    job_id = annotations[names.ANNOTATION_JOB_ID]
+    client = await clients.for_worker(
+        annotations.get(names.ANNOTATION_REGION, ""), annotations.get(names.ANNOTATION_ROLE_ARN)
+    )
+    if str(call.params.get("jobId")) != job_id:
+        raise ValueError("the report is for another job than the Job's annotation")
+    accepted = await send(client, call)
+    with contextlib.suppress(NotFoundError):
+        await mark_reported(kube, namespace, name, result_of(call))
+    await kube.delete_secret(namespace, name)
+    if delete_job:
+        await kube.delete_job(namespace, name)
+    worker = worker_reference(job_body)
+    if worker is None:
+        return accepted
+    if accepted:
+        reason = "JobSucceeded" if call.succeeded else "JobFailed"
+        message = f"job {job_id} (Job {name}): {summary_of(call)}"
+        event_type = "Normal" if call.succeeded else "Warning"
+        counter = "succeeded" if call.succeeded else "failed"
+    else:
+        reason, event_type, counter = "JobAlreadyEnded", "Normal", ""
+        message = f"job {job_id} (Job {name}) had already ended in CodePipeline"
+    try:
+        await kube.post_event(worker, reason, message[:1024], type_=event_type)
+        if counter:
+            await increment_counter(kube, namespace, worker["metadata"]["name"], counter)
+    except KubeError as exc:
+        log.warning("reported job %s but could not update its worker: %s", job_id, exc)
+    return accepted

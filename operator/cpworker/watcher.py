@@ -1,0 +1,242 @@
+"""What the operator knows about its Jobs and Pods, from watch events (kopf indexes).
+
+handlers.py registers `kopf.index` on batch/v1 Jobs and v1 Pods with label filters (never
+on.create/on.update: kopf would write its annotations and finalizers onto them). The index
+functions here turn each body into a small immutable summary keyed by worker (Jobs) or by
+owning Job (Pods); the pure `assess` decides what a Job needs next. Nothing here calls an
+API: the watch stream is the only input, so a thousand in-flight Jobs cost no polling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cpworker import names
+
+# Waiting reasons that mean "this pod will not start by itself soon".
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def _time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """The parts of a Kubernetes Job the runtime decides on (kept in the kopf index)."""
+
+    namespace: str
+    name: str
+    uid: str
+    annotations: Mapping[str, str]
+    suspended: bool
+    finished: str | None  # "Complete" | "Failed" | None
+    created: dt.datetime | None
+    deleting: bool
+    body: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def phase(self) -> str:
+        return self.annotations.get(names.ANNOTATION_PHASE, "")
+
+    @property
+    def job_id(self) -> str:
+        return self.annotations.get(names.ANNOTATION_JOB_ID, "")
+
+    @property
+    def worker(self) -> str:
+        return self.annotations.get(names.ANNOTATION_WORKER, "")
+
+    @property
+    def live(self) -> bool:
+        """Counts against maxInFlight: claimed or running, not yet reported or cancelled."""
+        return not self.deleting and self.phase in {
+            names.Phase.CLAIMING.value,
+            names.Phase.RUNNING.value,
+            "",
+        }
+
+
+def finished_condition(body: Mapping[str, Any]) -> str | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("type") in {"Complete", "Failed"} and condition.get("status") == "True":
+            return str(condition["type"])
+    return None
+
+
+def summarize_job(body: Mapping[str, Any]) -> JobSummary:
+    metadata = body.get("metadata") or {}
+    annotations = {
+        k: str(v)
+        for k, v in (metadata.get("annotations") or {}).items()
+        if k.startswith(names.RESERVED_KEY_PREFIX)
+    }
+    return JobSummary(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        annotations=annotations,
+        suspended=bool((body.get("spec") or {}).get("suspend")),
+        finished=finished_condition(body),
+        created=_time(metadata.get("creationTimestamp")),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        body=_plain(body),
+    )
+
+
+def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A detached plain-dict copy (kopf bodies are live views)."""
+    return {
+        k: (_plain(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v)
+        for k, v in body.items()
+    }
+
+
+def job_index_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """Jobs are indexed by (namespace, worker label value)."""
+    metadata = body.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    return (str(metadata.get("namespace", "")), str(labels.get(names.LABEL_WORKER, "")))
+
+
+def owning_job(body: Mapping[str, Any]) -> str | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            return str(ref.get("name"))
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+    return str(name) if name else None
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    """Why a pod is (not) running: what the never-started check and the reporter need."""
+
+    name: str
+    phase: str
+    created: dt.datetime | None
+    waiting_reason: str | None
+    waiting_message: str | None
+    unschedulable_message: str | None
+    body: Mapping[str, Any] = field(repr=False, compare=False)
+
+
+def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    waiting_reason = waiting_message = None
+    statuses = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    for container in statuses:
+        waiting = (container.get("state") or {}).get("waiting")
+        if waiting and waiting.get("reason"):
+            waiting_reason = str(waiting["reason"])
+            waiting_message = str(waiting.get("message") or "")
+            if waiting_reason in FATAL_WAITING_REASONS:
+                break
+    unschedulable = None
+    for condition in status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            unschedulable = str(condition.get("message") or "no node fits the pod")
+    return PodSummary(
+        name=str(metadata.get("name", "")),
+        phase=str(status.get("phase", "Pending")),
+        created=_time(metadata.get("creationTimestamp")),
+        waiting_reason=waiting_reason,
+        waiting_message=waiting_message,
+        unschedulable_message=unschedulable,
+        body=_plain(body),
+    )
+
+
+class Need(enum.StrEnum):
+    NOTHING = "nothing"
+    RECOVER_CLAIM = "recover-claim"
+    REPORT = "report"
+    NEVER_STARTED = "never-started"
+    TEND = "tend"  # running: credentials, cancellation probe, continuation
+
+
+@dataclass(frozen=True)
+class Assessment:
+    need: Need
+    reason: str = ""
+    message: str = ""
+
+
+def never_started(
+    job: JobSummary, pods: Iterable[PodSummary], now: dt.datetime, grace: float
+) -> Assessment | None:
+    """A running Job whose pod could not start within the grace period, with the reason."""
+    pods = list(pods)
+    if any(pod.phase in {"Running", "Succeeded", "Failed"} for pod in pods):
+        return None
+    for pod in pods:
+        if pod.created is None or (now - pod.created).total_seconds() < grace:
+            continue
+        if pod.waiting_reason in FATAL_WAITING_REASONS:
+            return Assessment(
+                Need.NEVER_STARTED,
+                pod.waiting_reason or "",
+                f"pod {pod.name} could not start: {pod.waiting_reason}: "
+                f"{(pod.waiting_message or '')[:500]}",
+            )
+        if pod.unschedulable_message is not None:
+            return Assessment(
+                Need.NEVER_STARTED,
+                "Unschedulable",
+                f"pod {pod.name} could not be scheduled: {pod.unschedulable_message[:500]}",
+            )
+    started = _time((job.body.get("status") or {}).get("startTime")) or job.created
+    if not pods and started is not None and (now - started).total_seconds() >= grace:
+        return Assessment(
+            Need.NEVER_STARTED,
+            "FailedCreate",
+            f"Kubernetes created no pod for Job {job.name} within {grace:.0f}s (a missing "
+            "service account, a quota or an admission webhook; see "
+            f"`kubectl describe job {job.name} -n {job.namespace}`)",
+        )
+    return None
+
+
+def assess(
+    job: JobSummary, pods: Iterable[PodSummary], now: dt.datetime, grace: float
+) -> Assessment:
+    """What a Job needs next. Pure: the tending loop and the event handler both use it."""
+    if job.deleting:
+        return Assessment(Need.NOTHING)
+    if job.phase == names.Phase.CLAIMING:
+        return Assessment(Need.RECOVER_CLAIM)
+    if job.phase != names.Phase.RUNNING:
+        return Assessment(Need.NOTHING)
+    if job.finished is not None:
+        # Handed over with a continuation token: the next CodePipeline job reports it.
+        continued = job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED
+        return Assessment(Need.NOTHING if continued else Need.REPORT)
+    return never_started(job, pods, now, grace) or Assessment(Need.TEND)
