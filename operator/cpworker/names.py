@@ -1,0 +1,150 @@
+"""Names the operator writes into Kubernetes: API identity, labels, annotations, object names.
+
+One place for every key so that the dispatcher, watcher, reporter and tending agree, and so
+that a restarted operator can rebuild what is in flight from labelled Jobs alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from enum import StrEnum
+from typing import Final
+
+# --- The CustomActionWorker API ------------------------------------------------------------
+GROUP: Final = "cpworker.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "CustomActionWorker"
+PLURAL: Final = "customactionworkers"
+SINGULAR: Final = "customactionworker"
+SHORT_NAME: Final = "caw"
+CATEGORY: Final = "cpworker"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# kopf: our own finalizer and annotation prefix, so that nothing collides with another
+# kopf-based operator working on the same objects.
+FINALIZER: Final = f"{GROUP}/finalizer"
+KOPF_ANNOTATION_PREFIX: Final = f"kopf.{GROUP}"
+
+# --- Labels on every Job and Secret the operator creates ------------------------------------
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "cpworker"
+LABEL_WORKER: Final = f"{GROUP}/worker"  # value: worker_label_value(worker name)
+LABEL_JOB_ID: Final = f"{GROUP}/job-id"  # value: job_label_value(CodePipeline job id)
+
+# Every operator-owned label/annotation starts with this; a user's template may not set them.
+RESERVED_KEY_PREFIX: Final = f"{GROUP}/"
+
+# --- Annotations on the Kubernetes Job (the durable record of a CodePipeline job) -----------
+ANNOTATION_PHASE: Final = f"{GROUP}/phase"  # a Phase value
+ANNOTATION_JOB_ID: Final = f"{GROUP}/job-id"  # the full CodePipeline job id (labels truncate)
+ANNOTATION_NONCE: Final = f"{GROUP}/nonce"
+ANNOTATION_REGION: Final = f"{GROUP}/region"
+ANNOTATION_ROLE_ARN: Final = f"{GROUP}/role-arn"
+ANNOTATION_ACCOUNT_ID: Final = f"{GROUP}/account-id"
+ANNOTATION_WORKER: Final = f"{GROUP}/worker"  # the full worker name (the label may be hashed)
+ANNOTATION_CREDENTIALS_ISSUED_AT: Final = f"{GROUP}/credentials-issued-at"  # RFC 3339
+ANNOTATION_CONTINUATION_OF: Final = f"{GROUP}/continuation-of"  # previous CodePipeline job id
+ANNOTATION_PIPELINE: Final = f"{GROUP}/pipeline"
+ANNOTATION_STAGE: Final = f"{GROUP}/stage"
+ANNOTATION_ACTION: Final = f"{GROUP}/action"
+ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result value
+
+# Kubernetes limits (apimachinery validation).
+DNS_LABEL_MAX: Final = 63
+LABEL_VALUE_MAX: Final = 63
+
+JOB_NAME_PREFIX: Final = "cpw-"
+_HASHED_JOB_NAME_PREFIX: Final = "cpw-h-"
+_LABEL_VALUE_RE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+class Phase(StrEnum):
+    """Where a Kubernetes Job stands in the claim protocol (docs/architecture.md)."""
+
+    CLAIMING = "claiming"  # created suspended, AcknowledgeJob not yet answered InProgress
+    RUNNING = "running"  # acknowledged and released (suspend: false)
+    REPORTED = "reported"  # PutJob*Result sent (or the job had already ended)
+    CANCELLED = "cancelled"  # CodePipeline no longer wants it; the Job is being deleted
+
+
+class Result(StrEnum):
+    """What the reporter told CodePipeline (the `cpworker.io/result` annotation)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CONTINUED = "continued"  # success with a continuation token: the action goes on
+
+
+def _short_hash(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def job_object_name(job_id: str) -> str:
+    """The deterministic name of the Kubernetes Job (and its Secret) for a CodePipeline job.
+
+    A UUID job id (the only form the service model allows) gives `cpw-<uuid>` (lower case),
+    readable next to the CodePipeline console. Anything else gives a stable hash form
+    `cpw-h-<40 hex>` so that hostile job data can never produce an invalid or colliding name.
+    Either way the result is a valid DNS label: `AlreadyExists` means "already dispatched".
+    """
+    try:
+        parsed = uuid.UUID(job_id)
+    except (ValueError, AttributeError, TypeError):
+        parsed = None
+    if parsed is not None and str(parsed) == job_id.lower():
+        return f"{JOB_NAME_PREFIX}{parsed}"
+    return f"{_HASHED_JOB_NAME_PREFIX}{_short_hash(str(job_id), 40)}"
+
+
+def is_valid_label_value(value: str) -> bool:
+    """True when `value` is a legal Kubernetes label value."""
+    return len(value) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.match(value))
+
+
+def label_value(text: str) -> str:
+    """`text` itself when it is a legal label value, else a stable `h-<hash>` stand-in.
+
+    Worker names are DNS subdomains (up to 253 chars) and job ids come from outside; label
+    values are limited to 63 characters, so long or odd values are replaced by a hash. The
+    full value is always kept in an annotation as well.
+    """
+    if is_valid_label_value(text):
+        return text
+    return f"h-{_short_hash(text, 40)}"
+
+
+def worker_label_value(worker_name: str) -> str:
+    """The `cpworker.io/worker` label value for a worker (see `label_value`)."""
+    return label_value(worker_name)
+
+
+def job_label_value(job_id: str) -> str:
+    """The `cpworker.io/job-id` label value for a CodePipeline job id (see `label_value`)."""
+    return label_value(job_id)
+
+
+def worker_selector(worker_name: str) -> str:
+    """Label selector for every Job/Secret the operator made for one worker (in its namespace)."""
+    return f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE},{LABEL_WORKER}={worker_label_value(worker_name)}"
+
+
+def managed_selector() -> str:
+    """Label selector for every Job/Secret the operator made, for all workers."""
+    return f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE},{LABEL_WORKER}"
+
+
+def job_labels(worker_name: str, job_id: str) -> dict[str, str]:
+    """The labels every Job, its pods and its Secret carry."""
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+        LABEL_WORKER: worker_label_value(worker_name),
+        LABEL_JOB_ID: job_label_value(job_id),
+    }
+
+
+def is_reserved_key(key: str) -> bool:
+    """True for a label/annotation key that only the operator may set."""
+    return key.startswith((RESERVED_KEY_PREFIX, f"{KOPF_ANNOTATION_PREFIX}/"))

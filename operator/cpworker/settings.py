@@ -1,0 +1,163 @@
+"""Operator settings: environment variables with the `CPWORKER_` prefix, validated at start-up.
+
+`load_settings()` turns a bad environment into one readable `SettingsError` listing every
+problem, so `cpworker run` can exit with it instead of failing later in a poll loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cpworker.models import REGION_PATTERN
+
+ENV_PREFIX: Final = "CPWORKER_"
+# AWS does not document how long artifact credentials last; one widely used worker assumes
+# about 15 minutes. Refreshing every 10 minutes leaves a margin.
+DEFAULT_CREDENTIALS_REFRESH_SECONDS: Final = 600.0
+# Assumed: a custom action's job times out after about an hour unless configured otherwise.
+# The Job's deadline stays below it, so Kubernetes ends the Job and we report a clear failure
+# before CodePipeline times the job out silently. Configurable because AWS does not promise it.
+DEFAULT_ACTIVE_DEADLINE_SECONDS: Final = 3300
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable operator; the message lists each problem."""
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator reads from its environment (prefix `CPWORKER_`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    default_region: Annotated[str, Field(pattern=REGION_PATTERN)] | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "default_region", "CPWORKER_DEFAULT_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"
+        ),
+        description="Region for workers without spec.region (CPWORKER_DEFAULT_REGION, else "
+        "AWS_REGION, else AWS_DEFAULT_REGION). A worker with neither gets InvalidSpec.",
+    )
+    namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Namespaces to watch, comma-separated; empty watches the whole cluster.",
+    )
+    credentials_refresh_seconds: float = Field(
+        default=DEFAULT_CREDENTIALS_REFRESH_SECONDS,
+        gt=0,
+        le=3600,
+        description="Refresh a running job's artifact credentials (GetJobDetails) when they "
+        "are older than this. AWS does not document their lifetime (assumed ~15 minutes).",
+    )
+    cancel_probe_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How often each running job is checked for cancellation in CodePipeline "
+        "(pipeline stopped, superseded, timed out).",
+    )
+    never_started_grace_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="How long a pod may fail to start (image pull, unschedulable, missing "
+        "service account) before the job is reported as SystemUnavailable.",
+    )
+    continuation_after_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Hand a running job over with a continuation token once it is older "
+        "than this (0 = never). Keeps each CodePipeline job short while the Kubernetes Job "
+        "runs on.",
+    )
+    rate_per_second: float = Field(
+        default=5.0,
+        gt=0,
+        le=1000,
+        description="Sustained CodePipeline calls per second, shared by all workers of one "
+        "AWS account and region.",
+    )
+    rate_burst: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Calls that may be made at once before the sustained rate applies.",
+    )
+    executor_threads: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Threads for blocking calls (boto3, the kubernetes client).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log format: json (one object per line) or text."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged."
+    )
+    health_host: str = Field(
+        # The kubelet probes the pod IP, so in a cluster the endpoint must listen on all
+        # interfaces; tests set 127.0.0.1.
+        default="0.0.0.0",
+        description="Address the health/metrics endpoint binds.",
+    )
+    health_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port of the health/metrics endpoint (0 = pick a free port).",
+    )
+    peering_name: str | None = Field(
+        default=None,
+        description="kopf peering object for several replicas (None = standalone).",
+    )
+    peering_priority: int = Field(
+        default=0,
+        description="This replica's peering priority; replicas need distinct priorities.",
+    )
+    finished_job_ttl_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="ttlSecondsAfterFinished of every Job: how long finished Jobs stay for "
+        "inspection after they were reported.",
+    )
+    default_active_deadline_seconds: int = Field(
+        default=DEFAULT_ACTIVE_DEADLINE_SECONDS,
+        ge=1,
+        le=86400,
+        description="activeDeadlineSeconds of every Job, and the most a template may set "
+        "(a custom action runs at most 24 hours in total).",
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        env = f"{ENV_PREFIX}{field.upper()}" if field else "environment"
+        lines.append(f"{env}: {item['msg']}")
+    return "invalid operator settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> OperatorSettings:
+    """Read the environment (plus `overrides` by field name); raise SettingsError if invalid."""
+    try:
+        return OperatorSettings(**dict(overrides or {}))
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
