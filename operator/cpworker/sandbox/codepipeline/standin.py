@@ -1,0 +1,187 @@
+"""`CodePipelineStandIn`: the server on its own event loop in a daemon thread, with a Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from cpworker.sandbox.codepipeline.actiontypes import ActionTypeRegistry
+from cpworker.sandbox.codepipeline.artifacts import ArtifactStore
+from cpworker.sandbox.codepipeline.engine import Engine
+from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
+from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
+from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
+from cpworker.sandbox.codepipeline.service import CodePipelineService
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+TICK_INTERVAL = 0.1  # seconds between background passes (timeouts, continuations)
+T = TypeVar("T")
+
+
+class CodePipelineStandIn:
+    """A local CodePipeline on 127.0.0.1 (free port), artifacts in the S3 store at `s3_endpoint`.
+
+    Usage::
+
+        with CodePipelineStandIn(s3_endpoint) as cp:
+            client = boto3.client("codepipeline", endpoint_url=cp.url, ...)
+    """
+
+    def __init__(
+        self,
+        s3_endpoint: str,
+        region: str = "us-east-1",
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        config: StandInConfig | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.config = config or StandInConfig()
+        self.faults = faults or Faults()
+        self._log = RequestLog(self.config.request_log_size)
+        self._violations = Violations()
+        engine = Engine(
+            ActionTypeRegistry(),
+            ArtifactStore(s3_endpoint, region),
+            self.config,
+            region=region,
+            account_id=account_id,
+        )
+        self.engine = engine
+        self._server = CodePipelineServer(
+            CodePipelineService(engine), self.config, self.faults, self._log, self._violations
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        if self._port is None:
+            raise RuntimeError("the stand-in is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    def start(self) -> CodePipelineStandIn:
+        if self._thread is not None:
+            raise RuntimeError("the stand-in is already started")
+        loop = asyncio.new_event_loop()
+        ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        thread = threading.Thread(
+            target=self._serve, args=(loop, ready), name="codepipeline-standin", daemon=True
+        )
+        self._loop, self._thread = loop, thread
+        thread.start()
+        self._port = ready.result(timeout=30)
+        return self
+
+    def _serve(
+        self, loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[int]
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            port = loop.run_until_complete(self._open())
+        except Exception as exc:  # noqa: BLE001 - handed to the starting thread
+            ready.set_exception(exc)
+            return
+        ready.set_result(port)
+        loop.run_forever()
+        loop.run_until_complete(self._close())
+        loop.close()
+
+    async def _open(self) -> int:
+        self._runner = web.AppRunner(self._server.app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._ticker = asyncio.create_task(self._tick_forever())
+        address = self._runner.addresses[0]
+        return int(address[1])
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_INTERVAL)
+            try:
+                self.engine.tick()
+            except Exception:  # noqa: BLE001 - a bad pass must not stop later ones
+                self._violations.add("the stand-in's background pass failed (see its log)")
+
+    async def _close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop = self._thread = None
+        self._port = None
+
+    def __enter__(self) -> CodePipelineStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- for tests -------------------------------------------------------------------------------
+
+    def requests(self) -> list[RequestRecord]:
+        """The request log, oldest first: operation, status, latency, outcome, error type."""
+        return self._log.records()
+
+    def violations(self) -> list[str]:
+        """Conformance violations so far (only checked when `config.strict_conformance`)."""
+        return self._violations.items()
+
+    def clear_violations(self) -> None:
+        self._violations.clear()
+
+    def tamper(self, operation: str, mutate: Tamper) -> None:
+        """Let `mutate` change the next successful answer to `operation` (to test the checks)."""
+        self.call(lambda: self._server.tampers.__setitem__(operation, mutate))
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run `function` on the stand-in's loop thread (safe access to `engine` state)."""
+        if self._loop is None:
+            return function()
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def job_status(self, job_id: str) -> str:
+        return self.call(lambda: self.engine.job(job_id).status)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counts of jobs by status and executions by status, for assertions and the demo."""
+
+        def count() -> dict[str, Any]:
+            jobs: dict[str, int] = {}
+            for job in self.engine.jobs.values():
+                jobs[job.status] = jobs.get(job.status, 0) + 1
+            executions: dict[str, int] = {}
+            for execution in self.engine.executions.values():
+                executions[execution.status] = executions.get(execution.status, 0) + 1
+            return {"jobs": jobs, "executions": executions}
+
+        return self.call(count)
