@@ -72,13 +72,14 @@ def _render_document(crd: dict[str, Any]) -> str:
     name = metadata.pop("name")
     rest = {key: value for key, value in crd.items() if key != "metadata"}
     head = {key: rest.pop(key) for key in ("apiVersion", "kind")}
-    text = _dump(head)
-    text += f"metadata:\n  name: {name}\n"
-    text += _indented_mapping(metadata, 2)
-    text += "  labels:\n" + _LABELS + _indented_mapping(labels, 4)
-    text += "  annotations:\n" + _ANNOTATIONS + _indented_mapping(annotations, 4)
-    text += _dump(rest)
-    return _escape_template(text)
+    # Only the copied text is escaped; the chart's own additions are template actions.
+    copied = _escape_template
+    text = copied(_dump(head))
+    text += "metadata:\n" + copied(_indented_mapping({"name": name, **metadata}, 2))
+    text += "  labels:\n" + _LABELS + copied(_indented_mapping(labels, 4))
+    text += "  annotations:\n" + _ANNOTATIONS + copied(_indented_mapping(annotations, 4))
+    text += copied(_dump(rest))
+    return text
 
 
 def load_crds(crds_dir: Path) -> list[dict[str, Any]]:
