@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.config import Config
 
+from cpworker.sandbox.codepipeline.environment import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    aws_environment,
+    client_config,
+)
 from cpworker.sandbox.codepipeline.knobs import StandInConfig
 from cpworker.sandbox.codepipeline.objectstore import MotoServer
 from cpworker.sandbox.codepipeline.scenario import Scenario, create_scenario
@@ -25,10 +31,6 @@ from cpworker.sandbox.codepipeline.standin import CodePipelineStandIn
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_s3 import S3Client
-
-REGION = "us-east-1"
-ACCESS_KEY_ID = "AKIASANDBOXEXAMPLE00"
-SECRET_ACCESS_KEY = "sandbox-secret-not-used-by-moto"  # noqa: S105 - moto ignores credentials
 
 
 class ConformanceError(AssertionError):
@@ -44,34 +46,6 @@ def assert_conformant(standin: CodePipelineStandIn) -> None:
             f"the CodePipeline stand-in sent {len(violations)} non-conformant answer(s):"
             f"\n  {listed}"
         )
-
-
-def client_config(max_attempts: int = 3) -> Config:
-    return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=5,
-        read_timeout=30,
-    )
-
-
-def aws_environment(codepipeline_url: str, moto_url: str, region: str = REGION) -> dict[str, str]:
-    """Variables that point AWS SDKs and tools at the sandbox, isolated from ~/.aws."""
-    return {
-        "AWS_ENDPOINT_URL_CODEPIPELINE": codepipeline_url,
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        "AWS_ENDPOINT_URL_STS": moto_url,
-        "AWS_ENDPOINT_URL_IAM": moto_url,
-        "AWS_ENDPOINT_URL_KMS": moto_url,
-        "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_PAGER": "",
-    }
 
 
 @pytest.fixture(scope="session")

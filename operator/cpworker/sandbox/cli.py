@@ -1,0 +1,122 @@
+"""`cpworker sandbox up | demo`: run the local stand-ins, or a scripted pipeline through them."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cpworker.sandbox.codepipeline import Faults, StandInConfig
+from cpworker.sandbox.stack import SandboxStack
+
+TIMING_KNOBS = {
+    "redelivery_window": "seconds before an unacknowledged job is offered again",
+    "job_timeout": "seconds before an unfinished job times out and fails its action",
+    "credential_lifetime": "lifetime in seconds of the artifact credentials of a job",
+    "continuation_delay": "seconds before a continuation token becomes a new job",
+}
+
+
+def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
+    """`OPERATION:name=value[,name=value...]`, e.g. `PollForJobs:throttle_probability=0.2`."""
+    operation, _, settings = text.partition(":")
+    if not operation or not settings:
+        raise argparse.ArgumentTypeError(f"expected OPERATION:name=value[,...], got {text!r}")
+    parsed: dict[str, Any] = {}
+    for item in settings.split(","):
+        name, _, raw = item.partition("=")
+        try:
+            parsed[name.strip()] = int(raw) if raw.strip().isdigit() else float(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"fault setting {item!r} needs a number") from exc
+    return operation, parsed
+
+
+def _stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", default="us-east-1")
+    for knob, help_text in TIMING_KNOBS.items():
+        parser.add_argument(f"--{knob.replace('_', '-')}", type=float, help=help_text)
+    parser.add_argument(
+        "--fault",
+        action="append",
+        type=parse_fault,
+        default=[],
+        metavar="OP:name=value,...",
+        help="inject faults, e.g. 'PollForJobs:throttle_probability=0.2' or '*:latency=0.05' "
+        "(settings: throttle_probability, throttle_rate, throttle_next, error_probability, "
+        "error_next, error_status, latency)",
+    )
+    parser.add_argument("--fault-seed", type=int, help="seed for probabilistic faults")
+    parser.add_argument(
+        "--strict", action="store_true", help="check every response against the service model"
+    )
+    # ---- plug-in point: the lead adds `--operator` (run the operator against the stack) here.
+
+
+def build_stack(args: argparse.Namespace, directory: Path) -> SandboxStack:
+    config = StandInConfig(strict_conformance=args.strict)
+    config.update({k: getattr(args, k) for k in TIMING_KNOBS if getattr(args, k) is not None})
+    faults = Faults(seed=args.fault_seed)
+    for operation, settings in args.fault:
+        faults.set(operation, **settings)
+    return SandboxStack(directory=directory, region=args.region, config=config, faults=faults)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, _: FrameType | None) -> None:
+        print(f"received {signal.Signals(signum).name}, shutting down", flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    stop.wait()
+
+
+def up(args: argparse.Namespace) -> int:
+    with build_stack(args, Path(args.dir)) as stack:
+        assert stack.codepipeline is not None
+        assert stack.moto is not None
+        print(f"codepipeline: {stack.codepipeline.url}")
+        print(f"s3/sts/iam/kms/sqs (moto): {stack.moto.url}")
+        print(f"environment: source {stack.env_file}")
+        print("cpworker sandbox ready", flush=True)
+        _wait_for_signal()
+    print("cpworker sandbox stopped", flush=True)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from cpworker.sandbox.demo import run_demo  # noqa: PLC0415 - only the demo needs it
+
+    with tempfile.TemporaryDirectory(prefix="cpworker-sandbox-") as scratch:
+        directory = Path(args.dir) if args.dir else Path(scratch)
+        args.strict = True  # the demo also proves every answer conforms to the service model
+        with build_stack(args, directory) as stack:
+            print("cpworker sandbox ready", flush=True)
+            return run_demo(stack, timeout=args.timeout)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cpworker sandbox", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
+    up_parser.add_argument("--dir", required=True, help="directory for the env file")
+    _stack_options(up_parser)
+    demo_parser = commands.add_parser("demo", help="run a scripted pipeline through the stand-ins")
+    demo_parser.add_argument("--dir", help="directory for the env file (default: a temporary one)")
+    demo_parser.add_argument("--timeout", type=float, default=60.0, help="give up after seconds")
+    _stack_options(demo_parser)
+    args = parser.parse_args(list(argv))
+    try:
+        return up(args) if args.command == "up" else demo(args)
+    except (TypeError, ValueError) as exc:
+        print(f"cpworker sandbox: {exc}", file=sys.stderr)
+        return 2

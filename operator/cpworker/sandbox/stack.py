@@ -1,0 +1,89 @@
+"""The sandbox stack: every local stand-in on free loopback ports, and the env file for clients.
+
+Today: moto (S3, STS, IAM, KMS, SQS) and the local CodePipeline. Further stand-ins (the local
+Kubernetes API, the operator) join through `StackComponent`; see `SandboxStack.components`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from cpworker.sandbox.codepipeline import CodePipelineStandIn, Faults, StandInConfig
+from cpworker.sandbox.codepipeline.environment import aws_environment
+from cpworker.sandbox.codepipeline.objectstore import MotoServer
+
+DEFAULT_REGION = "us-east-1"
+
+
+class StackComponent(Protocol):
+    """A further stand-in: started after CodePipeline and moto, given their environment.
+
+    `start` returns the variables it adds to the env file (e.g. `KUBECONFIG`).
+    """
+
+    def start(self, env: dict[str, str], directory: Path) -> dict[str, str]: ...
+
+    def stop(self) -> None: ...
+
+
+def render_env(env: dict[str, str]) -> str:
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
+
+
+@dataclasses.dataclass
+class SandboxStack:
+    directory: Path
+    region: str = DEFAULT_REGION
+    config: StandInConfig = dataclasses.field(default_factory=StandInConfig)
+    faults: Faults = dataclasses.field(default_factory=Faults)
+    # ---- plug-in point: the lead adds the local Kubernetes API (engineer B's KubeStandIn,
+    # ---- adapted to StackComponent) and, with `--operator`, the operator here, in start order.
+    components: list[StackComponent] = dataclasses.field(default_factory=list)
+    moto: MotoServer | None = None
+    codepipeline: CodePipelineStandIn | None = None
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def env_file(self) -> Path:
+        return self.directory / "env"
+
+    def start(self) -> SandboxStack:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.moto = MotoServer().start()
+            self.codepipeline = CodePipelineStandIn(
+                self.moto.url, region=self.region, config=self.config, faults=self.faults
+            ).start()
+            self.env = aws_environment(self.codepipeline.url, self.moto.url, self.region)
+            for component in self.components:
+                self.env.update(component.start(dict(self.env), self.directory))
+        except BaseException:
+            self.stop()
+            raise
+        self.env_file.write_text(render_env(self.env))
+        return self
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+        if self.codepipeline is not None:
+            self.codepipeline.stop()
+            self.codepipeline = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    def __enter__(self) -> SandboxStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
