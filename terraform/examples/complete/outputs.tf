@@ -1,0 +1,19 @@
+output "action_type_ids" {
+  description = "actionTypeId of each custom action type, as a CustomActionWorker expects it."
+  value       = module.action_types.action_type_ids
+}
+
+output "operator_role_arn" {
+  description = "The operator's IAM role."
+  value       = module.operator_iam.role_arn
+}
+
+output "release" {
+  description = "Helm release of the operator."
+  value       = module.operator_release.release_name
+}
+
+output "workers" {
+  description = "CustomActionWorkers created."
+  value       = module.operator_release.workers
+}
