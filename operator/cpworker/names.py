@@ -85,7 +85,7 @@ def _short_hash(text: str, length: int) -> str:
 def job_object_name(job_id: str) -> str:
     """The deterministic name of the Kubernetes Job (and its Secret) for a CodePipeline job.
 
-    A UUID job id (the only form the service model allows) gives `cpw-<uuid>` (lower case),
+    A canonical lower-case UUID job id (the only form the service model allows) gives `cpw-<uuid>`,
     readable next to the CodePipeline console. Anything else gives a stable hash form
     `cpw-h-<40 hex>` so that hostile job data can never produce an invalid or colliding name.
     Either way the result is a valid DNS label: `AlreadyExists` means "already dispatched".
@@ -94,7 +94,7 @@ def job_object_name(job_id: str) -> str:
         parsed = uuid.UUID(job_id)
     except (ValueError, AttributeError, TypeError):
         parsed = None
-    if parsed is not None and str(parsed) == job_id.lower():
+    if parsed is not None and str(parsed) == job_id:  # only the canonical lower-case form
         return f"{JOB_NAME_PREFIX}{parsed}"
     return f"{_HASHED_JOB_NAME_PREFIX}{_short_hash(str(job_id), 40)}"
 
