@@ -1,0 +1,82 @@
+"""pytest fixtures for the Kubernetes stand-in (registered by tests/conftest.py).
+
+- `kube`: a running `KubeStandIn` per test, fast job-runner timings, project CRDs loaded.
+- `kubeconfig`: path of a kubeconfig for it.
+- `kube_api`: a `kubernetes.client.ApiClient` configured for it.
+- `kubectl`: runs the real `kubectl` against it: `kubectl("get", "pods", "-o", "json")`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import kubernetes
+import pytest
+
+from cpworker.sandbox.kube.jobrunner import RunnerConfig
+from cpworker.sandbox.kube.standin import PROJECT_CRDS, KubeStandIn
+
+# The kubernetes package is untyped here; one typed door in.
+_new_client: Any = kubernetes.config.new_client_from_config
+FAST_RUNNER = RunnerConfig(
+    default_duration=0.2, start_delay=0.01, retry_delay=0.05, create_retry=0.1
+)
+
+
+class Kubectl(Protocol):
+    def __call__(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeStandIn]:
+    with KubeStandIn(runner_config=FAST_RUNNER, bookmark_interval=1.0) as stand_in:
+        if any(PROJECT_CRDS.glob("*.yaml")):
+            stand_in.load_crds()
+        yield stand_in
+
+
+@pytest.fixture
+def kubeconfig(kube: KubeStandIn, tmp_path: Path) -> Path:
+    return kube.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kube_api(kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
+    client: Any = _new_client(str(kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path, tmp_path: Path) -> Kubectl:
+    cache = tmp_path / "kubectl-cache"
+    environment = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
+
+    def run(
+        *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        command = ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), *args]
+        result = subprocess.run(  # noqa: S603 - fixed binary, test-controlled arguments
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(command[5:])} failed ({result.returncode}):\n{result.stderr}"
+            )
+        return result
+
+    return run

@@ -1,0 +1,195 @@
+"""`KubeStandIn`: the local Kubernetes API in a daemon thread with its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import secrets
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import yaml
+from aiohttp import web
+
+from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
+from cpworker.sandbox.kube.server import AuditRecord, KubeServer
+
+T = TypeVar("T")
+PROJECT_CRDS = Path(__file__).resolve().parents[4] / "crds"
+
+
+class KubeStandIn:
+    """A loopback Kubernetes API server for kopf, the kubernetes client, kubectl and Helm.
+
+    >>> with KubeStandIn() as kube:
+    ...     kube.write_kubeconfig(tmp / "kubeconfig")
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        job_runner: bool = True,
+        runner_config: RunnerConfig | None = None,
+        *,
+        history_size: int = 10_000,
+        audit_size: int = 20_000,
+        bookmark_interval: float = 5.0,
+    ) -> None:
+        self.token = token or secrets.token_urlsafe(24)
+        self.server = KubeServer(
+            self.token,
+            history_size=history_size,
+            audit_size=audit_size,
+            bookmark_interval=bookmark_interval,
+        )
+        self._runner_config = runner_config or RunnerConfig()
+        self._job_runner_enabled = job_runner
+        self.job_runner: JobRunner | None = None
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._web_runner: web.AppRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> KubeStandIn:
+        ready: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name="kube-stand-in", daemon=True
+        )
+        self._thread.start()
+        port = ready.result(timeout=30)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def _serve(self, ready: concurrent.futures.Future[str]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            port = loop.run_until_complete(self._startup())
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            ready.set_exception(exc)
+            loop.close()
+            return
+        ready.set_result(port)
+        loop.run_forever()
+        loop.run_until_complete(self._shutdown())
+        loop.close()
+
+    async def _startup(self) -> str:
+        self._web_runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
+        await self._web_runner.setup()
+        site = web.TCPSite(self._web_runner, "127.0.0.1", 0)
+        await site.start()
+        # aiohttp exposes the bound port only through the underlying asyncio server.
+        server: Any = site._server
+        port = str(server.sockets[0].getsockname()[1])
+        self.server.address = f"127.0.0.1:{port}"
+        self.server.api.bootstrap()
+        if self._job_runner_enabled:
+            self.job_runner = JobRunner(self.server.api, self._runner_config)
+        return port
+
+    async def _shutdown(self) -> None:
+        self.server.stop_watches()
+        if self.job_runner is not None:
+            await self.job_runner.close()
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> KubeStandIn:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers for tests and the sandbox ------------------------------------------------
+    def call(self, function: Callable[[], T]) -> T:
+        """Run `function` on the server's loop (where all state lives) and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the stand-in is not running")
+
+        async def run() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "users": [{"name": "sandbox-admin", "user": {"token": self.token}}],
+            "contexts": [
+                {
+                    "name": "sandbox",
+                    "context": {
+                        "cluster": "sandbox",
+                        "user": "sandbox-admin",
+                        "namespace": namespace,
+                    },
+                }
+            ],
+            "current-context": "sandbox",
+        }
+        target.write_text(yaml.safe_dump(config))
+        target.chmod(0o600)
+        return target
+
+    def audit(self) -> list[AuditRecord]:
+        return self.server.audit()
+
+    def clear_audit(self) -> None:
+        self.server.clear_audit()
+
+    def apply_manifests(self, documents: Iterable[dict[str, Any]]) -> None:
+        """Create (or replace) objects directly, e.g. CRDs before a test starts."""
+
+        def create_all() -> None:
+            api = self.server.api
+            for document in documents:
+                group, _, version = document["apiVersion"].rpartition("/")
+                rtype = self.server.registry.by_kind(document["apiVersion"], document["kind"])
+                if rtype is None:
+                    raise ValueError(
+                        f"unknown kind {document['apiVersion']}/{document['kind']}"
+                        f" (group {group!r}, version {version!r})"
+                    )
+                namespace = document.get("metadata", {}).get("namespace")
+                name = document["metadata"]["name"]
+                if api.store.get(rtype.storage_key, namespace or "", name) is None:
+                    api.create(rtype, namespace, document)
+                else:
+                    api.update(rtype, namespace, name, document)
+
+        self.call(create_all)
+
+    def load_crds(self, *paths: Path) -> list[str]:
+        """Load CRD YAML files (default: the project's `crds/*.yaml`); answers their names."""
+        files = list(paths) or sorted(PROJECT_CRDS.glob("*.yaml"))
+        documents = [
+            document
+            for file in files
+            for document in yaml.safe_load_all(file.read_text())
+            if document and document.get("kind") == "CustomResourceDefinition"
+        ]
+        self.apply_manifests(documents)
+        return [document["metadata"]["name"] for document in documents]
