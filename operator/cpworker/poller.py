@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cpworker import codepipeline
+from cpworker import codepipeline, models
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline.type_defs import ActionTypeIdTypeDef, JobTypeDef
@@ -148,12 +149,13 @@ SLOW_RETRY_ERRORS = (
 
 @dataclass
 class PollLoop:
-    """Runs cycles for one worker until `stopped` is set.
+    """Runs one worker until `stopped`: tending every `tend_interval`, polls when due.
 
     The callables keep this loop independent of kopf: `target()` returns the current
     PollTarget (or None when the worker must not poll: paused or invalid), `live_jobs()`
     counts live labelled Jobs from the index, `handle_jobs` claims and dispatches, `tend`
-    looks after in-flight jobs, and `report` publishes the cycle's outcome to the status.
+    looks after in-flight jobs, and `report` publishes each poll's outcome to the status.
+    `wake` (set by the Job event handler or a spec change) makes the next poll immediate.
     """
 
     client: Callable[[], Awaitable[codepipeline.CodePipelineClient]]
@@ -163,13 +165,14 @@ class PollLoop:
     tend: Callable[[], Awaitable[Any]]
     report: Callable[[PollOutcome], Awaitable[Any]]
     slow_retry_interval: float = 60.0
+    tend_interval: float = 5.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     backoff: IdleBackoff | None = None
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
 
-    async def cycle(self) -> float:
-        """One cycle; returns seconds to wait before the next."""
+    async def poll_cycle(self) -> float:
+        """One poll (if allowed); returns seconds until the next poll is due."""
         target = self.target()
-        await self.tend()
         if target is None:
             await self.report(PollOutcome(polled=False))
             return self.slow_retry_interval
@@ -183,7 +186,7 @@ class PollLoop:
         await self.report(outcome)
         if not outcome.polled:
             # No capacity: a finishing Job wakes us; the interval is only a safety net.
-            return target.min_interval
+            return target.max_interval
         if outcome.error is not None:
             if isinstance(outcome.error, SLOW_RETRY_ERRORS):
                 return self.slow_retry_interval
@@ -192,22 +195,35 @@ class PollLoop:
             await self.handle_jobs(outcome.jobs)
         return self.backoff.after_poll(len(outcome.jobs), outcome.requested)
 
+    async def _guarded(self, step: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or an unexpected API answer must not kill the worker's loop.
+            log.exception("worker cycle step failed; carrying on")
+            return fallback
+
     async def run(self, stopped: Callable[[], bool]) -> None:
+        next_poll = self.clock()
+        next_tend = self.clock()
         while not stopped():
-            try:
-                delay = await self.cycle()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A bug or an unexpected API answer must not kill the worker's loop.
-                log.exception("poll cycle failed; retrying")
-                delay = self.slow_retry_interval / 4
-            if delay > 0:
-                await self.sleep(delay, stopped)
+            if self.wake.is_set():
+                self.wake.clear()
+                next_poll = min(next_poll, self.clock())
+            if self.clock() >= next_tend:
+                await self._guarded(self.tend, None)
+                next_tend = self.clock() + self.tend_interval
+            if self.clock() >= next_poll:
+                delay = await self._guarded(self.poll_cycle, self.slow_retry_interval / 4)
+                next_poll = self.clock() + delay
+            wait = min(next_poll, next_tend) - self.clock()
+            if wait > 0:
+                await self.sleep(wait, stopped)
 
     async def sleep(self, delay: float, stopped: Callable[[], bool]) -> None:
         """Sleep up to `delay`, cut short by `wake` (a finished Job, a spec change)."""
-        self.wake.clear()
         remaining = delay
         # Check `stopped` at least every second so that shutdown is prompt.
         while remaining > 0 and not stopped() and not self.wake.is_set():
@@ -215,3 +231,68 @@ class PollLoop:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=step)
             remaining -= step
+
+
+@dataclass
+class StatusPublisher:
+    """Turns cycle outcomes into the worker's status, written only when it changes.
+
+    kopf flushes a daemon's `patch` only when the daemon returns, so the status is patched
+    through the API. To keep a thousand workers cheap, a write happens when anything but
+    `lastPollTime` changed, or when `lastPollTime` is older than `refresh_seconds`.
+    """
+
+    write: Callable[[dict[str, Any]], Awaitable[Any]]
+    refresh_seconds: float = 30.0
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    _last_written: dict[str, Any] | None = None
+    _last_write_at: float = 0.0
+    _conditions: list[models.Condition] = field(default_factory=list)
+    _last_poll: dt.datetime | None = None
+    _last_error: models.LastError | None = None
+
+    async def publish(
+        self,
+        *,
+        ready: bool,
+        reason: str,
+        message: str,
+        generation: int | None,
+        in_flight: int,
+        polled_ok: bool = False,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        now = dt.datetime.now(dt.UTC)
+        condition = models.ready_condition(
+            ready, reason, message, now=now, observed_generation=generation
+        )
+        self._conditions = models.set_condition(self._conditions, condition, now)
+        if polled_ok:
+            self._last_poll = now
+        if error is not None:
+            self._last_error = models.last_error(error[0], error[1], now=now)
+        status = models.CustomActionWorkerStatus(
+            conditions=self._conditions,
+            observed_generation=generation,
+            in_flight=in_flight,
+            last_poll_time=self._last_poll,
+            last_error=self._last_error,
+        )
+        patch = models.status_patch(status)
+        comparable = {k: v for k, v in patch.items() if k != "lastPollTime"}
+        due = self.clock() - self._last_write_at >= self.refresh_seconds
+        if self._last_written is not None and comparable == self._last_written and not due:
+            return
+        await self.write(patch)
+        self._last_written = comparable
+        self._last_write_at = self.clock()
+
+    def adopt(self, status: Mapping[str, Any]) -> None:
+        """Start from the stored status (keeps lastTransitionTime across restarts)."""
+        try:
+            parsed = models.CustomActionWorkerStatus.model_validate(dict(status or {}))
+        except ValueError:
+            return
+        self._conditions = list(parsed.conditions)
+        self._last_poll = parsed.last_poll_time
+        self._last_error = parsed.last_error

@@ -17,7 +17,8 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cpworker import codepipeline, manifests, names, results
@@ -103,12 +104,13 @@ def worker_reference(job_body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 # One lock per worker: counter updates of one process never race each other; across
 # replicas the resourceVersion precondition catches the race.
-_COUNTER_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
+_COUNTER_LOCKS: dict[tuple[int, str, str], asyncio.Lock] = {}
 
 
 async def increment_counter(kube: KubeClient, namespace: str, worker: str, field: str) -> None:
     """Add one to `status.<field>` (optimistic concurrency; the worker may be gone)."""
-    lock = _COUNTER_LOCKS.setdefault((namespace, worker), asyncio.Lock())
+    key = (id(asyncio.get_running_loop()), namespace, worker)
+    lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
     async with lock:
         for _ in range(5):
             try:
@@ -136,6 +138,33 @@ async def increment_counter(kube: KubeClient, namespace: str, worker: str, field
         log.warning("could not update %s of worker %s/%s (conflicts)", field, namespace, worker)
 
 
+@dataclass
+class ReportGuard:
+    """Reports each (Job, CodePipeline job) once per process, whoever notices first.
+
+    The Job event handler and the tending loop may both see a finished Job; the index that
+    tending reads can lag behind the annotation the first report wrote. Without this, the
+    second report would reach CodePipeline and come back "already ended".
+    """
+
+    busy: set[str] = field(default_factory=set)
+    done: dict[str, str] = field(default_factory=dict)
+
+    async def once(self, job_name: str, job_id: str, action: Callable[[], Awaitable[Any]]) -> bool:
+        if job_name in self.busy or self.done.get(job_name) == job_id:
+            return False
+        self.busy.add(job_name)
+        try:
+            await action()
+            self.done[job_name] = job_id
+        finally:
+            self.busy.discard(job_name)
+        return True
+
+    def forget(self, job_name: str) -> None:
+        self.done.pop(job_name, None)
+
+
 async def mark_reported(kube: KubeClient, namespace: str, name: str, result: names.Result) -> None:
     await kube.patch_job(
         namespace,
@@ -158,6 +187,7 @@ async def report(
     call: results.ReportCall,
     *,
     delete_job: bool = False,
+    hook: Callable[[str], None] | None = None,
 ) -> bool:
     """Report one job and clean up; returns whether CodePipeline accepted the result."""
     metadata = job_body["metadata"]
@@ -170,6 +200,8 @@ async def report(
     if str(call.params.get("jobId")) != job_id:
         raise ValueError("the report is for another job than the Job's annotation")
     accepted = await send(client, call)
+    if hook is not None:
+        hook("after-put")
     with contextlib.suppress(NotFoundError):
         await mark_reported(kube, namespace, name, result_of(call))
     await kube.delete_secret(namespace, name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from cpworker import claimer, codepipeline, dispatcher, jobdata, manifests, names, results
 from cpworker.kube import Body, KubeClient, KubeError
-from cpworker.reporter import report, secret_values, send
+from cpworker.reporter import ReportGuard, report, secret_values, send
 from cpworker.watcher import JobSummary, PodSummary
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class Tender:
     settings: TendingSettings
     post_event: Callable[[str, str, str], Awaitable[None]]
     claiming_now: set[str]
+    guard: ReportGuard
+    list_pods: Callable[[JobSummary], Awaitable[list[PodSummary]]]
+    hook: Callable[[str], None] | None = None
     state: TendingState = field(default_factory=TendingState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
 
@@ -113,13 +116,19 @@ class Tender:
         outcome = results.outcome_from(job.body, [p.body for p in pods])
         if outcome.finished:
             if not continued:
-                await report_finished(self.kube, self.clients, dict(job.body), pods)
+                await self.report_finished(job)
             return
         if results.never_started_expired(outcome, now, self.settings.never_started_grace_seconds):
             call = results.result_for(
                 outcome, job_id=job.job_id, namespace=job.namespace, job_name=job.name
             )
-            await report(self.kube, self.clients, dict(job.body), call, delete_job=True)
+
+            async def fail_never_started() -> None:
+                await report(
+                    self.kube, self.clients, dict(job.body), call, delete_job=True, hook=self.hook
+                )
+
+            await self.guard.once(job.name, job.job_id, fail_never_started)
             return
         if continued:
             return
@@ -127,6 +136,15 @@ class Tender:
         if await self._probe_cancelled(job):
             return
         await self._maybe_continue(job)
+
+    async def report_finished(self, job: JobSummary) -> bool:
+        """Report a Job that ended in Kubernetes, once (event handler and tending share this)."""
+
+        async def send_report() -> None:
+            pods = await self.list_pods(job)
+            await report_finished(self.kube, self.clients, dict(job.body), pods, hook=self.hook)
+
+        return await self.guard.once(job.name, job.job_id, send_report)
 
     async def _refresh_credentials(self, job: JobSummary, now: dt.datetime) -> None:
         issued = _parse(job.annotations.get(names.ANNOTATION_CREDENTIALS_ISSUED_AT))
@@ -235,6 +253,8 @@ async def report_finished(
     clients: codepipeline.CodePipelineClients,
     job_body: Body,
     pods: list[PodSummary],
+    *,
+    hook: Callable[[str], None] | None = None,
 ) -> bool:
     """Report a Job that ended in Kubernetes (the watcher's and tending's common path)."""
     metadata = job_body["metadata"]
@@ -250,4 +270,4 @@ async def report_finished(
         job_name=metadata["name"],
         redact=redact,
     )
-    return await report(kube, clients, job_body, call)
+    return await report(kube, clients, job_body, call, hook=hook)
