@@ -32,6 +32,19 @@ _HEADER = (
 )
 _FOOTER = "{{- end }}\n"
 
+# Labels the chart sets on everything (templates/_helpers.tpl "cpworker.labels"); a CRD label
+# with one of these keys is left to the chart, so no key appears twice in the output.
+CHART_LABEL_KEYS = frozenset(
+    {
+        "helm.sh/chart",
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/version",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/part-of",
+    }
+)
+
 # The chart's own metadata, merged in front of the CRD's labels and annotations.
 _LABELS = '    {{- include "cpworker.labels" . | nindent 4 }}\n'
 _ANNOTATIONS = (
@@ -67,7 +80,11 @@ def _render_document(crd: dict[str, Any]) -> str:
     if crd.get("kind") != "CustomResourceDefinition":
         raise ValueError(f"not a CustomResourceDefinition: kind={crd.get('kind')!r}")
     metadata = dict(crd.get("metadata") or {})
-    labels = dict(metadata.pop("labels", None) or {})
+    labels = {
+        key: value
+        for key, value in (metadata.pop("labels", None) or {}).items()
+        if key not in CHART_LABEL_KEYS
+    }
     annotations = dict(metadata.pop("annotations", None) or {})
     name = metadata.pop("name")
     rest = {key: value for key, value in crd.items() if key != "metadata"}

@@ -93,13 +93,37 @@ def render_files(chart: helm.Chart, values: Mapping[str, Any] | None = None) -> 
     return rendered
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate mapping keys, which PyYAML silently accepts but
+    the Kubernetes API server (strict decoding) and kubectl reject."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    keys = [loader.construct_object(key_node) for key_node, _ in node.value]
+    duplicates = sorted({str(key) for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"duplicate keys {duplicates}", node.start_mark
+        )
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def load_documents(text: str) -> list[Manifest]:
+    return [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc]
+
+
 def manifests(chart: helm.Chart, values: Mapping[str, Any] | None = None) -> list[Manifest]:
     """Every Kubernetes object the chart renders for `values` (NOTES.txt excluded)."""
     documents: list[Manifest] = []
     for path, text in sorted(render_files(chart, values).items()):
         if not path.endswith((".yaml", ".yml")):
             continue
-        documents.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        documents.extend(load_documents(text))
     return documents
 
 

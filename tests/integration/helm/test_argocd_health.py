@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from lupa import lua51
@@ -82,3 +83,20 @@ def test_argocd_cm_snippet_in_the_docs_is_the_shipped_script() -> None:
     assert match, "docs/gitops.md lacks the argocd-cm health snippet"
     snippet = "\n".join(line.removeprefix("    ") for line in match.group(1).split("\n"))
     assert snippet.strip() == HEALTH_LUA.read_text(encoding="utf-8").strip()
+
+
+def _crd_schema() -> dict[str, Any]:
+    crd = yaml.safe_load((REPO_ROOT / "crds" / "cpworker.io_customactionworkers.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["storage"]]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+@pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])
+def test_testdata_workers_match_the_crd(case: dict[str, Any]) -> None:
+    """The cases describe workers the API would accept (the structural schema of the CRD,
+    checked as JSON Schema; CEL rules are not evaluated here)."""
+    obj = yaml.safe_load((CUSTOMIZATION / case["inputPath"]).read_text(encoding="utf-8"))
+    for section in ("spec", "status"):
+        if section in obj:
+            jsonschema.validate(obj[section], _crd_schema()["properties"][section])

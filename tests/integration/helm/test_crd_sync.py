@@ -21,14 +21,6 @@ from tests.integration.helm.chart import CHART_DIR, REPO_ROOT, load_chart, manif
 SYNC_SCRIPT = REPO_ROOT / "helm" / "sync_crds.py"
 CRDS_DIR = REPO_ROOT / "crds"
 TEMPLATE = CHART_DIR / "templates" / "crds.yaml"
-CHART_LABELS = {
-    "helm.sh/chart",
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/version",
-    "app.kubernetes.io/managed-by",
-    "app.kubernetes.io/part-of",
-}
 CHART_ANNOTATIONS = {
     "helm.sh/resource-policy",
     "argocd.argoproj.io/sync-wave",
@@ -57,7 +49,7 @@ def placeholder_crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": "customactionworkers.cpworker.io",
-            "labels": {"cpworker.io/generated": "true"},
+            "labels": {"cpworker.io/generated": "true", "app.kubernetes.io/name": "cpworker"},
             "annotations": {"cpworker.io/generated-from": "cpworker.models"},
         },
         "spec": {
@@ -121,10 +113,10 @@ def placeholder_crd() -> dict[str, Any]:
 
 
 def without_chart_metadata(crd: dict[str, Any]) -> dict[str, Any]:
-    """The CRD as `crds/` has it: drop what the chart adds to labels and annotations."""
+    """A CRD without the labels and annotations the chart sets (compared separately)."""
     stripped = copy.deepcopy(crd)
     metadata = stripped["metadata"]
-    for key, added in (("labels", CHART_LABELS), ("annotations", CHART_ANNOTATIONS)):
+    for key, added in (("labels", sync_crds.CHART_LABEL_KEYS), ("annotations", CHART_ANNOTATIONS)):
         kept = {k: v for k, v in metadata.get(key, {}).items() if k not in added}
         if kept:
             metadata[key] = kept
@@ -169,14 +161,21 @@ def test_chart_crd_template_is_in_sync_with_crds_dir() -> None:
 
 def test_rendered_chart_crds_equal_crds_dir(chart: helm.Chart) -> None:
     generated = sync_crds.load_crds(CRDS_DIR)
-    assert [without_chart_metadata(c) for c in rendered_crds(chart)] == generated
+    rendered = rendered_crds(chart)
+    assert [without_chart_metadata(c) for c in rendered] == [
+        without_chart_metadata(c) for c in generated
+    ]
+    for ours, theirs in zip(rendered, generated, strict=True):
+        # The generated labels the chart takes over keep their values with default values.
+        assert theirs["metadata"].get("labels", {}).items() <= ours["metadata"]["labels"].items()
 
 
 def test_placeholder_crd_survives_helm_unchanged(placeholder_chart: Path) -> None:
     with load_chart(placeholder_chart) as chart:
         (crd,) = rendered_crds(chart)
-    assert without_chart_metadata(crd) == placeholder_crd()
-    kubernetes_validate.validate(crd, "1.27.0", strict=True)
+    assert without_chart_metadata(crd) == without_chart_metadata(placeholder_crd())
+    assert crd["metadata"]["labels"]["cpworker.io/generated"] == "true"
+    kubernetes_validate.validate(crd, "1.28.0", strict=True)
     annotations = crd["metadata"]["annotations"]
     assert annotations["helm.sh/resource-policy"] == "keep"
     assert annotations["argocd.argoproj.io/sync-wave"] == "-1"

@@ -6,6 +6,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
+import yaml
 
 from tests.integration.helm.chart import (
     CHART_DIR,
@@ -13,6 +14,7 @@ from tests.integration.helm.chart import (
     VALUES_MATRIX,
     Manifest,
     by_kind,
+    load_documents,
     manifests,
     one,
     operator_container,
@@ -28,6 +30,15 @@ def _args(documents: list[Manifest]) -> list[str]:
 
 def _env(documents: list[Manifest]) -> dict[str, Any]:
     return {item["name"]: item.get("value") for item in operator_container(documents)["env"]}
+
+
+def _peering_crd(documents: list[Manifest]) -> Manifest:
+    (crd,) = [
+        d
+        for d in by_kind(documents, "CustomResourceDefinition")
+        if d["spec"]["group"] == "kopf.dev"
+    ]
+    return crd
 
 
 @MATRIX
@@ -105,7 +116,7 @@ def test_ha_uses_peering_and_rolling_updates(chart: helm.Chart) -> None:
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert "--peering=cpworker" in _args(documents)
     assert "--standalone" not in _args(documents)
-    crd = one(documents, "CustomResourceDefinition")
+    crd = _peering_crd(documents)
     assert crd["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
     assert crd["spec"]["scope"] == "Cluster"
     peering = one(documents, "ClusterKopfPeering")
@@ -117,7 +128,7 @@ def test_ha_uses_peering_and_rolling_updates(chart: helm.Chart) -> None:
 
 def test_ha_namespaced_creates_a_peering_object_per_namespace(chart: helm.Chart) -> None:
     documents = manifests(chart, VALUES_MATRIX["ha-namespaced"])
-    assert one(documents, "CustomResourceDefinition")["spec"]["scope"] == "Namespaced"
+    assert _peering_crd(documents)["spec"]["scope"] == "Namespaced"
     assert [p["metadata"]["namespace"] for p in by_kind(documents, "KopfPeering")] == ["ci"]
     assert by_kind(documents, "ClusterKopfPeering") == []
 
@@ -193,3 +204,9 @@ def test_notes_name_the_mode(chart: helm.Chart) -> None:
     ]
     assert "the namespaces: ci" in notes
     assert "deployment/cpw-cpworker" in notes
+
+
+def test_duplicate_keys_in_rendered_yaml_are_caught() -> None:
+    """The chart's YAML is read strictly, as the API server would: a repeated key fails."""
+    with pytest.raises(yaml.constructor.ConstructorError, match="duplicate keys"):
+        load_documents("metadata:\n  labels:\n    a: '1'\n    a: '2'\n")
