@@ -10,8 +10,9 @@ SECRET_ACCESS_KEY = "sandbox-secret-not-used-by-moto"  # noqa: S105 - moto ignor
 
 
 def client_config(max_attempts: int = 3) -> Config:
+    """Client settings for the sandbox; `max_attempts` counts the first try (1 = no retry)."""
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=30,
     )

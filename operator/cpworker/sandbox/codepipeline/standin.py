@@ -42,6 +42,7 @@ class CodePipelineStandIn:
         config: StandInConfig | None = None,
         faults: Faults | None = None,
     ) -> None:
+        self.s3_endpoint = s3_endpoint
         self.region = region
         self.account_id = account_id
         self.config = config or StandInConfig()
