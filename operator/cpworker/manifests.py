@@ -111,7 +111,7 @@ def _job_validator() -> Any | None:
     except ImportError:
         return None
     version = utils.latest_version()
-    folder = f"kubernetes-json-schema/v{version}.0-local-strict"
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
     schema = utils.schema_contents(f"{folder}/job-batch-v1.json", version)
     definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
     registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
@@ -303,10 +303,12 @@ def credentials_file(creds: AwsSessionCredentials | None) -> str:
     )
 
 
-def _disambiguate(sanitised: str, original: str, taken: set[str]) -> str:
+def _disambiguate(sanitised: str, original: str, taken: set[str], *, upper: bool = False) -> str:
+    """`sanitised`, or with a hash of the original name when two names sanitise alike."""
     if sanitised not in taken:
         return sanitised
-    return f"{sanitised}_{hashlib.sha256(original.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(original.encode()).hexdigest()[:8]
+    return f"{sanitised}_{digest.upper() if upper else digest}"
 
 
 def secret_file_names(property_names: Collection[str]) -> dict[str, str]:
@@ -327,7 +329,8 @@ def config_env_names(property_names: Collection[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     taken: set[str] = set()
     for name in sorted(property_names):
-        env = _disambiguate(ENV_CONFIG_PREFIX + _ENV_NAME_RE.sub("_", name.upper()), name, taken)
+        sanitised = ENV_CONFIG_PREFIX + _ENV_NAME_RE.sub("_", name.upper())
+        env = _disambiguate(sanitised, name, taken, upper=True)
         taken.add(env)
         result[name] = env
     return result
