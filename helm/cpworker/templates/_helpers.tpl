@@ -81,22 +81,21 @@ Exactly the verbs the operator uses; see docs/install.md#rbac for why each is ne
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
-# Pods of those Jobs are watched to catch what never starts (image pulls, scheduling).
+# Pods of those Jobs are indexed (label-filtered list/watch) to catch what never starts
+# (image pulls, scheduling) and to read termination messages.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Events on workers and Jobs (kopf posts core events; the operator may use events.k8s.io).
+  verbs: ["list", "watch"]
+# Events on workers and Jobs: kopf and the operator both POST core v1 events (never update
+# them, never use events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if and .Values.peering.enabled .Values.watchNamespaces }}
 # kopf peering in namespaced mode: one KopfPeering per served namespace (keep-alives by patch).
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end }}
 
@@ -105,17 +104,17 @@ Exactly the verbs the operator uses; see docs/install.md#rbac for why each is ne
 # kopf discovers resources at start-up and watches CRDs to notice changes to them.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- if .Values.watchNamespaces }}
 # Namespaced mode: kopf lists/watches namespaces to learn when a served namespace appears.
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- if and .Values.peering.enabled (not .Values.watchNamespaces) }}
 # kopf peering in cluster-wide mode: one ClusterKopfPeering (keep-alives by patch).
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end }}
