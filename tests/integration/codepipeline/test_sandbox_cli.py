@@ -1,0 +1,128 @@
+"""`cpworker sandbox up` and `cpworker sandbox demo` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CPWORKER = Path(sys.executable).with_name("cpworker")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    result = subprocess.run(
+        ["bash", "-c", f"{text}\nenv -0"],
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
+    return dict(pairs)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_up_writes_env_serves_and_stops_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    process = subprocess.Popen(
+        [
+            str(CPWORKER),
+            "sandbox",
+            "up",
+            "--dir",
+            str(tmp_path),
+            "--job-timeout",
+            "42",
+            "--fault",
+            "ListPipelines:throttle_next=1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "ready" in line:
+                break
+        assert any("ready" in line for line in lines), "".join(lines)
+        env = parse_env((tmp_path / "env").read_text())
+        for name in (
+            "AWS_ENDPOINT_URL_CODEPIPELINE",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_ENDPOINT_URL_STS",
+            "AWS_ENDPOINT_URL_IAM",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+        ):
+            assert env.get(name), name
+        endpoint = env["AWS_ENDPOINT_URL_CODEPIPELINE"]
+        assert endpoint.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{endpoint}/_sandbox/config", timeout=10) as response:
+            assert json.loads(response.read())["job_timeout"] == 42
+        with urllib.request.urlopen(f"{endpoint}/_sandbox/faults", timeout=10) as response:
+            assert json.loads(response.read())["ListPipelines"]["throttle_next"] == 1
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_up_rejects_bad_flags(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(CPWORKER), "sandbox", "up", "--dir", str(tmp_path), "--fault", "nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "OPERATION:name=value" in result.stderr
+
+
+def test_demo_runs_a_pipeline_to_success() -> None:
+    result = subprocess.run(
+        [str(CPWORKER), "sandbox", "demo", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ready" in result.stdout
+    assert "AcknowledgeJob -> InProgress" in result.stdout
+    assert "Succeeded" in result.stdout
+    assert result.stdout.strip().endswith("demo succeeded")
+
+
+def test_demo_fails_when_the_pipeline_cannot_finish() -> None:
+    # Every PutJobSuccessResult is answered with a server error: the demo must not claim success.
+    result = subprocess.run(
+        [
+            str(CPWORKER),
+            "sandbox",
+            "demo",
+            "--timeout",
+            "20",
+            "--fault",
+            "PutJobSuccessResult:error_probability=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "demo FAILED" in result.stdout
