@@ -269,18 +269,25 @@ def make_tender(rt: Runtime, namespace: str, name: str, uid: str) -> tending.Ten
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.on.login(id="login", registry=registry)
+    def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+        """kopf talks to the API with the same kubeconfig / in-cluster identity as we do."""
+        rt: Runtime = memo["runtime"]
+        info: kopf.ConnectionInfo = kube.connection_info(rt.kube.configuration)
+        return info
+
+    @kopf.index("batch", "v1", "jobs", id="cpw_jobs", labels=MANAGED, registry=registry)
     def cpw_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], watcher.JobSummary]:
         return {watcher.job_index_key(body): watcher.summarize_job(body)}
 
-    @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.index("", "v1", "pods", id="cpw_pods", labels=MANAGED, registry=registry)
     def cpw_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], watcher.PodSummary]:
         job = watcher.owning_job(body)
         if job is None:
             return {}
         return {(str(body.metadata.namespace), job): watcher.summarize_pod(body)}
 
-    @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
     async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
         rt: Runtime = memo["runtime"]
         job = watcher.summarize_job(body)
@@ -303,9 +310,9 @@ def build_registry() -> kopf.OperatorRegistry:
         if loop is not None and (type == "DELETED" or job.finished is not None):
             loop.wake.set()  # capacity may have freed up
 
-    @kopf.on.resume(*WORKERS, registry=registry)
-    @kopf.on.create(*WORKERS, registry=registry)
-    @kopf.on.update(*WORKERS, registry=registry)
+    @kopf.on.resume(*WORKERS, id="validate", registry=registry)
+    @kopf.on.create(*WORKERS, id="validate", registry=registry)
+    @kopf.on.update(*WORKERS, id="validate", registry=registry)
     async def worker_changed(
         *,
         spec: kopf.Spec,
@@ -328,7 +335,7 @@ def build_registry() -> kopf.OperatorRegistry:
             for warning in models.spec_warnings(view.spec):
                 await rt.kube.post_event(body, "SpecWarning", warning[:1024], type_="Warning")
 
-    @kopf.daemon(*WORKERS, registry=registry, cancellation_timeout=10.0)
+    @kopf.daemon(*WORKERS, id="poll", registry=registry, cancellation_timeout=10.0)
     async def worker_daemon(
         *,
         stopped: kopf.DaemonStopped,
@@ -354,7 +361,7 @@ def build_registry() -> kopf.OperatorRegistry:
             index_pods=indexes["cpw_pods"],
         )
 
-    @kopf.on.delete(*WORKERS, registry=registry)
+    @kopf.on.delete(*WORKERS, id="finalize", registry=registry)
     async def worker_deleted(
         *,
         spec: kopf.Spec,
@@ -388,7 +395,7 @@ def build_registry() -> kopf.OperatorRegistry:
         rt: Runtime = memo["runtime"]
         return len(rt.loops)
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="cleanup", registry=registry)
     def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo["runtime"]
         rt.close()

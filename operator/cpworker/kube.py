@@ -97,6 +97,28 @@ def load_api_client(kubeconfig: str | None = None, context: str | None = None) -
     return kubernetes.client.ApiClient(configuration)
 
 
+def connection_info(configuration: Any) -> Any:
+    """A kopf.ConnectionInfo with the same server, credentials and TLS as `configuration`."""
+    import kopf  # noqa: PLC0415 - only the operator's login needs kopf here
+
+    api_key = dict(getattr(configuration, "api_key", None) or {})
+    header = str(api_key.get("authorization") or api_key.get("BearerToken") or "")
+    scheme, _, token = header.partition(" ")
+    if not token:
+        scheme, token = "Bearer", header
+    return kopf.ConnectionInfo(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert or None,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme if token else None,
+        token=token or None,
+        certificate_path=configuration.cert_file or None,
+        private_key_path=configuration.key_file or None,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -119,6 +141,11 @@ class KubeClient:
         self._timeout = request_timeout
         self._field_manager = field_manager
 
+    @property
+    def configuration(self) -> Any:
+        """The kubernetes client Configuration (host, credentials, TLS)."""
+        return self._api.configuration
+
     # ---- transport ------------------------------------------------------------------------
 
     def _request_sync(
@@ -135,9 +162,9 @@ class KubeClient:
         )
         if query:
             url += "?" + urlencode(dict(query))
-        payload = json.dumps(body) if body is not None else None
+        # The REST layer serializes JSON bodies itself: pass the dict, not a string.
         response = self._api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=self._timeout
+            method, url, header_params=headers, body=body, _request_timeout=self._timeout
         )
         raw = response.read()
         if response.status >= 400:
