@@ -80,7 +80,9 @@ def test_liveness_probe_targets_the_port_the_operator_listens_on(
     container = operator_container(documents)
     probe_port = container["livenessProbe"]["httpGet"]["port"]
     port = next(p["containerPort"] for p in container["ports"] if p["name"] == probe_port)
-    assert f"--liveness=http://0.0.0.0:{port}/healthz" in _args(documents)
+    assert "--liveness" in _args(documents)
+    assert _env(documents)["CPWORKER_HEALTH_PORT"] == str(port)
+    assert _env(documents)["CPWORKER_HEALTH_HOST"] == "0.0.0.0"
 
 
 def test_default_install_is_cluster_wide_and_standalone(chart: helm.Chart) -> None:
@@ -89,7 +91,7 @@ def test_default_install_is_cluster_wide_and_standalone(chart: helm.Chart) -> No
         "run",
         "--all-namespaces",
         "--standalone",
-        "--liveness=http://0.0.0.0:8080/healthz",
+        "--liveness",
     ]
     assert operator_container(documents)["image"] == "ghcr.io/cpworker/cpworker:0.1.0"
     assert one(documents, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
