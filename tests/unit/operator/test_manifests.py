@@ -533,3 +533,54 @@ def test_any_token_parses_or_is_ignored(token: str) -> None:
     ref = manifests.parse_continuation_token(token)
     if ref is not None:
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", ref.job_name)
+
+
+# --- Hostile configuration: any names and values still give valid, secret-free manifests ----
+
+config_names = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=50
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(config_names, st.text(max_size=100), max_size=6),
+    st.dictionaries(config_names, st.uuids(), min_size=1, max_size=3),
+)
+def test_any_configuration_gives_valid_secret_free_manifests(
+    public: dict[str, str], secret_suffixes: dict[str, Any]
+) -> None:
+    secret_values = {name: f"SECRET-{suffix}" for name, suffix in secret_suffixes.items()}
+    public = {k: v for k, v in public.items() if k not in secret_values and v}
+    raw = raw_job()
+    raw["data"]["actionConfiguration"]["configuration"] = {**public, **secret_values}
+    job = parse_job(raw)
+    built = build_job(
+        worker=WORKER,
+        spec=parse_spec(spec()),
+        job=job,
+        secret_property_names=set(secret_values),
+        settings=samples.settings(),
+        now=NOW,
+    )
+    secret = build_secret(
+        job_name=built["metadata"]["name"],
+        namespace="ci",
+        job_uid=JOB_UID,
+        worker_name=WORKER.name,
+        job=job,
+        secret_property_names=set(secret_values),
+    )
+    kubernetes_validate.validate(built, "1.30", strict=True)
+    kubernetes_validate.validate(secret, "1.30", strict=True)
+    job_text = json.dumps(built)
+    for value in secret_values.values():
+        assert value not in job_text
+    (container,) = built["spec"]["template"]["spec"]["containers"]
+    env = _env(container)
+    for name, value in public.items():
+        assert env[manifests.config_env_names(public)[name]] == value
+    decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert json.loads(decoded["secret-config.json"]) == secret_values
+    for name, key in manifests.secret_file_names(secret_values).items():
+        assert decoded[key] == secret_values[name]
