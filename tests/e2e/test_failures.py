@@ -1,0 +1,219 @@
+"""Acceptance: each way a job can go wrong ends with a clear result in CodePipeline."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Cluster, wait_for, worker_manifest
+
+
+def action_detail(cp_client: Any, scenario: Any, execution_id: str, action: str) -> dict[str, Any]:
+    details = cp_client.list_action_executions(
+        pipelineName=scenario.pipeline_name, filter={"pipelineExecutionId": execution_id}
+    )["actionExecutionDetails"]
+    return next(d for d in details if d["actionName"] == action)
+
+
+def error_of(cp_client: Any, scenario: Any, execution_id: str) -> dict[str, str]:
+    detail = action_detail(cp_client, scenario, execution_id, "Build")
+    assert detail["status"] == "Failed"
+    return dict(detail["output"]["executionResult"]["errorDetails"])
+
+
+def run_one(
+    cp_scenario: Any,
+    cp_client: Any,
+    cluster: Cluster,
+    operator_thread: Any,
+    annotations: dict[str, str],
+    **manifest_options: Any,
+) -> tuple[Any, str]:
+    scenario = cp_scenario()
+    operator_thread()
+    cluster.apply(worker_manifest(scenario, annotations=annotations, **manifest_options))
+    execution_id = scenario.start(cp_client)
+    assert scenario.wait(cp_client, execution_id, timeout=60) == "Failed"
+    return scenario, execution_id
+
+
+def test_failing_container_reports_job_failed(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+) -> None:
+    scenario, execution_id = run_one(
+        cp_scenario,
+        cp_client,
+        cluster,
+        operator_thread,
+        {
+            "sandbox.cpworker.io/duration": "200ms",
+            "sandbox.cpworker.io/exit-code": "3",
+            "sandbox.cpworker.io/termination-message": "error: 2 tests failed in suite core",
+        },
+    )
+    error = error_of(cp_client, scenario, execution_id)
+    assert error["code"] == "JobFailed"
+    assert "exit code 3" in error["message"]
+    assert "2 tests failed in suite core" in error["message"]
+    status = wait_for(
+        lambda: ((cluster.worker() or {}).get("status") or {}).get("failed") == 1 or None,
+        what="failed == 1",
+    )
+    assert status
+    assert "JobFailed" in [e["reason"] for e in cluster.events()]
+
+
+def test_image_pull_failure_reports_system_unavailable(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+) -> None:
+    scenario, execution_id = run_one(
+        cp_scenario,
+        cp_client,
+        cluster,
+        operator_thread,
+        {"sandbox.cpworker.io/fail-reason": "ImagePullBackOff"},
+    )
+    error = error_of(cp_client, scenario, execution_id)
+    assert error["code"] == "SystemUnavailable"
+    assert "ImagePullBackOff" in error["message"]
+    # The Job that could never start is removed rather than left pending.
+    wait_for(lambda: not cluster.jobs(), what="the stuck Job deleted")
+
+
+def test_unschedulable_pod_reports_system_unavailable(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+) -> None:
+    scenario, execution_id = run_one(
+        cp_scenario,
+        cp_client,
+        cluster,
+        operator_thread,
+        {"sandbox.cpworker.io/fail-reason": "Unschedulable"},
+    )
+    error = error_of(cp_client, scenario, execution_id)
+    assert error["code"] == "SystemUnavailable"
+    assert "Unschedulable" in error["message"]
+
+
+def test_deadline_exceeded_reports_job_failed(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+) -> None:
+    scenario = cp_scenario()
+    operator_thread()
+    manifest = worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "30s"})
+    manifest["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] = 1
+    cluster.apply(manifest)
+    execution_id = scenario.start(cp_client)
+    assert scenario.wait(cp_client, execution_id, timeout=60) == "Failed"
+    error = error_of(cp_client, scenario, execution_id)
+    assert error["code"] == "JobFailed"
+    assert "DeadlineExceeded" in error["message"]
+
+
+def test_pipeline_stopped_mid_job_deletes_the_job(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+) -> None:
+    scenario = cp_scenario()
+    operator_thread()
+    cluster.apply(worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "60s"}))
+    execution_id = scenario.start(cp_client)
+
+    def running_job() -> Any:
+        jobs = [
+            j
+            for j in cluster.jobs()
+            if j["metadata"]["annotations"].get("cpworker.io/phase") == "running"
+        ]
+        return jobs[0] if jobs else None
+
+    job = wait_for(running_job, what="the Job running")
+    cp_client.stop_pipeline_execution(
+        pipelineName=scenario.pipeline_name,
+        pipelineExecutionId=execution_id,
+        abandon=True,
+        reason="stopped by the test",
+    )
+    wait_for(
+        lambda: job["metadata"]["name"] not in {j["metadata"]["name"] for j in cluster.jobs()},
+        what="the Kubernetes Job deleted after the stop",
+    )
+    assert "JobCancelled" in [e["reason"] for e in cluster.events()]
+    wait_for(lambda: not cluster.secrets(), what="its Secret deleted")
+
+
+def test_paused_worker_does_not_poll_until_resumed(
+    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any, codepipeline: Any
+) -> None:
+    scenario = cp_scenario()
+    operator_thread()
+    manifest = worker_manifest(
+        scenario, annotations={"sandbox.cpworker.io/duration": "100ms"}, spec={"paused": True}
+    )
+    cluster.apply(manifest)
+    condition = wait_for(
+        lambda: (cluster.condition() or {}).get("reason") == "Paused" and cluster.condition(),
+        what="the Paused condition",
+    )
+    assert condition["status"] == "False"
+    execution_id = scenario.start(cp_client)
+    # Longer than the poll interval (1 s): an unpaused worker would have polled by now.
+    time.sleep(2.5)
+    assert scenario.status(cp_client, execution_id) == "InProgress"
+    assert not cluster.jobs()
+    assert not [r for r in codepipeline.requests() if r.operation == "PollForJobs"]
+
+    manifest["spec"]["paused"] = False
+    cluster.apply(manifest)
+    assert scenario.wait(cp_client, execution_id, timeout=60) == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda spec: spec["jobTemplate"]["spec"]["template"]["spec"].update(
+                restartPolicy="Always"
+            ),
+            "restartPolicy",
+        ),
+        (
+            lambda spec: spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].update(
+                env=[{"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/tmp/x"}]
+            ),
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ),
+    ],
+    ids=["restart-policy", "reserved-env"],
+)
+def test_invalid_spec_sets_condition_and_never_polls(
+    cp_scenario: Any,
+    cluster: Cluster,
+    operator_thread: Any,
+    codepipeline: Any,
+    change: Any,
+    expected: str,
+) -> None:
+    scenario = cp_scenario()
+    operator_thread()
+    manifest = worker_manifest(scenario)
+    change(manifest["spec"])
+    cluster.apply(manifest)
+    condition = wait_for(
+        lambda: (cluster.condition() or {}).get("reason") == "InvalidSpec" and cluster.condition(),
+        what="the InvalidSpec condition",
+    )
+    assert condition["status"] == "False"
+    assert expected in condition["message"]
+    assert "InvalidSpec" in [e["reason"] for e in cluster.events()]
+    time.sleep(2.5)  # longer than the poll interval: a valid worker would have polled
+    assert not [r for r in codepipeline.requests() if r.operation == "PollForJobs"]
+
+
+def test_owner_other_than_custom_is_rejected_by_the_api(cp_scenario: Any, cluster: Cluster) -> None:
+    scenario = cp_scenario()
+    manifest = worker_manifest(scenario)
+    manifest["spec"]["actionTypeId"]["owner"] = "AWS"
+    with pytest.raises(AssertionError, match="Custom"):
+        cluster.apply(manifest)
