@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from cpworker.sandbox.codepipeline.actiontypes import (
+    MAX_TAGS,
     S3_SOURCE_WIRE,
     ActionTypeRegistry,
     type_key,
@@ -134,14 +135,15 @@ class CodePipelineService:
 
     def list_tags_for_resource(self, body: dict[str, Any]) -> dict[str, Any]:
         tags = [{"key": k, "value": v} for k, v in self._tags_of(body["resourceArn"]).items()]
-        size = body.get("maxResults", self._page_size)
+        # Without maxResults, one page holds every tag (a resource has at most 50).
+        size = body.get("maxResults", MAX_TAGS)
         page, token = _page(tags, body.get("nextToken"), size, f"tags-{body['resourceArn']}")
         return _with_token({"tags": page}, token)
 
     def tag_resource(self, body: dict[str, Any]) -> dict[str, Any]:
         tags = self._tags_of(body["resourceArn"])
         new = validate_tags(body["tags"])
-        if len(set(tags) | set(new)) > 50:
+        if len(set(tags) | set(new)) > MAX_TAGS:
             raise ApiError("TooManyTagsException", "A resource can have at most 50 tags.")
         tags.update(new)
         return {}
