@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from cpworker import names
 from cpworker.jobdata import AwsSessionCredentials, Job, JobData, job_document
@@ -139,17 +139,32 @@ def _structure_problems(spec: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _client_model_problems(spec: Mapping[str, Any]) -> list[str]:
-    """Fallback structure check: can the kubernetes client build a V1JobSpec from it?"""
+@functools.cache
+def _model_deserializer() -> Any:
     client = importlib.import_module("kubernetes.client")
+    # The public `deserialize` changed its signature between client releases (a response
+    # object before v32, the response text after); the private one it wraps did not.
+    return client.ApiClient()._ApiClient__deserialize
 
-    class _Response:
-        data = json.dumps(dict(spec))
 
+def _client_model_problems(spec: Mapping[str, Any]) -> list[str]:
+    """Fallback structure check: can the kubernetes client build a V1JobSpec from it?
+
+    Weaker than the schema (unknown fields pass, types are only partly checked) but it does
+    catch missing required fields such as containers, names and images.
+    """
     try:
-        client.ApiClient().deserialize(_Response(), "V1JobSpec")
-    except (ValueError, TypeError) as error:
-        return [f"jobTemplate.spec is not a valid batch/v1 JobSpec: {error}"]
+        _model_deserializer()(json.loads(json.dumps(dict(spec))), "V1JobSpec")
+    except ValidationError as error:  # kubernetes >= 35 builds its models with pydantic
+        return [
+            f"jobTemplate.spec: {error.title} {_json_path(item['loc'])}: {item['msg']}".replace(
+                "  ", " "
+            )
+            for item in error.errors(include_input=False, include_url=False)
+        ]
+    except (ValueError, TypeError, AttributeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return [f"jobTemplate.spec is not a valid batch/v1 JobSpec: {first_line}"]
     return []
 
 

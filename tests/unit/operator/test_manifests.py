@@ -584,3 +584,20 @@ def test_any_configuration_gives_valid_secret_free_manifests(
     assert json.loads(decoded["secret-config.json"]) == secret_values
     for name, key in manifests.secret_file_names(secret_values).items():
         assert decoded[key] == secret_values[name]
+
+
+def test_without_kubernetes_validate_the_client_models_still_catch_broken_templates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The operator image may ship without kubernetes-validate (about 100 MiB of schemas).
+    monkeypatch.setattr(manifests, "_job_validator", lambda: None)
+    assert validate_job_template(samples.SPEC["jobTemplate"]) == []
+    missing_image_name = _template(containers=[{"image": "i"}])
+    assert any("name" in p for p in validate_job_template(missing_image_name))
+    wrong_type = _template()
+    wrong_type["spec"]["backoffLimit"] = "three"
+    assert any("backoffLimit" in p for p in validate_job_template(wrong_type))
+    # Operator-owned fields are checked by the operator's own rules either way.
+    assert any(
+        "restartPolicy" in p for p in validate_job_template(_template(restartPolicy="Always"))
+    )
