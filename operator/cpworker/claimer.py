@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Kept on the Job next to names.ANNOTATION_NONCE: every nonce this cluster tried to claim with.
-ANNOTATION_NONCE_CANDIDATES = f"{names.GROUP}/nonce-candidates"
+ANNOTATION_NONCE_CANDIDATES = dispatcher.ANNOTATION_NONCE_CANDIDATES
 MAX_NONCE_CANDIDATES = 4
 IN_PROGRESS = "InProgress"
 
@@ -201,7 +200,7 @@ async def _claim(
     ctx.hook("after-ack")
     if status is None:
         if created:
-            await dispatcher.abandon(ctx.kube, ctx.namespace, name)
+            await dispatcher.abandon_unless_contested(ctx.kube, ctx.namespace, name, {job.nonce})
         await ctx.post_event(
             "LostRace", f"job {job.id} was acknowledged by another worker", "Normal"
         )
@@ -355,7 +354,9 @@ async def recover_claiming(
             return ClaimOutcome.DISPATCHED
         await dispatcher.abandon(kube, namespace, name)
         return ClaimOutcome.NOT_IN_PROGRESS
-    await dispatcher.abandon(kube, namespace, name)
+    # Every nonce we know of is stale: a newer delivery exists. Delete unless a claim on
+    # this Job started since we read it (its nonce would be a new candidate).
+    await dispatcher.abandon_unless_contested(kube, namespace, name, set(nonces))
     return ClaimOutcome.LOST_RACE
 
 

@@ -14,7 +14,10 @@ import logging
 from typing import Any
 
 from cpworker import names
-from cpworker.kube import AlreadyExistsError, Body, KubeClient, NotFoundError
+from cpworker.kube import AlreadyExistsError, Body, ConflictError, KubeClient, NotFoundError
+
+# Every nonce this cluster tried to claim a job with (see claimer.py for why).
+ANNOTATION_NONCE_CANDIDATES = f"{names.GROUP}/nonce-candidates"
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,36 @@ async def abandon(kube: KubeClient, namespace: str, name: str) -> None:
     await kube.delete_job(namespace, name)
     # Delete the Secret too: GC would, but a stand-in or a slow GC must not keep credentials.
     await kube.delete_secret(namespace, name)
+
+
+async def abandon_unless_contested(
+    kube: KubeClient, namespace: str, name: str, nonces: set[str]
+) -> bool:
+    """Delete a claiming Job whose claim failed, unless someone else is claiming it too.
+
+    Another replica that found this Job (AlreadyExists) records its nonce as a candidate
+    *before* acknowledging. So a candidate that is not ours means the Job may already be
+    theirs: leave it to recovery, which re-acknowledges every candidate. The delete is
+    conditional on the resourceVersion we read, closing the window between read and delete.
+    """
+    try:
+        body = await kube.get_job(namespace, name)
+    except NotFoundError:
+        return True
+    annotations = annotations_of(body)
+    recorded = {n for n in annotations.get(ANNOTATION_NONCE_CANDIDATES, "").split(",") if n}
+    recorded.add(annotations.get(names.ANNOTATION_NONCE, ""))
+    recorded.discard("")
+    if recorded - nonces:
+        return False
+    try:
+        await kube.delete_job(
+            namespace, name, resource_version=str(body["metadata"].get("resourceVersion") or "")
+        )
+    except ConflictError:
+        return False
+    await kube.delete_secret(namespace, name)
+    return True
 
 
 async def job_exists(kube: KubeClient, namespace: str, name: str) -> Body | None:

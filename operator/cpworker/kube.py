@@ -221,14 +221,23 @@ class KubeClient:
             "PATCH", self._jobs(namespace, name), patch, content_type=MERGE_PATCH
         )
 
-    async def delete_job(self, namespace: str, name: str) -> None:
-        """Delete a Job and (in the background) its pods and owned Secret. Gone is fine."""
+    async def delete_job(
+        self, namespace: str, name: str, *, resource_version: str | None = None
+    ) -> None:
+        """Delete a Job and (in the background) its pods and owned Secret. Gone is fine.
+
+        With `resource_version`, the delete happens only if nobody changed the Job since it
+        was read (ConflictError otherwise).
+        """
+        options: Body = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
+        if resource_version:
+            options["preconditions"] = {"resourceVersion": resource_version}
         try:
-            await self.request(
-                "DELETE",
-                self._jobs(namespace, name),
-                {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
-            )
+            await self.request("DELETE", self._jobs(namespace, name), options)
         except NotFoundError:
             return
 

@@ -7,6 +7,7 @@ are short so that every test finishes in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -271,3 +272,29 @@ def operator_process(
     yield start
     for process in started:
         process.stop()
+
+
+@dataclasses.dataclass
+class Stack:
+    """Both stand-ins, the cluster view and the operator starter, in one fixture."""
+
+    cp_scenario: Callable[..., Any]
+    cp_client: Any
+    cluster: Cluster
+    start_operator: Callable[..., OperatorThread]
+    codepipeline: Any
+
+    def calls(self, operation: str) -> int:
+        """How many requests of `operation` the CodePipeline stand-in answered."""
+        return sum(1 for r in self.codepipeline.requests() if r.operation == operation)
+
+
+@pytest.fixture
+def stack(
+    cp_scenario: Callable[..., Any],
+    cp_client: Any,
+    cluster: Cluster,
+    operator_thread: Callable[..., OperatorThread],
+    codepipeline: Any,
+) -> Stack:
+    return Stack(cp_scenario, cp_client, cluster, operator_thread, codepipeline)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cluster, wait_for, worker_manifest
+from tests.e2e.conftest import Cluster, Stack, wait_for, worker_manifest
 
 
 def action_detail(cp_client: Any, scenario: Any, execution_id: str, action: str) -> dict[str, Any]:
@@ -188,15 +188,11 @@ def test_paused_worker_does_not_poll_until_resumed(
     ids=["restart-policy", "reserved-env"],
 )
 def test_invalid_spec_sets_condition_and_never_polls(
-    cp_scenario: Any,
-    cluster: Cluster,
-    operator_thread: Any,
-    codepipeline: Any,
-    change: Any,
-    expected: str,
+    stack: Stack, change: Any, expected: str
 ) -> None:
-    scenario = cp_scenario()
-    operator_thread()
+    scenario = stack.cp_scenario()
+    cluster = stack.cluster
+    stack.start_operator()
     manifest = worker_manifest(scenario)
     change(manifest["spec"])
     cluster.apply(manifest)
@@ -208,7 +204,7 @@ def test_invalid_spec_sets_condition_and_never_polls(
     assert expected in condition["message"]
     assert "InvalidSpec" in [e["reason"] for e in cluster.events()]
     time.sleep(2.5)  # longer than the poll interval: a valid worker would have polled
-    assert not [r for r in codepipeline.requests() if r.operation == "PollForJobs"]
+    assert stack.calls("PollForJobs") == 0
 
 
 def test_owner_other_than_custom_is_rejected_by_the_api(cp_scenario: Any, cluster: Cluster) -> None:
