@@ -1,5 +1,5 @@
 data "aws_partition" "current" {
-  count = var.create ? 1 : 0
+  count = var.create && var.partition == null ? 1 : 0
 }
 
 data "aws_region" "current" {
@@ -11,7 +11,7 @@ data "aws_caller_identity" "current" {
 }
 
 locals {
-  partition  = var.create ? data.aws_partition.current[0].partition : "aws"
+  partition  = var.partition != null ? var.partition : (var.create ? data.aws_partition.current[0].partition : "aws")
   region     = var.region != null ? var.region : (var.create ? data.aws_region.current[0].name : "")
   account_id = var.account_id != null ? var.account_id : (var.create ? data.aws_caller_identity.current[0].account_id : "")
 
@@ -53,52 +53,6 @@ locals {
       }
     }]
   })
-
-  permissions = {
-    Version = "2012-10-17"
-    Statement = concat(
-      [
-        {
-          # PollForJobs is the only job action with resource-level permissions (resource
-          # type actiontype), so the operator can poll only for the types it serves.
-          Sid      = "PollForOwnedActionTypes"
-          Effect   = "Allow"
-          Action   = "codepipeline:PollForJobs"
-          Resource = local.action_type_arns
-        },
-        {
-          # No resource types exist for these actions in the Service Authorization
-          # Reference: IAM requires "*". A job id is an unguessable UUID handed out by
-          # PollForJobs, which is scoped above.
-          Sid    = "WorkOnPolledJobs"
-          Effect = "Allow"
-          Action = [
-            "codepipeline:AcknowledgeJob",
-            "codepipeline:GetJobDetails",
-            "codepipeline:PutJobSuccessResult",
-            "codepipeline:PutJobFailureResult",
-          ]
-          Resource = "*"
-        },
-        {
-          # The operator reads which configuration properties are secret (to keep them out
-          # of pod env and logs). A list call: it is not scoped to one action type.
-          Sid      = "ReadActionTypeDefinitions"
-          Effect   = "Allow"
-          Action   = "codepipeline:ListActionTypes"
-          Resource = "*"
-        },
-      ],
-      length(var.worker_role_arns) == 0 ? [] : [
-        {
-          Sid      = "AssumePerWorkerRoles"
-          Effect   = "Allow"
-          Action   = "sts:AssumeRole"
-          Resource = var.worker_role_arns
-        },
-      ],
-    )
-  }
 }
 
 resource "aws_iam_role" "this" {
@@ -123,9 +77,62 @@ resource "aws_iam_role" "this" {
 resource "aws_iam_role_policy" "this" {
   count = var.create ? 1 : 0
 
-  name   = var.name
-  role   = aws_iam_role.this[0].id
-  policy = jsonencode(local.permissions)
+  name = var.name
+  role = aws_iam_role.this[0].id
+  # The document is written out here (not assembled from locals) so that policy scanners
+  # such as checkov can evaluate it.
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # PollForJobs is the only job action with resource-level permissions (resource
+        # type actiontype), so the operator can poll only for the types it serves.
+        Sid      = "PollForOwnedActionTypes"
+        Effect   = "Allow"
+        Action   = "codepipeline:PollForJobs"
+        Resource = local.action_type_arns
+      },
+      {
+        # No resource types exist for these actions in the Service Authorization
+        # Reference: IAM requires "*". A job id is an unguessable UUID handed out by
+        # PollForJobs, which is scoped above.
+        Sid    = "WorkOnPolledJobs"
+        Effect = "Allow"
+        Action = [
+          "codepipeline:AcknowledgeJob",
+          "codepipeline:GetJobDetails",
+          "codepipeline:PutJobSuccessResult",
+          "codepipeline:PutJobFailureResult",
+        ]
+        Resource = "*"
+      },
+      {
+        # The operator reads which configuration properties are secret (to keep them out
+        # of pod env and logs). A list call: it is not scoped to one action type.
+        Sid      = "ReadActionTypeDefinitions"
+        Effect   = "Allow"
+        Action   = "codepipeline:ListActionTypes"
+        Resource = "*"
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "assume_worker_roles" {
+  count = var.create && length(var.worker_role_arns) > 0 ? 1 : 0
+
+  name = "${var.name}-assume-worker-roles"
+  role = aws_iam_role.this[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # Per-worker roles (a CustomActionWorker's spec.roleArn), and nothing else.
+      Sid      = "AssumePerWorkerRoles"
+      Effect   = "Allow"
+      Action   = "sts:AssumeRole"
+      Resource = var.worker_role_arns
+    }]
+  })
 }
 
 resource "aws_eks_pod_identity_association" "this" {

@@ -9,8 +9,13 @@ output "role_name" {
 }
 
 output "policy_json" {
-  description = "The operator's permissions policy document (JSON)."
-  value       = var.create ? jsonencode(local.permissions) : null
+  description = "The operator's CodePipeline permissions policy document (JSON)."
+  value       = one(aws_iam_role_policy.this[*].policy)
+}
+
+output "assume_worker_roles_policy_json" {
+  description = "The sts:AssumeRole policy document for the per-worker roles (JSON), when any are listed."
+  value       = one(aws_iam_role_policy.assume_worker_roles[*].policy)
 }
 
 output "action_type_arns" {

@@ -53,6 +53,12 @@ variable "action_types" {
   }
 }
 
+variable "partition" {
+  description = "AWS partition of the action types' ARNs (aws, aws-cn, aws-us-gov). Defaults to the provider's partition."
+  type        = string
+  default     = null
+}
+
 variable "region" {
   description = "Region of the action types (for their ARNs). Defaults to the provider's region."
   type        = string

@@ -114,7 +114,12 @@ def test_apply_retag_refuse_edit_and_destroy(
     poll_resource = statements["PollForOwnedActionTypes"]["Resource"]
     poll_resources = [poll_resource] if isinstance(poll_resource, str) else poll_resource
     assert poll_resources == [outputs["action_type_arn"]]
-    assert statements["AssumePerWorkerRoles"]["Resource"] in (
+    assume = iam.get_role_policy(
+        RoleName=outputs["role_name"], PolicyName=f"{outputs['role_name']}-assume-worker-roles"
+    )
+    [assume_statement] = assume["PolicyDocument"]["Statement"]
+    assert assume_statement["Action"] == "sts:AssumeRole"
+    assert assume_statement["Resource"] in (
         "arn:aws:iam::123456789012:role/ci-gpu",
         ["arn:aws:iam::123456789012:role/ci-gpu"],
     )

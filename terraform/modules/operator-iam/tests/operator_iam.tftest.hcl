@@ -72,7 +72,11 @@ run "poll_is_scoped_to_the_action_types" {
   }
   assert {
     condition     = length([for s in jsondecode(aws_iam_role_policy.this[0].policy).Statement : s if contains(flatten([s.Action]), "sts:AssumeRole")]) == 0
-    error_message = "no sts:AssumeRole without worker roles"
+    error_message = "no sts:AssumeRole in the CodePipeline policy"
+  }
+  assert {
+    condition     = length(aws_iam_role_policy.assume_worker_roles) == 0
+    error_message = "no sts:AssumeRole policy without worker roles"
   }
   assert {
     condition     = output.policy_json == aws_iam_role_policy.this[0].policy
@@ -80,16 +84,17 @@ run "poll_is_scoped_to_the_action_types" {
   }
 }
 
-run "explicit_region_and_account_win" {
+run "explicit_partition_region_and_account_win" {
   command = plan
   variables {
+    partition    = "aws-us-gov"
     region       = "us-gov-west-1"
     account_id   = "210987654321"
     action_types = [{ category = "Deploy", provider = "X", version = "9" }]
   }
   assert {
-    condition     = output.action_type_arns == tolist(["arn:aws:codepipeline:us-gov-west-1:210987654321:actiontype:Custom/Deploy/X/9"])
-    error_message = "explicit region/account must be used in the ARN"
+    condition     = output.action_type_arns == tolist(["arn:aws-us-gov:codepipeline:us-gov-west-1:210987654321:actiontype:Custom/Deploy/X/9"])
+    error_message = "explicit partition/region/account must be used in the ARN"
   }
 }
 
@@ -99,10 +104,14 @@ run "worker_roles_are_assumable" {
     worker_role_arns = ["arn:aws:iam::123456789012:role/ci-gpu", "arn:aws:iam::123456789012:role/ci-arm"]
   }
   assert {
-    condition = [for s in jsondecode(aws_iam_role_policy.this[0].policy).Statement : s.Resource if s.Action == "sts:AssumeRole"] == [
+    condition = [for s in jsondecode(aws_iam_role_policy.assume_worker_roles[0].policy).Statement : s.Resource if s.Action == "sts:AssumeRole"] == [
       ["arn:aws:iam::123456789012:role/ci-gpu", "arn:aws:iam::123456789012:role/ci-arm"],
     ]
     error_message = "sts:AssumeRole must be allowed on exactly the listed worker roles"
+  }
+  assert {
+    condition     = length(jsondecode(aws_iam_role_policy.assume_worker_roles[0].policy).Statement) == 1
+    error_message = "the worker-role policy holds nothing else"
   }
 }
 
@@ -159,7 +168,7 @@ run "create_false_creates_nothing" {
     create = false
   }
   assert {
-    condition     = length(aws_iam_role.this) + length(aws_iam_role_policy.this) + length(aws_eks_pod_identity_association.this) == 0
+    condition     = length(aws_iam_role.this) + length(aws_iam_role_policy.this) + length(aws_iam_role_policy.assume_worker_roles) + length(aws_eks_pod_identity_association.this) == 0
     error_message = "create = false must plan nothing"
   }
 }
