@@ -185,7 +185,8 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400)
             return _json(bad_request(str(exc)).status(), 400)
-        self._record(verb, route, response.status)
+        if verb != "watch":  # a watch is recorded when its stream opens
+            self._record(verb, route, response.status)
         return response
 
     def _static(self, request: web.Request) -> web.StreamResponse | None:  # noqa: PLR0911 - one branch per case of the protocol
@@ -404,6 +405,7 @@ class KubeServer:
         watcher = Watcher(route.namespace, labels, fields)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
+        self._record("watch", route, 200)
         key = rtype.storage_key
         try:
             self.store.watch(key, watcher, since)
