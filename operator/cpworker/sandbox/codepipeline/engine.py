@@ -158,6 +158,8 @@ class Engine:
         self.pipelines: dict[str, PipelineRecord] = {}
         self.executions: dict[str, ExecutionRun] = {}
         self.jobs: dict[str, Job] = {}
+        # Jobs not yet ended, so that polls and timeout passes never scan finished history.
+        self._active: dict[str, Job] = {}
         self._continuations: list[tuple[float, Job]] = []  # (due, the job that asked for it)
 
     def pipeline_arn(self, name: str) -> str:
@@ -176,8 +178,8 @@ class Engine:
 
     def tick(self) -> None:
         now = time.monotonic()
-        for job in list(self.jobs.values()):
-            if job.status in ACTIVE_JOB_STATES and now - job.created >= self.config.job_timeout:
+        for job in list(self._active.values()):
+            if now - job.created >= self.config.job_timeout:
                 self._time_out(job)
         due = [entry for entry in self._continuations if entry[0] <= now]
         self._continuations = [entry for entry in self._continuations if entry[0] > now]
@@ -189,12 +191,9 @@ class Engine:
                     previous.action_type,
                     previous.continuation_token,
                 )
-        for execution in list(self.executions.values()):
-            if execution.status in RUNNING_EXECUTION_STATES:
-                self._advance(execution)
 
     def _time_out(self, job: Job) -> None:
-        job.status = "TimedOut"
+        self._set_status(job, "TimedOut")
         job.run.error = {
             "code": "JobTimedOut",
             "message": f"The job was not completed within {self.config.job_timeout:g} seconds.",
@@ -270,9 +269,9 @@ class Engine:
         for run in execution.runs:
             if run.status == "InProgress":
                 run.finish("Abandoned")
-        for job in self.jobs.values():
-            if job.execution is execution and job.status in ACTIVE_JOB_STATES:
-                job.status = "Failed"
+        for job in list(self._active.values()):
+            if job.execution is execution:
+                self._set_status(job, "Failed")
         self._continuations = [c for c in self._continuations if c[1].execution is not execution]
         stage = execution.declaration["stages"][execution.stage_index]["name"]
         execution.stage_status[stage] = "Stopped"
@@ -425,6 +424,12 @@ class Engine:
             continuation_token=token,
         )
         self.jobs[job.id] = job
+        self._active[job.id] = job
+
+    def _set_status(self, job: Job, status: str) -> None:
+        job.status = status
+        if status not in ACTIVE_JOB_STATES:
+            self._active.pop(job.id, None)
 
     def job(self, job_id: str) -> Job:
         found = self.jobs.get(job_id)
@@ -479,7 +484,7 @@ class Engine:
         window = self.config.redelivery_window
         jobs = [
             job
-            for job in self.jobs.values()
+            for job in self._active.values()
             if job.action_type is action_type
             and (
                 job.status == "Queued"
@@ -540,7 +545,7 @@ class Engine:
                 "OutputVariablesSizeExceededException",
                 f"The output variables exceed {OUTPUT_VARIABLES_LIMIT} bytes in total.",
             )
-        job.status = "Succeeded"
+        self._set_status(job, "Succeeded")
         run = job.run
         self._record_details(job, body.get("executionDetails"))
         if token is not None:
@@ -571,7 +576,7 @@ class Engine:
 
     def put_failure(self, job_id: str, failure: dict[str, Any]) -> None:
         job = self._reportable(job_id)
-        job.status = "Failed"
+        self._set_status(job, "Failed")
         run = job.run
         external_id = failure.get("externalExecutionId")
         self._record_details(job, {"externalExecutionId": external_id} if external_id else None)
