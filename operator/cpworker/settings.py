@@ -6,6 +6,7 @@ problem, so `cpworker run` can exit with it instead of failing later in a poll l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
@@ -22,6 +23,9 @@ DEFAULT_CREDENTIALS_REFRESH_SECONDS: Final = 600.0
 # The Job's deadline stays below it, so Kubernetes ends the Job and we report a clear failure
 # before CodePipeline times the job out silently. Configurable because AWS does not promise it.
 DEFAULT_ACTIVE_DEADLINE_SECONDS: Final = 3300
+
+
+_DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class SettingsError(ValueError):
@@ -145,13 +149,21 @@ class OperatorSettings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("namespaces")
+    @classmethod
+    def _namespace_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _DNS_LABEL.match(name)]
+        if bad:
+            raise ValueError(f"not namespace names (DNS labels): {', '.join(bad)}")
+        return value
+
 
 def _describe(error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in item["loc"])
         env = f"{ENV_PREFIX}{field.upper()}" if field else "environment"
-        lines.append(f"{env}: {item['msg']}")
+        lines.append(f"{env}: {str(item['msg']).removeprefix('Value error, ')}")
     return "invalid operator settings:\n  " + "\n  ".join(lines)
 
 

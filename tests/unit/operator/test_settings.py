@@ -94,6 +94,7 @@ def test_every_problem_is_listed_with_its_variable(monkeypatch: pytest.MonkeyPat
         ("default_region", "Moon-1"),
         ("default_active_deadline_seconds", 90000),
         ("log_level", "LOUD"),
+        ("namespaces", "ci,Not_A_Namespace"),
     ],
 )
 def test_out_of_range_values_are_rejected(field: str, value: object) -> None:
