@@ -163,6 +163,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in item["loc"])
         env = f"{ENV_PREFIX}{field.upper()}" if field else "environment"
+        if field == "default_region":  # may have come from either AWS variable
+            env += " (or AWS_REGION / AWS_DEFAULT_REGION)"
         lines.append(f"{env}: {str(item['msg']).removeprefix('Value error, ')}")
     return "invalid operator settings:\n  " + "\n  ".join(lines)
 
