@@ -573,6 +573,9 @@ def build_job(
     job_spec = {
         **user_spec,
         "suspend": True,
+        # One CodePipeline job is one pod at a time: a second one would run the job twice.
+        "parallelism": 1,
+        "completions": 1,
         "backoffLimit": user_spec.get("backoffLimit", 0),
         "activeDeadlineSeconds": deadline,
         "ttlSecondsAfterFinished": settings.finished_job_ttl_seconds,

@@ -255,6 +255,7 @@ def test_job_annotations_record_the_claim() -> None:
 def test_job_spec_operator_parts() -> None:
     job_spec = _job()["spec"]
     assert job_spec["suspend"] is True
+    assert job_spec["parallelism"] == job_spec["completions"] == 1
     assert job_spec["backoffLimit"] == 0
     assert job_spec["activeDeadlineSeconds"] == 3300
     assert job_spec["ttlSecondsAfterFinished"] == 3600
@@ -265,6 +266,19 @@ def test_job_spec_operator_parts() -> None:
         "name": "cpworker-job",
         "secret": {"secretName": f"cpw-{JOB_ID}", "defaultMode": 0o444},
     } in (pod_spec["volumes"])
+
+
+def test_operator_owned_fields_are_overwritten_even_if_validation_was_skipped() -> None:
+    template = _template(restartPolicy="Always")
+    template["spec"].update(
+        suspend=False, parallelism=5, completions=5, ttlSecondsAfterFinished=1, manualSelector=True
+    )
+    job_spec = _job(jobTemplate=template)["spec"]
+    assert job_spec["suspend"] is True
+    assert job_spec["parallelism"] == job_spec["completions"] == 1
+    assert job_spec["ttlSecondsAfterFinished"] == 3600
+    assert "manualSelector" not in job_spec
+    assert job_spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_user_backoff_and_lower_deadline_are_kept_higher_deadline_is_capped() -> None:
