@@ -401,6 +401,7 @@ def build_secret(
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
+        "immutable": False,  # a credential refresh rewrites it in place
         "metadata": {
             "name": job_name,
             "namespace": namespace,

@@ -445,7 +445,7 @@ def test_secret_values_are_only_in_the_secret_data() -> None:
 def test_secret_identity_and_ownership() -> None:
     secret = _secret()
     assert secret["type"] == "Opaque"
-    assert "immutable" not in secret  # a credential refresh rewrites it
+    assert secret["immutable"] is False  # a credential refresh rewrites it
     metadata = secret["metadata"]
     assert metadata["name"] == f"cpw-{JOB_ID}"
     assert metadata["labels"][names.LABEL_JOB_ID] == JOB_ID
