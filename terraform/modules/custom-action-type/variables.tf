@@ -6,11 +6,12 @@ variable "create" {
 
 variable "action_types" {
   description = <<-EOT
-    Custom action types to create, keyed by a name of your choosing (used only as the
-    for_each key prefix). Each entry mirrors CreateCustomActionType: `category`,
+    Custom action types to create, keyed by a name of your choosing (the key in this
+    module's outputs; the resources themselves are keyed by category/provider/version, so
+    renaming a key changes nothing in AWS). Each entry mirrors CreateCustomActionType: `category`,
     `provider_name` and `version` identify the type (owner is always Custom);
     `settings` holds the console links (`execution_url_template` may use
-    {ExternalExecutionId}, which cpworker fills with the Kubernetes Job name);
+    {ExternalExecutionId}, filled from the externalExecutionId cpworker reports);
     `configuration_properties` (at most 10; at most one `queryable`, which must be
     `required` and not `secret`); artifact counts 0-5.
   EOT

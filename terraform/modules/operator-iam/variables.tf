@@ -31,6 +31,11 @@ variable "max_session_duration" {
   description = "Maximum session duration of the role, in seconds (3600-43200)."
   type        = number
   default     = 3600
+
+  validation {
+    condition     = var.max_session_duration >= 3600 && var.max_session_duration <= 43200
+    error_message = "max_session_duration is 3600-43200 seconds (IAM's range)."
+  }
 }
 
 variable "action_types" {

@@ -84,3 +84,21 @@ def test_example_readme_lists_every_required_input() -> None:
     readme = (example / "README.md").read_text()
     for name in hcl.required_variables(example):
         assert f"`{name}`" in readme, f"examples/complete/README.md does not explain {name}"
+
+
+MODULES_WITH_README = sorted(
+    path.parent.relative_to(TERRAFORM_DIR).as_posix()
+    for path in TERRAFORM_DIR.rglob("variables.tf")
+    if ".terraform" not in path.parts
+)
+
+
+@pytest.mark.parametrize("module", MODULES_WITH_README)
+def test_readme_documents_every_input_and_output(module: str) -> None:
+    module_dir = TERRAFORM_DIR / module
+    readme = (module_dir / "README.md").read_text()
+    names = set(hcl.variables(module_dir))
+    if module.startswith("modules/"):
+        names |= {name for name, _ in hcl.named_blocks(hcl.load_dir(module_dir), "output")}
+    undocumented = sorted(name for name in names if f"`{name}`" not in readme)
+    assert undocumented == [], f"{module}/README.md does not mention {undocumented}"

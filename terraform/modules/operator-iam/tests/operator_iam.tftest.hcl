@@ -220,3 +220,11 @@ run "pod_identity_association_requires_cluster_name" {
   }
   expect_failures = [aws_eks_pod_identity_association.this]
 }
+
+run "rejects_session_duration_out_of_range" {
+  command = plan
+  variables {
+    max_session_duration = 60
+  }
+  expect_failures = [var.max_session_duration]
+}
