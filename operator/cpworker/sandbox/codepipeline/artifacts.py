@@ -40,6 +40,9 @@ class ArtifactRef:
         return {"name": self.name, "s3location": {"bucket": self.bucket, "key": self.key}}
 
 
+SourceOutcome = tuple[ArtifactRef, dict[str, str]]
+
+
 class SourceError(Exception):
     """The S3 source object could not be read or copied; the message is safe to show."""
 
@@ -66,13 +69,17 @@ class ArtifactStore:
         self, *, bucket: str, key: str, target: ArtifactRef, kms_key_id: str | None
     ) -> tuple[ArtifactRef, dict[str, str]]:
         """Copy the source object into the artifact store; return the artifact and S3 variables."""
+        extra: dict[str, Any] = {}
+        if kms_key_id is not None:
+            extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
         try:
-            source = self._client.get_object(Bucket=bucket, Key=key)
-            body = source["Body"].read()
-            extra: dict[str, Any] = {}
-            if kms_key_id is not None:
-                extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id}
-            self._client.put_object(Bucket=target.bucket, Key=target.key, Body=body, **extra)
+            # One server-side copy: the artifact is byte-identical and the store does the work.
+            copied = self._client.copy_object(
+                Bucket=target.bucket,
+                Key=target.key,
+                CopySource={"Bucket": bucket, "Key": key},
+                **extra,
+            )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "Error")
             raise SourceError(
@@ -80,8 +87,8 @@ class ArtifactStore:
             ) from exc
         except BotoCoreError as exc:
             raise SourceError(f"Could not reach the artifact store: {type(exc).__name__}") from exc
-        etag = str(source.get("ETag", "")).strip('"')
-        version_id = source.get("VersionId")
+        etag = str(copied.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
+        version_id = copied.get("CopySourceVersionId")
         revision = version_id or etag
         variables = {"BucketName": bucket, "ObjectKey": key, "ETag": etag}
         if version_id:

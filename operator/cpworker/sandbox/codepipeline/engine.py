@@ -14,7 +14,8 @@ import re
 import secrets
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from cpworker.sandbox.codepipeline.actiontypes import (
     S3_SOURCE_ID,
@@ -28,6 +29,7 @@ from cpworker.sandbox.codepipeline.artifacts import (
     ArtifactRef,
     ArtifactStore,
     SourceError,
+    SourceOutcome,
     artifact_key,
 )
 from cpworker.sandbox.codepipeline.credentials import mint
@@ -43,6 +45,23 @@ RUNNING_EXECUTION_STATES = frozenset({"InProgress", "Stopping"})
 
 class UnresolvedVariableError(Exception):
     pass
+
+
+class BlockingRunner(Protocol):
+    """Runs `work` (blocking I/O) somewhere, then `done` with its result on the engine's thread."""
+
+    def __call__(
+        self,
+        work: Callable[[], SourceOutcome | SourceError],
+        done: Callable[[SourceOutcome | SourceError], None],
+    ) -> None: ...
+
+
+def run_inline(
+    work: Callable[[], SourceOutcome | SourceError],
+    done: Callable[[SourceOutcome | SourceError], None],
+) -> None:
+    done(work())
 
 
 @dataclasses.dataclass
@@ -160,6 +179,8 @@ class Engine:
         self.jobs: dict[str, Job] = {}
         # Jobs not yet ended, so that polls and timeout passes never scan finished history.
         self._active: dict[str, Job] = {}
+        # The stand-in swaps in a thread pool so that S3 copies never block its event loop.
+        self.run_blocking: BlockingRunner = run_inline
         self._continuations: list[tuple[float, Job]] = []  # (due, the job that asked for it)
 
     def pipeline_arn(self, name: str) -> str:
@@ -378,25 +399,36 @@ class Engine:
         return str(key["id"]) if key else None
 
     def _run_s3_source(self, execution: ExecutionRun, run: ActionRun) -> None:
-        try:
-            artifact, variables = self.store.copy_source(
-                bucket=run.resolved["S3Bucket"],
-                key=run.resolved["S3ObjectKey"],
-                target=run.outputs[0],
-                kms_key_id=self._kms_key_id(execution),
-            )
-        except SourceError as exc:
-            run.error = {"code": "JobFailed", "message": str(exc)}
-            run.finish("Failed")
-            return
-        run.outputs = [artifact]
-        run.output_variables = variables
-        run.summary = f"Copied s3://{run.resolved['S3Bucket']}/{run.resolved['S3ObjectKey']}"
-        self._complete(execution, run)
-        if artifact.revision:
-            execution.source_revisions.append(
-                {"actionName": run.name, "revisionId": artifact.revision}
-            )
+        bucket, key = run.resolved["S3Bucket"], run.resolved["S3ObjectKey"]
+        target, kms_key_id = run.outputs[0], self._kms_key_id(execution)
+
+        def copy() -> SourceOutcome | SourceError:
+            try:
+                return self.store.copy_source(
+                    bucket=bucket, key=key, target=target, kms_key_id=kms_key_id
+                )
+            except SourceError as exc:
+                return exc
+
+        def done(outcome: SourceOutcome | SourceError) -> None:
+            if run.status != "InProgress":  # stopped and abandoned while the copy ran
+                return
+            if isinstance(outcome, SourceError):
+                run.error = {"code": "JobFailed", "message": str(outcome)}
+                run.finish("Failed")
+            else:
+                artifact, variables = outcome
+                run.outputs = [artifact]
+                run.output_variables = variables
+                run.summary = f"Copied s3://{bucket}/{key}"
+                self._complete(execution, run)
+                if artifact.revision:
+                    execution.source_revisions.append(
+                        {"actionName": run.name, "revisionId": artifact.revision}
+                    )
+            self._advance(execution)
+
+        self.run_blocking(copy, done)
 
     def _complete(self, execution: ExecutionRun, run: ActionRun) -> None:
         for artifact in run.outputs:

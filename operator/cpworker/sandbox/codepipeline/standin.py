@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -13,12 +14,14 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from cpworker.sandbox.codepipeline.actiontypes import ActionTypeRegistry
-from cpworker.sandbox.codepipeline.artifacts import ArtifactStore
+from cpworker.sandbox.codepipeline.artifacts import ArtifactStore, SourceError, SourceOutcome
 from cpworker.sandbox.codepipeline.engine import Engine
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
 from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
 from cpworker.sandbox.codepipeline.service import CodePipelineService
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 TICK_INTERVAL = 0.1  # seconds between background passes (timeouts, continuations)
@@ -65,6 +68,9 @@ class CodePipelineStandIn:
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="codepipeline-s3"
+        )
 
     @property
     def url(self) -> str:
@@ -105,8 +111,28 @@ class CodePipelineStandIn:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._ticker = asyncio.create_task(self._tick_forever())
+        self.engine.run_blocking = self._run_blocking
         address = self._runner.addresses[0]
         return int(address[1])
+
+    def _run_blocking(
+        self,
+        work: Callable[[], SourceOutcome | SourceError],
+        done: Callable[[SourceOutcome | SourceError], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, work)
+
+        def finish(completed: asyncio.Future[SourceOutcome | SourceError]) -> None:
+            if completed.cancelled():
+                return
+            try:
+                done(completed.result())
+            except Exception:
+                logger.exception("stand-in failure finishing a source action")
+                self._violations.add("the stand-in failed finishing a source action (see its log)")
+
+        future.add_done_callback(finish)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -123,6 +149,7 @@ class CodePipelineStandIn:
                 await self._ticker
         if self._runner is not None:
             await self._runner.cleanup()
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
