@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from kopf.testing import KopfRunner
 from kubernetes.client import ApiException, BatchV1Api, CoreV1Api, CustomObjectsApi
 
 from cpworker.sandbox.kube import KubeStandIn
+from tests.integration.kube.helpers import wait_for
 
 HANDLERS = Path(__file__).with_name("kopf_handlers.py")
 NS = "kopf-test"
@@ -53,22 +52,6 @@ WIDGET_CRD = {
         ],
     },
 }
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll until `check` answers something truthy (the deadline only guards a hang)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            result = None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def prepare(kube: KubeStandIn, client: Any) -> None:

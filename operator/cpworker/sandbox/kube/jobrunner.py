@@ -41,6 +41,7 @@ SECRETS: StorageKey = ("", "secrets")
 SERVICEACCOUNTS: StorageKey = ("", "serviceaccounts")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NODE = "sandbox-node"
+TRACKING = "batch.kubernetes.io/job-tracking"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,31 +104,43 @@ class JobRunner:
     def _on_change(self, key: StorageKey, change: Change) -> None:
         if self._closing:
             return
-        meta = change.obj["metadata"]
-        uid = meta["uid"]
         if key == JOBS:
-            if change.type == "DELETED":
-                task = self._jobs.pop(uid, None)
-                if task:
-                    task.cancel()
-            elif uid in self._jobs:
-                self._wake[uid].set()
-            elif (
-                not is_finished(change.obj)
-                or change.obj["spec"].get("ttlSecondsAfterFinished") is not None
-            ):
-                self._wake[uid] = asyncio.Event()
-                self._spawn(self._jobs, uid, self._drive(meta["namespace"], meta["name"], uid))
+            self._on_job_change(change)
         elif key == PODS:
-            if change.type == "DELETED":
-                task = self._pods.pop(uid, None)
-                if task:
-                    task.cancel()
-            elif change.type == "ADDED" and not _job_owner(change.obj):
-                self._spawn(self._pods, uid, self._bare_pod(meta["namespace"], meta["name"]))
+            self._on_pod_change(change)
         elif key in {SERVICEACCOUNTS, SECRETS} and change.type == "ADDED":
             for event in self._wake.values():
                 event.set()
+
+    def _on_job_change(self, change: Change) -> None:
+        meta = change.obj["metadata"]
+        uid = meta["uid"]
+        if change.type == "DELETED":
+            task = self._jobs.pop(uid, None)
+            if task:
+                task.cancel()
+        elif uid in self._jobs:
+            self._wake[uid].set()
+        elif (
+            not is_finished(change.obj)
+            or change.obj["spec"].get("ttlSecondsAfterFinished") is not None
+        ):
+            self._wake[uid] = asyncio.Event()
+            self._spawn(self._jobs, uid, self._drive(meta["namespace"], meta["name"], uid))
+
+    def _on_pod_change(self, change: Change) -> None:
+        meta = change.obj["metadata"]
+        uid = meta["uid"]
+        if change.type == "DELETED":
+            task = self._pods.pop(uid, None)
+            if task:
+                task.cancel()
+        elif change.type == "ADDED" and not _job_owner(change.obj):
+            self._spawn(self._pods, uid, self._bare_pod(meta["namespace"], meta["name"]))
+        elif meta.get("deletionTimestamp") and TRACKING in (meta.get("finalizers") or []):
+            # The Job controller lets go of a pod that is being deleted.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._drop_tracking_finalizer_of, meta["namespace"], meta["name"])
 
     def _spawn(
         self, tasks: dict[str, asyncio.Task[None]], uid: str, coroutine: Coroutine[Any, Any, None]
@@ -277,7 +290,7 @@ class JobRunner:
                 continue
             await self._watch_attempt(job, pod, uid, remaining)
 
-    async def _watch_attempt(self, job: Obj, pod: Obj, uid: str, remaining: float | None) -> None:  # noqa: PLR0911 - one branch per case of the protocol
+    async def _watch_attempt(self, job: Obj, pod: Obj, uid: str, remaining: float | None) -> None:  # noqa: PLR0911,PLR0912 - one branch per case of the protocol
         """Run one pod to its end, unless the Job is suspended, deleted or out of time."""
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         pod_name = pod["metadata"]["name"]
@@ -290,10 +303,14 @@ class JobRunner:
             while not attempt.done():
                 waker = loop.create_task(self._wait_wake(uid, None))
                 timeout = None if deadline is None else max(0.0, deadline - loop.time())
-                await asyncio.wait(
-                    {attempt, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                waker.cancel()
+                try:
+                    await asyncio.wait(
+                        {attempt, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    waker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waker
                 current = self._get(JOBS, namespace, name, uid)
                 if current is None:
                     return
@@ -431,7 +448,7 @@ class JobRunner:
                         "blockOwnerDeletion": True,
                     }
                 ],
-                "finalizers": ["batch.kubernetes.io/job-tracking"],
+                "finalizers": [TRACKING],
             },
             "spec": template["spec"],
         }
@@ -454,16 +471,21 @@ class JobRunner:
         with contextlib.suppress(ApiError):
             self.api.delete(self._type(PODS), namespace, name, DeleteOptions())
 
+    def _drop_tracking_finalizer_of(self, namespace: str, name: str) -> None:
+        pod = self._get(PODS, namespace, name)
+        if pod is not None:
+            self._drop_tracking_finalizer(pod)
+
     def _drop_tracking_finalizer(self, pod: Obj) -> None:
         finalizers = pod["metadata"].get("finalizers") or []
-        if "batch.kubernetes.io/job-tracking" not in finalizers:
+        if TRACKING not in finalizers:
             return
         meta = pod["metadata"]
         updated = {
             **pod,
             "metadata": {
                 **meta,
-                "finalizers": [f for f in finalizers if f != "batch.kubernetes.io/job-tracking"],
+                "finalizers": [f for f in finalizers if f != TRACKING],
             },
         }
         with contextlib.suppress(ApiError):
