@@ -4,7 +4,6 @@ own resource_customizations tests run."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ CUSTOMIZATION = (
     REPO_ROOT / "helm" / "argocd" / "resource_customizations" / "cpworker.io" / "CustomActionWorker"
 )
 HEALTH_LUA = CUSTOMIZATION / "health.lua"
-GITOPS_DOC = REPO_ROOT / "docs" / "gitops.md"
 CASES: list[dict[str, Any]] = yaml.safe_load(
     (CUSTOMIZATION / "health_test.yaml").read_text(encoding="utf-8")
 )["tests"]
@@ -70,19 +68,6 @@ def test_a_broken_script_fails_the_cases() -> None:
         != case["healthStatus"]
     ]
     assert len(disagreements) == len(CASES)
-
-
-def test_argocd_cm_snippet_in_the_docs_is_the_shipped_script() -> None:
-    """docs/gitops.md's argocd-cm snippet must be health.lua, indented under its key."""
-    document = GITOPS_DOC.read_text(encoding="utf-8")
-    match = re.search(
-        r"resource\.customizations\.health\.cpworker\.io_CustomActionWorker: \|\n"
-        r"((?:    .*\n|\n)+)",
-        document,
-    )
-    assert match, "docs/gitops.md lacks the argocd-cm health snippet"
-    snippet = "\n".join(line.removeprefix("    ") for line in match.group(1).split("\n"))
-    assert snippet.strip() == HEALTH_LUA.read_text(encoding="utf-8").strip()
 
 
 def _crd_schema() -> dict[str, Any]:
