@@ -54,6 +54,12 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault-seed", type=int, help="seed for probabilistic faults")
     parser.add_argument(
+        "--events-queue",
+        metavar="NAME",
+        help="create this SQS queue and deliver action execution events to it "
+        "(its URL goes to the env file as CPWORKER_SANDBOX_EVENTS_QUEUE_URL)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="check every response against the service model"
     )
     # ---- plug-in point: the lead adds `--operator` (run the operator against the stack) here.
@@ -65,7 +71,13 @@ def build_stack(args: argparse.Namespace, directory: Path) -> SandboxStack:
     faults = Faults(seed=args.fault_seed)
     for operation, settings in args.fault:
         faults.set(operation, **settings)
-    return SandboxStack(directory=directory, region=args.region, config=config, faults=faults)
+    return SandboxStack(
+        directory=directory,
+        region=args.region,
+        config=config,
+        faults=faults,
+        events_queue=args.events_queue,
+    )
 
 
 def _wait_for_signal() -> None:

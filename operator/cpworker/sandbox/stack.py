@@ -12,11 +12,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
+import boto3
+
 from cpworker.sandbox.codepipeline import CodePipelineStandIn, Faults, StandInConfig
-from cpworker.sandbox.codepipeline.environment import aws_environment
+from cpworker.sandbox.codepipeline.environment import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    aws_environment,
+    client_config,
+)
+from cpworker.sandbox.codepipeline.events import Subscription
 from cpworker.sandbox.codepipeline.objectstore import MotoServer
 
 DEFAULT_REGION = "us-east-1"
+EVENTS_QUEUE_VARIABLE = "CPWORKER_SANDBOX_EVENTS_QUEUE_URL"
 
 
 class StackComponent(Protocol):
@@ -43,6 +52,8 @@ class SandboxStack:
     # ---- plug-in point: the lead adds the local Kubernetes API (engineer B's KubeStandIn,
     # ---- adapted to StackComponent) and, with `--operator`, the operator here, in start order.
     components: list[StackComponent] = dataclasses.field(default_factory=list)
+    # An SQS queue (created in moto) that receives CodePipeline's action execution events.
+    events_queue: str | None = None
     moto: MotoServer | None = None
     codepipeline: CodePipelineStandIn | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -59,6 +70,8 @@ class SandboxStack:
                 self.moto.url, region=self.region, config=self.config, faults=self.faults
             ).start()
             self.env = aws_environment(self.codepipeline.url, self.moto.url, self.region)
+            if self.events_queue is not None:
+                self.env[EVENTS_QUEUE_VARIABLE] = self._create_events_queue(self.events_queue)
             for component in self.components:
                 self.env.update(component.start(dict(self.env), self.directory))
         except BaseException:
@@ -66,6 +79,21 @@ class SandboxStack:
             raise
         self.env_file.write_text(render_env(self.env))
         return self
+
+    def _create_events_queue(self, name: str) -> str:
+        assert self.moto is not None
+        assert self.codepipeline is not None
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=self.moto.url,
+            region_name=self.region,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
+            config=client_config(),
+        )
+        queue_url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        self.codepipeline.events.subscribe(Subscription(queue_url=queue_url))
+        return queue_url
 
     def stop(self) -> None:
         for component in reversed(self.components):

@@ -41,6 +41,8 @@ def test_up_writes_env_serves_and_stops_cleanly(
             "42",
             "--fault",
             "ListPipelines:throttle_next=1",
+            "--events-queue",
+            "cp-events",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -64,6 +66,7 @@ def test_up_writes_env_serves_and_stops_cleanly(
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
             "AWS_DEFAULT_REGION",
+            "CPWORKER_SANDBOX_EVENTS_QUEUE_URL",
         ):
             assert env.get(name), name
         endpoint = env["AWS_ENDPOINT_URL_CODEPIPELINE"]
@@ -72,6 +75,7 @@ def test_up_writes_env_serves_and_stops_cleanly(
             assert json.loads(response.read())["job_timeout"] == 42
         with urllib.request.urlopen(f"{endpoint}/_sandbox/faults", timeout=10) as response:
             assert json.loads(response.read())["ListPipelines"]["throttle_next"] == 1
+        assert env["CPWORKER_SANDBOX_EVENTS_QUEUE_URL"].endswith("/cp-events")
         process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
     finally:

@@ -34,6 +34,7 @@ from cpworker.sandbox.codepipeline.artifacts import (
 )
 from cpworker.sandbox.codepipeline.credentials import mint
 from cpworker.sandbox.codepipeline.errors import ApiError, validation
+from cpworker.sandbox.codepipeline.events import action_event
 from cpworker.sandbox.codepipeline.knobs import StandInConfig
 from cpworker.sandbox.codepipeline.pipelines import PipelineRecord
 
@@ -181,6 +182,8 @@ class Engine:
         self._active: dict[str, Job] = {}
         # The stand-in swaps in a thread pool so that S3 copies never block its event loop.
         self.run_blocking: BlockingRunner = run_inline
+        # Receives an EventBridge-shaped event for each action execution state change.
+        self.on_action_event: Callable[[dict[str, Any]], None] | None = None
         self._continuations: list[tuple[float, Job]] = []  # (due, the job that asked for it)
 
     def pipeline_arn(self, name: str) -> str:
@@ -219,7 +222,7 @@ class Engine:
             "code": "JobTimedOut",
             "message": f"The job was not completed within {self.config.job_timeout:g} seconds.",
         }
-        job.run.finish("Failed")
+        self._finish(job.execution, job.run, "Failed")
         self._advance(job.execution)
 
     # -- executions ----------------------------------------------------------------------------
@@ -289,7 +292,7 @@ class Engine:
         """
         for run in execution.runs:
             if run.status == "InProgress":
-                run.finish("Abandoned")
+                self._finish(execution, run, "Abandoned")
         for job in list(self._active.values()):
             if job.execution is execution:
                 self._set_status(job, "Failed")
@@ -365,13 +368,14 @@ class Engine:
             last_update=now,
         )
         execution.runs.append(run)
+        self._emit(execution, run)  # STARTED
         try:
             run.resolved = {
                 k: self._resolve(execution, v) for k, v in action.get("configuration", {}).items()
             }
         except UnresolvedVariableError as exc:
             run.error = {"code": "ConfigurationError", "message": str(exc)}
-            run.finish("Failed")
+            self._finish(execution, run, "Failed")
             return
         run.inputs = [execution.artifacts[a["name"]] for a in action.get("inputArtifacts", [])]
         bucket = execution.declaration["artifactStore"]["location"]
@@ -390,7 +394,7 @@ class Engine:
                 "code": "ConfigurationError",
                 "message": f"{describe(run.key)} no longer exists.",
             }
-            run.finish("Failed")
+            self._finish(execution, run, "Failed")
             return
         self._create_job(execution, run, action_type, None)
 
@@ -415,7 +419,7 @@ class Engine:
                 return
             if isinstance(outcome, SourceError):
                 run.error = {"code": "JobFailed", "message": str(outcome)}
-                run.finish("Failed")
+                self._finish(execution, run, "Failed")
             else:
                 artifact, variables = outcome
                 run.outputs = [artifact]
@@ -430,13 +434,35 @@ class Engine:
 
         self.run_blocking(copy, done)
 
+    def _finish(self, execution: ExecutionRun, run: ActionRun, status: str) -> None:
+        run.finish(status)
+        self._emit(execution, run)
+
+    def _emit(self, execution: ExecutionRun, run: ActionRun) -> None:
+        if self.on_action_event is None:
+            return
+        self.on_action_event(
+            action_event(
+                account_id=self.account_id,
+                region=self.region,
+                pipeline=execution.pipeline_name,
+                pipeline_arn=execution.pipeline_arn,
+                pipeline_version=execution.version,
+                execution_id=execution.id,
+                stage=run.stage,
+                action=run.name,
+                action_type_id=dict(run.declaration["actionTypeId"]),
+                status=run.status,
+            )
+        )
+
     def _complete(self, execution: ExecutionRun, run: ActionRun) -> None:
         for artifact in run.outputs:
             execution.artifacts[artifact.name] = artifact
         namespace = run.declaration.get("namespace")
         if namespace:
             execution.namespaces[namespace] = dict(run.output_variables)
-        run.finish("Succeeded")
+        self._finish(execution, run, "Succeeded")
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -614,7 +640,7 @@ class Engine:
         self._record_details(job, {"externalExecutionId": external_id} if external_id else None)
         run.error = {"code": failure["type"], "message": failure["message"]}
         run.summary = failure["message"][:2048]
-        run.finish("Failed")
+        self._finish(job.execution, run, "Failed")
         self._advance(job.execution)
 
     def delete_pipeline(self, name: str) -> None:

@@ -8,6 +8,9 @@ Control endpoints (JSON in, JSON out; for tests, the CLI and benchmarks):
   `DELETE /_sandbox/faults`
 - `GET  /_sandbox/requests`, `DELETE /_sandbox/requests`   (the request log; no bodies, no secrets)
 - `GET  /_sandbox/violations`                  (conformance violations found so far)
+- `GET  /_sandbox/events`, `POST /_sandbox/events` {"queue_url": ..., "delay": 0.5,
+  "drop_probability": 0.1, "duplicate_probability": 0.1, "owners": ["Custom"]},
+  `DELETE /_sandbox/events`   (action execution events delivered to SQS queues)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from aiohttp import web
 
 from cpworker.sandbox.codepipeline import shapes
 from cpworker.sandbox.codepipeline.errors import ApiError
+from cpworker.sandbox.codepipeline.events import EventBus, Subscription
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog
 from cpworker.sandbox.codepipeline.service import CodePipelineService, Handler
@@ -110,16 +114,19 @@ class CodePipelineServer:
     def __init__(
         self,
         service: CodePipelineService,
+        *,
         config: StandInConfig,
         faults: Faults,
         log: RequestLog,
         violations: Violations,
+        events: EventBus,
     ) -> None:
         self.service = service
         self.config = config
         self.faults = faults
         self.log = log
         self.violations = violations
+        self.events = events
         self.tampers: dict[str, Tamper] = {}
         self._handlers: dict[str, Handler] = service.handlers()
         self._target_prefix = shapes.service_model().metadata["targetPrefix"] + "."
@@ -136,6 +143,9 @@ class CodePipelineServer:
         app.router.add_get("/_sandbox/requests", self.get_requests)
         app.router.add_delete("/_sandbox/requests", self.delete_requests)
         app.router.add_get("/_sandbox/violations", self.get_violations)
+        app.router.add_get("/_sandbox/events", self.get_events)
+        app.router.add_post("/_sandbox/events", self.post_events)
+        app.router.add_delete("/_sandbox/events", self.delete_events)
         # Anything else, e.g. the Smithy RPC v2 CBOR path `/service/<name>/operation/<op>`.
         app.router.add_route("*", "/{tail:.*}", self.unsupported)
         return app
@@ -313,3 +323,27 @@ class CodePipelineServer:
 
     async def get_violations(self, _: web.Request) -> web.Response:
         return web.json_response(self.violations.items())
+
+    def _events_state(self) -> dict[str, Any]:
+        return {
+            "subscriptions": [dataclasses.asdict(s) for s in self.events.subscriptions()],
+            "delivered": self.events.delivered,
+            "failed": self.events.failed,
+        }
+
+    async def get_events(self, _: web.Request) -> web.Response:
+        return web.json_response(self._events_state())
+
+    async def post_events(self, request: web.Request) -> web.Response:
+        body = await self._json_object(request)
+        if "owners" in body:
+            body["owners"] = tuple(body["owners"])
+        try:
+            self.events.subscribe(Subscription(**body))
+        except (TypeError, ValueError) as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+        return web.json_response(self._events_state())
+
+    async def delete_events(self, _: web.Request) -> web.Response:
+        self.events.clear()
+        return web.json_response(self._events_state())

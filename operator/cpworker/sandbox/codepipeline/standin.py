@@ -16,6 +16,7 @@ from aiohttp import web
 from cpworker.sandbox.codepipeline.actiontypes import ActionTypeRegistry
 from cpworker.sandbox.codepipeline.artifacts import ArtifactStore, SourceError, SourceOutcome
 from cpworker.sandbox.codepipeline.engine import Engine
+from cpworker.sandbox.codepipeline.events import EventBus
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
 from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
@@ -60,8 +61,16 @@ class CodePipelineStandIn:
             account_id=account_id,
         )
         self.engine = engine
+        # moto serves SQS on the same endpoint as S3.
+        self.events = EventBus(s3_endpoint, region)
+        engine.on_action_event = self.events.publish
         self._server = CodePipelineServer(
-            CodePipelineService(engine), self.config, self.faults, self._log, self._violations
+            CodePipelineService(engine),
+            config=self.config,
+            faults=self.faults,
+            log=self._log,
+            violations=self._violations,
+            events=self.events,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -112,6 +121,7 @@ class CodePipelineStandIn:
         await site.start()
         self._ticker = asyncio.create_task(self._tick_forever())
         self.engine.run_blocking = self._run_blocking
+        self.events.schedule = self._schedule_send
         address = self._runner.addresses[0]
         return int(address[1])
 
@@ -133,6 +143,10 @@ class CodePipelineStandIn:
                 self._violations.add("the stand-in failed finishing a source action (see its log)")
 
         future.add_done_callback(finish)
+
+    def _schedule_send(self, delay: float, send: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, loop.run_in_executor, self._executor, send)
 
     async def _tick_forever(self) -> None:
         while True:

@@ -1,0 +1,118 @@
+"""Action execution events (EventBridge-shaped) delivered to SQS queues in moto."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
+from cpworker.sandbox.codepipeline.environment import (
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    client_config,
+)
+from cpworker.sandbox.codepipeline.events import DETAIL_TYPE, Subscription
+from cpworker.sandbox.codepipeline.scenario import Scenario
+
+if TYPE_CHECKING:
+    from mypy_boto3_codepipeline import CodePipelineClient
+    from mypy_boto3_sqs import SQSClient
+
+ScenarioFactory = Callable[..., Scenario]
+
+
+@pytest.fixture
+def sqs(moto_server: str) -> SQSClient:
+    return boto3.client(
+        "sqs",
+        endpoint_url=moto_server,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=client_config(),
+    )
+
+
+def new_queue(sqs: SQSClient) -> str:
+    return sqs.create_queue(QueueName=f"cp-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+
+def receive(
+    sqs: SQSClient, queue_url: str, count: int, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(events) < count and time.monotonic() < deadline:
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in answer.get("Messages", []):
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return events
+
+
+def test_started_and_succeeded_events_reach_the_queue(
+    codepipeline: CodePipelineStandIn,
+    cp_client: CodePipelineClient,
+    cp_scenario: ScenarioFactory,
+    sqs: SQSClient,
+) -> None:
+    queue_url = new_queue(sqs)
+    codepipeline.events.subscribe(Subscription(queue_url=queue_url))
+    scenario = cp_scenario()
+    execution_id = scenario.start(cp_client)
+    (started,) = receive(sqs, queue_url, 1)
+    assert started["detail-type"] == DETAIL_TYPE
+    assert started["source"] == "aws.codepipeline"
+    assert started["resources"] == [
+        f"arn:aws:codepipeline:us-east-1:123456789012:{scenario.pipeline_name}"
+    ]
+    detail = started["detail"]
+    assert detail["state"] == "STARTED"
+    assert detail["execution-id"] == execution_id
+    assert (detail["stage"], detail["action"]) == ("Build", "Build")
+    assert detail["type"] == scenario.action_type_id  # the AWS-owned source action is filtered out
+    # The event is a hint that the job exists: a poll right after it finds the job.
+    (job,) = scenario.poll(cp_client)
+    cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp_client.put_job_success_result(jobId=job["id"])
+    (finished,) = receive(sqs, queue_url, 1)
+    assert finished["detail"]["state"] == "SUCCEEDED"
+
+
+def test_unreliable_delivery_on_demand(
+    codepipeline: CodePipelineStandIn,
+    cp_client: CodePipelineClient,
+    cp_scenario: ScenarioFactory,
+    sqs: SQSClient,
+) -> None:
+    dropped, doubled = new_queue(sqs), new_queue(sqs)
+    base = f"{codepipeline.url}/_sandbox/events"
+    for settings in (
+        {"queue_url": dropped, "drop_probability": 1},
+        {"queue_url": doubled, "duplicate_probability": 1, "delay": 0.2},
+    ):
+        request = urllib.request.Request(base, data=json.dumps(settings).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    scenario = cp_scenario()
+    scenario.start(cp_client)
+    events = receive(sqs, doubled, 2)
+    assert [e["detail"]["state"] for e in events] == ["STARTED", "STARTED"]
+    assert events[0]["id"] == events[1]["id"]  # a duplicate, as EventBridge may deliver
+    assert receive(sqs, dropped, 1, timeout=1.5) == []
+    with urllib.request.urlopen(base, timeout=10) as response:
+        state = json.loads(response.read())
+    assert len(state["subscriptions"]) == 2
+    assert state["delivered"] == 2
+    request = urllib.request.Request(base, data=b'{"queue_url": "q", "delay": -1}', method="POST")
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=10)
