@@ -212,3 +212,27 @@ def test_duplicate_keys_in_rendered_yaml_are_caught() -> None:
     """The chart's YAML is read strictly, as the API server would: a repeated key fails."""
     with pytest.raises(yaml.constructor.ConstructorError, match="duplicate keys"):
         load_documents("metadata:\n  labels:\n    a: '1'\n    a: '2'\n")
+
+
+def test_a_disruption_budget_that_blocks_every_drain_is_refused(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmError, match=r"minAvailable \(1\) must be below replicaCount"):
+        manifests(chart, {"podDisruptionBudget": {"enabled": True}})
+    budget = one(
+        manifests(
+            chart,
+            {
+                **VALUES_MATRIX["ha"],
+                "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
+            },
+        ),
+        "PodDisruptionBudget",
+    )
+    assert budget["spec"]["minAvailable"] == "50%"
+
+
+def test_the_drain_guard_also_applies_to_set_values(chart: helm.Chart) -> None:
+    values = helm.parse_set_string(
+        "podDisruptionBudget.enabled=true,podDisruptionBudget.minAvailable=2"
+    )
+    with pytest.raises(helm.HelmError, match="must be below replicaCount"):
+        manifests(chart, {**VALUES_MATRIX["ha"], **values})
