@@ -146,7 +146,13 @@ class CodePipelineStandIn:
 
     def _schedule_send(self, delay: float, send: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
-        loop.call_later(delay, loop.run_in_executor, self._executor, send)
+
+        def submit() -> None:
+            # A send due after shutdown began is dropped, as an event in flight would be.
+            with contextlib.suppress(RuntimeError):
+                self._executor.submit(send)
+
+        loop.call_later(delay, submit)
 
     async def _tick_forever(self) -> None:
         while True:
