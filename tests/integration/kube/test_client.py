@@ -238,6 +238,7 @@ def test_unauthenticated_requests_get_401(kube: KubeStandIn, tmp_path: Any) -> N
     for token in (None, "wrong"):
         configuration = kubernetes.client.Configuration()
         configuration.host = kube.url
+        configuration.ssl_ca_cert = str(kube.ca_file)
         if token:
             configuration.api_key = {"authorization": f"Bearer {token}"}
         with kubernetes.client.ApiClient(configuration) as client:

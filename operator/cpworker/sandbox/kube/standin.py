@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import secrets
 import threading
@@ -16,6 +17,8 @@ from aiohttp import web
 
 from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
 from cpworker.sandbox.kube.server import AuditRecord, KubeServer
+from cpworker.sandbox.kube.tls import ServingCertificate
+from cpworker.sandbox.kube.tls import issue as tls_issue
 
 T = TypeVar("T")
 PROJECT_CRDS = Path(__file__).resolve().parents[4] / "crds"
@@ -37,7 +40,10 @@ class KubeStandIn:
         history_size: int = 10_000,
         audit_size: int = 20_000,
         bookmark_interval: float = 5.0,
+        tls: bool = True,
     ) -> None:
+        """`tls=False` serves plain HTTP: fine for the Python client and kopf, but kubectl
+        and Helm then send no credentials (client-go sends tokens only over TLS)."""
         self.token = token or secrets.token_urlsafe(24)
         self.server = KubeServer(
             self.token,
@@ -52,6 +58,7 @@ class KubeStandIn:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._web_runner: web.AppRunner | None = None
+        self.certificate: ServingCertificate | None = tls_issue() if tls else None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> KubeStandIn:
@@ -61,7 +68,8 @@ class KubeStandIn:
         )
         self._thread.start()
         port = ready.result(timeout=30)
-        self.url = f"http://127.0.0.1:{port}"
+        scheme = "https" if self.certificate else "http"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         return self
 
     def _serve(self, ready: concurrent.futures.Future[str]) -> None:
@@ -82,7 +90,8 @@ class KubeStandIn:
     async def _startup(self) -> str:
         self._web_runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await self._web_runner.setup()
-        site = web.TCPSite(self._web_runner, "127.0.0.1", 0)
+        context = self.certificate.server_context() if self.certificate else None
+        site = web.TCPSite(self._web_runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         # aiohttp exposes the bound port only through the underlying asyncio server.
         server: Any = site._server
@@ -136,7 +145,7 @@ class KubeStandIn:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "sandbox", "cluster": self.cluster_entry()}],
             "users": [{"name": "sandbox-admin", "user": {"token": self.token}}],
             "contexts": [
                 {
@@ -153,6 +162,18 @@ class KubeStandIn:
         target.write_text(yaml.safe_dump(config))
         target.chmod(0o600)
         return target
+
+    def cluster_entry(self) -> dict[str, str]:
+        """The kubeconfig `cluster` entry: server URL and, with TLS, the CA."""
+        entry = {"server": self.url}
+        if self.certificate:
+            entry["certificate-authority-data"] = base64.b64encode(self.certificate.ca_pem).decode()
+        return entry
+
+    @property
+    def ca_file(self) -> Path | None:
+        """PEM file of the CA that signed the serving certificate (None without TLS)."""
+        return self.certificate.ca_file if self.certificate else None
 
     def audit(self) -> list[AuditRecord]:
         return self.server.audit()

@@ -1,0 +1,235 @@
+"""The real kubectl against the stand-in: CRD then custom resource, printer columns, -o yaml,
+-l, -w, apply --server-side, patch --subresource=status, delete waiting for finalizers,
+invalid resources refused with the field path, protobuf bodies, 401 without credentials."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cpworker.sandbox.kube import KubeStandIn
+from cpworker.sandbox.kube.pytest_plugin import Kubectl
+from cpworker.sandbox.kube.standin import PROJECT_CRDS
+from tests.integration.kube.helpers import wait_for
+
+WORKER = {
+    "apiVersion": "cpworker.io/v1alpha1",
+    "kind": "CustomActionWorker",
+    "metadata": {"name": "gpu-builds", "labels": {"team": "gpu"}},
+    "spec": {
+        "actionTypeId": {
+            "category": "Build",
+            "owner": "Custom",
+            "provider": "AcmeGpuBuild",
+            "version": "1",
+        },
+        "queryParam": {"Pool": "gpu-a100"},
+        "maxInFlight": 20,
+        "jobTemplate": {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "build",
+                                "image": "ghcr.io/acme/builder:2026.11",
+                                "command": ["./ci/build.sh"],
+                            }
+                        ]
+                    }
+                }
+            }
+        },
+    },
+}
+
+
+def worker(name: str = "gpu-builds", **spec: Any) -> str:
+    document = json.loads(json.dumps(WORKER))
+    document["metadata"]["name"] = name
+    document["spec"].update(spec)
+    return yaml.safe_dump(document)
+
+
+def crd_file() -> str:
+    return str(next(iter(sorted(PROJECT_CRDS.glob("*.yaml")))))
+
+
+def test_apply_crd_then_resource_and_read_it(kubectl: Kubectl, kube: KubeStandIn) -> None:
+    # the fixture pre-loads the project CRD; applying it again must be accepted as a change
+    assert "customactionworkers.cpworker.io" in kubectl("apply", "-f", crd_file()).stdout
+    assert "created" in kubectl("apply", "-f", "-", stdin=worker()).stdout
+    kubectl("apply", "-f", "-", stdin=worker("cpu-builds").replace("gpu", "cpu", 1))
+
+    header, *rows = kubectl("get", "caw").stdout.splitlines()
+    assert header.split() == [
+        "NAME",
+        "READY",
+        "REASON",
+        "IN-FLIGHT",
+        "SUCCEEDED",
+        "FAILED",
+        "LAST",
+        "POLL",
+        "AGE",
+    ]
+    assert {row.split()[0] for row in rows} == {"gpu-builds", "cpu-builds"}
+    assert "AcmeGpuBuild" in kubectl("get", "caw", "-o", "wide").stdout
+
+    selected = kubectl("get", "caw", "-l", "team=gpu", "-o", "name").stdout.split()
+    assert selected == ["customactionworker.cpworker.io/gpu-builds"]
+    document = yaml.safe_load(kubectl("get", "caw", "gpu-builds", "-o", "yaml").stdout)
+    assert document["spec"]["queryParam"] == {"Pool": "gpu-a100"}
+    assert document["metadata"]["generation"] == 1
+    assert "unchanged" in kubectl("apply", "-f", "-", stdin=worker()).stdout
+
+
+def test_server_side_apply_and_status_patch(kubectl: Kubectl) -> None:
+    kubectl("apply", "--server-side", "-f", "-", stdin=worker())
+    kubectl("apply", "--server-side", "-f", "-", stdin=worker(queryParam={"Pool": "gpu-h100"}))
+    shown = kubectl("get", "caw", "gpu-builds", "-o", "jsonpath={.spec.queryParam.Pool}")
+    assert shown.stdout == "gpu-h100"
+    status = {
+        "status": {
+            "inFlight": 3,
+            "succeeded": 5,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Polling",
+                    "message": "polling",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        }
+    }
+    kubectl(
+        "patch",
+        "caw",
+        "gpu-builds",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(status),
+    )
+    row = kubectl("get", "caw", "gpu-builds", "--no-headers").stdout.split()
+    assert row[:5] == ["gpu-builds", "True", "Polling", "3", "5"]
+    # configmaps too: a field dropped from the applied configuration is removed
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa"},
+        "data": {"a": "1", "b": "2"},
+    }
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(configmap))
+    configmap["data"] = {"a": "1"}
+    kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(configmap))
+    data = kubectl("get", "cm", "ssa", "-o", "jsonpath={.data}").stdout
+    assert json.loads(data) == {"a": "1"}
+
+
+def test_invalid_resource_is_refused_with_field_path(kubectl: Kubectl) -> None:
+    refused = kubectl(
+        "apply", "-f", "-", stdin=worker(queryParam={"Pool": "no spaces!"}), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec.queryParam[Pool]" in refused.stderr
+    too_many = kubectl("apply", "-f", "-", stdin=worker(maxInFlight=0), check=False)
+    assert "spec.maxInFlight" in too_many.stderr
+
+
+def test_watch_streams_changes(kubectl: Kubectl, kubeconfig: Path, tmp_path: Path) -> None:
+    kubectl("apply", "-f", "-", stdin=worker())
+    out = tmp_path / "watch.out"
+    with out.open("w") as sink:
+        watcher = subprocess.Popen(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "get",
+                "caw",
+                "-w",
+                "-o",
+                "name",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: "gpu-builds" in out.read_text(), "initial listing")
+            kubectl("apply", "-f", "-", stdin=worker("second"))
+            wait_for(lambda: "second" in out.read_text(), "watched creation")
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=10)
+
+
+def test_delete_waits_for_finalizers(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=worker())
+    kubectl(
+        "patch",
+        "caw",
+        "gpu-builds",
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":["cpworker.io/test"]}}',
+    )
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+    deleting = threading.Thread(
+        target=lambda: result.setdefault("delete", kubectl("delete", "caw", "gpu-builds"))
+    )
+    deleting.start()
+
+    def marked() -> bool:
+        shown = kubectl(
+            "get", "caw", "gpu-builds", "-o", "jsonpath={.metadata.deletionTimestamp}"
+        ).stdout
+        return bool(shown)
+
+    wait_for(marked, "deletionTimestamp")
+    time.sleep(0.3)  # give a non-waiting delete the chance to (wrongly) return
+    assert deleting.is_alive()
+    kubectl(
+        "patch",
+        "caw",
+        "gpu-builds",
+        "--type=json",
+        "-p",
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+    )
+    deleting.join(timeout=30)
+    assert "deleted" in result["delete"].stdout
+    assert "NotFound" in kubectl("get", "caw", "gpu-builds", check=False).stderr
+
+
+def test_protobuf_secret_and_builtin_tables(kubectl: Kubectl) -> None:
+    kubectl("create", "secret", "generic", "creds", "--from-literal=token=abc")
+    assert kubectl("get", "secret", "creds", "-o", "jsonpath={.data.token}").stdout == "YWJj"
+    kubectl("create", "configmap", "settings", "--from-literal=a=b")
+    kubectl("run", "once", "--image=busybox:1", "--restart=Never")
+    wait_for(lambda: "Succeeded" in kubectl("get", "pod", "once").stdout, "pod success")
+    kubectl("delete", "secret", "creds")
+    assert "NotFound" in kubectl("get", "secret", "creds", check=False).stderr
+    header = kubectl("get", "ns").stdout.splitlines()[0].split()
+    assert header == ["NAME", "STATUS", "AGE"]
+
+
+def test_kubectl_without_credentials_is_refused(
+    kube: KubeStandIn, tmp_path: Path, kubectl: Kubectl
+) -> None:
+    config = yaml.safe_load((tmp_path / "kubeconfig").read_text())
+    config["users"][0]["user"]["token"] = "wrong"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    denied = kubectl("get", "ns", check=False)
+    assert denied.returncode != 0
+    assert "Unauthorized" in denied.stderr or "credentials" in denied.stderr
