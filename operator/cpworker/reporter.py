@@ -17,6 +17,8 @@ import base64
 import contextlib
 import json
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +151,8 @@ class ReportGuard:
 
     busy: set[str] = field(default_factory=set)
     done: dict[str, str] = field(default_factory=dict)
+    # Identifies this operator instance in the Job's reporter annotation.
+    reporter_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     async def once(self, job_name: str, job_id: str, action: Callable[[], Awaitable[Any]]) -> bool:
         if job_name in self.busy or self.done.get(job_name) == job_id:
@@ -163,6 +167,55 @@ class ReportGuard:
 
     def forget(self, job_name: str) -> None:
         self.done.pop(job_name, None)
+
+
+# Who is sending a Job's result, and since when: "<reporter id> <epoch seconds>".
+ANNOTATION_REPORTER = f"{names.GROUP}/reporter"
+# A reporter that crashed mid-report loses its claim after this long.
+REPORT_LEASE_SECONDS = 30.0
+
+
+async def claim_report(
+    kube: KubeClient, namespace: str, name: str, job_id: str, reporter_id: str
+) -> bool:
+    """Take the right to report this Job, so that replicas do not all send the result.
+
+    A conditional patch (the resourceVersion just read) records the reporter; a replica
+    that loses the race gets Conflict and leaves it. A claim older than the lease is taken
+    over (its reporter crashed before `phase: reported`). Duplicates would be harmless
+    (CodePipeline answers "already ended") but noisy.
+    """
+    try:
+        fresh = await kube.get_job(namespace, name)
+    except NotFoundError:
+        return True  # report anyway: the result must reach CodePipeline
+    metadata = fresh.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if (
+        annotations.get(names.ANNOTATION_PHASE) != names.Phase.RUNNING
+        or annotations.get(names.ANNOTATION_JOB_ID) != job_id
+    ):
+        return False
+    holder, _, since = str(annotations.get(ANNOTATION_REPORTER, "")).partition(" ")
+    try:
+        age = time.time() - float(since)
+    except ValueError:
+        age = float("inf")
+    if holder and holder != reporter_id and age < REPORT_LEASE_SECONDS:
+        return False
+    patch = {
+        "metadata": {
+            "resourceVersion": metadata.get("resourceVersion"),
+            "annotations": {ANNOTATION_REPORTER: f"{reporter_id} {time.time():.0f}"},
+        }
+    }
+    try:
+        await kube.patch_job(namespace, name, patch)
+    except ConflictError:
+        return False
+    except NotFoundError:
+        return True
+    return True
 
 
 async def mark_reported(kube: KubeClient, namespace: str, name: str, result: names.Result) -> None:
@@ -188,6 +241,7 @@ async def report(
     *,
     delete_job: bool = False,
     hook: Callable[[str], None] | None = None,
+    reporter_id: str = "",
 ) -> bool:
     """Report one job and clean up; returns whether CodePipeline accepted the result."""
     metadata = job_body["metadata"]
@@ -199,6 +253,8 @@ async def report(
     )
     if str(call.params.get("jobId")) != job_id:
         raise ValueError("the report is for another job than the Job's annotation")
+    if reporter_id and not await claim_report(kube, namespace, name, job_id, reporter_id):
+        return False
     accepted = await send(client, call)
     if hook is not None:
         hook("after-put")

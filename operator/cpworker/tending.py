@@ -125,7 +125,13 @@ class Tender:
 
             async def fail_never_started() -> None:
                 await report(
-                    self.kube, self.clients, dict(job.body), call, delete_job=True, hook=self.hook
+                    self.kube,
+                    self.clients,
+                    dict(job.body),
+                    call,
+                    delete_job=True,
+                    hook=self.hook,
+                    reporter_id=self.guard.reporter_id,
                 )
 
             await self.guard.once(job.name, job.job_id, fail_never_started)
@@ -142,7 +148,14 @@ class Tender:
 
         async def send_report() -> None:
             pods = await self.list_pods(job)
-            await report_finished(self.kube, self.clients, dict(job.body), pods, hook=self.hook)
+            await report_finished(
+                self.kube,
+                self.clients,
+                dict(job.body),
+                pods,
+                hook=self.hook,
+                reporter_id=self.guard.reporter_id,
+            )
 
         return await self.guard.once(job.name, job.job_id, send_report)
 
@@ -255,6 +268,7 @@ async def report_finished(
     pods: list[PodSummary],
     *,
     hook: Callable[[str], None] | None = None,
+    reporter_id: str = "",
 ) -> bool:
     """Report a Job that ended in Kubernetes (the watcher's and tending's common path)."""
     metadata = job_body["metadata"]
@@ -270,4 +284,4 @@ async def report_finished(
         job_name=metadata["name"],
         redact=redact,
     )
-    return await report(kube, clients, job_body, call, hook=hook)
+    return await report(kube, clients, job_body, call, hook=hook, reporter_id=reporter_id)
