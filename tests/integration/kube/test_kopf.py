@@ -177,3 +177,82 @@ def test_kopf_subprocess_one_namespace(
     audited = {(r.verb, r.resource) for r in kube.audit() if r.namespace == NS}
     assert ("watch", "widgets") in audited
     assert ("patch", "widgets") in audited
+
+
+PEERING_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "kopfpeerings.kopf.dev"},
+    "spec": {
+        "scope": "Namespaced",
+        "group": "kopf.dev",
+        "names": {"kind": "KopfPeering", "plural": "kopfpeerings", "singular": "kopfpeering"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def test_kopf_with_peering(
+    kube: KubeStandIn, kubeconfig: Path, kube_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare(kube, kube_api)
+    kube.apply_manifests(
+        [
+            PEERING_CRD,
+            {
+                "apiVersion": "kopf.dev/v1",
+                "kind": "KopfPeering",
+                "metadata": {"name": "cpw", "namespace": NS},
+            },
+        ]
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    custom: Any = CustomObjectsApi(kube_api)
+
+    def peers() -> Any:
+        peering = custom.get_namespaced_custom_object("kopf.dev", "v1", NS, "kopfpeerings", "cpw")
+        return peering.get("status") or {}
+
+    args = ["run", "--peering=cpw", "-n", NS, "--priority=10", str(HANDLERS)]
+    with KopfRunner(args, timeout=60) as runner:
+        announced = wait_for(peers, "the operator announcing itself in the peering")
+        custom.create_namespaced_custom_object(
+            "test.io",
+            "v1",
+            NS,
+            "widgets",
+            {
+                "apiVersion": "test.io/v1",
+                "kind": "Widget",
+                "metadata": {"name": "peered"},
+                "spec": {"size": 1},
+            },
+        )
+        wait_for(
+            lambda: (
+                custom.get_namespaced_custom_object("test.io", "v1", NS, "widgets", "peered")
+                .get("status", {})
+                .get("created")
+                == 1
+            ),
+            "create handler with peering",
+        )
+    assert [peer["priority"] for peer in announced.values()] == [10]
+    assert runner.exit_code == 0, runner.output
