@@ -54,6 +54,11 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault-seed", type=int, help="seed for probabilistic faults")
     parser.add_argument(
+        "--s3-guard",
+        action="store_true",
+        help="route S3 through a guard that refuses expired job credentials (as S3 would)",
+    )
+    parser.add_argument(
         "--events-queue",
         metavar="NAME",
         help="create this SQS queue and deliver action execution events to it "
@@ -77,6 +82,7 @@ def build_stack(args: argparse.Namespace, directory: Path) -> SandboxStack:
         config=config,
         faults=faults,
         events_queue=args.events_queue,
+        s3_guard=args.s3_guard,
     )
 
 

@@ -54,6 +54,8 @@ class SandboxStack:
     components: list[StackComponent] = dataclasses.field(default_factory=list)
     # An SQS queue (created in moto) that receives CodePipeline's action execution events.
     events_queue: str | None = None
+    # Put the S3 guard (refuses expired job credentials) in front of moto for S3 clients.
+    s3_guard: bool = False
     moto: MotoServer | None = None
     codepipeline: CodePipelineStandIn | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -67,9 +69,14 @@ class SandboxStack:
         try:
             self.moto = MotoServer().start()
             self.codepipeline = CodePipelineStandIn(
-                self.moto.url, region=self.region, config=self.config, faults=self.faults
+                self.moto.url,
+                region=self.region,
+                config=self.config,
+                faults=self.faults,
+                s3_guard=self.s3_guard,
             ).start()
             self.env = aws_environment(self.codepipeline.url, self.moto.url, self.region)
+            self.env["AWS_ENDPOINT_URL_S3"] = self.codepipeline.s3_url
             if self.events_queue is not None:
                 self.env[EVENTS_QUEUE_VARIABLE] = self._create_events_queue(self.events_queue)
             for component in self.components:

@@ -43,6 +43,7 @@ def test_up_writes_env_serves_and_stops_cleanly(
             "ListPipelines:throttle_next=1",
             "--events-queue",
             "cp-events",
+            "--s3-guard",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -76,6 +77,9 @@ def test_up_writes_env_serves_and_stops_cleanly(
         with urllib.request.urlopen(f"{endpoint}/_sandbox/faults", timeout=10) as response:
             assert json.loads(response.read())["ListPipelines"]["throttle_next"] == 1
         assert env["CPWORKER_SANDBOX_EVENTS_QUEUE_URL"].endswith("/cp-events")
+        # With the guard, S3 clients talk to it; STS/IAM still go to moto directly.
+        assert env["AWS_ENDPOINT_URL_S3"] != env["AWS_ENDPOINT_URL_STS"]
+        assert env["AWS_ENDPOINT_URL_S3"].startswith("http://127.0.0.1:")
         process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
     finally:

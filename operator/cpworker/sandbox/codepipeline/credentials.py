@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import secrets
 import string
+import threading
 import time
 
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -34,3 +36,29 @@ def mint(lifetime: float) -> SessionCredentials:
         session_token=secrets.token_urlsafe(192),
         expires_at=time.time() + lifetime,
     )
+
+
+class CredentialLedger:
+    """Expiry times of the credentials the stand-in minted (bounded; oldest forgotten first).
+
+    Lets the optional S3 guard refuse expired job credentials the way S3 would, which moto alone
+    cannot do (it accepts any credentials).
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._expiry: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._size = size
+
+    def mint(self, lifetime: float) -> SessionCredentials:
+        credentials = mint(lifetime)
+        with self._lock:
+            self._expiry[credentials.access_key_id] = credentials.expires_at
+            while len(self._expiry) > self._size:
+                self._expiry.popitem(last=False)
+        return credentials
+
+    def expires_at(self, access_key_id: str) -> float | None:
+        """When credentials minted here expire (epoch seconds); None for any other key id."""
+        with self._lock:
+            return self._expiry.get(access_key_id)

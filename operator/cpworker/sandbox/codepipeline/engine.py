@@ -32,7 +32,7 @@ from cpworker.sandbox.codepipeline.artifacts import (
     SourceOutcome,
     artifact_key,
 )
-from cpworker.sandbox.codepipeline.credentials import mint
+from cpworker.sandbox.codepipeline.credentials import CredentialLedger
 from cpworker.sandbox.codepipeline.errors import ApiError, validation
 from cpworker.sandbox.codepipeline.events import action_event
 from cpworker.sandbox.codepipeline.knobs import StandInConfig
@@ -182,6 +182,7 @@ class Engine:
         self._active: dict[str, Job] = {}
         # The stand-in swaps in a thread pool so that S3 copies never block its event loop.
         self.run_blocking: BlockingRunner = run_inline
+        self.credentials = CredentialLedger()
         # Receives an EventBridge-shaped event for each action execution state change.
         self.on_action_event: Callable[[dict[str, Any]], None] | None = None
         self._continuations: list[tuple[float, Job]] = []  # (due, the job that asked for it)
@@ -516,7 +517,7 @@ class Engine:
             },
             "inputArtifacts": [a.job_wire() for a in run.inputs],
             "outputArtifacts": [a.job_wire() for a in run.outputs],
-            "artifactCredentials": mint(self.config.credential_lifetime).as_wire(),
+            "artifactCredentials": self.credentials.mint(self.config.credential_lifetime).as_wire(),
         }
         if job.continuation_token is not None:
             data["continuationToken"] = job.continuation_token

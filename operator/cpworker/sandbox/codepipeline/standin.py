@@ -19,6 +19,7 @@ from cpworker.sandbox.codepipeline.engine import Engine
 from cpworker.sandbox.codepipeline.events import EventBus
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
+from cpworker.sandbox.codepipeline.s3guard import S3Guard
 from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
 from cpworker.sandbox.codepipeline.service import CodePipelineService
 
@@ -45,6 +46,8 @@ class CodePipelineStandIn:
         account_id: str = DEFAULT_ACCOUNT_ID,
         config: StandInConfig | None = None,
         faults: Faults | None = None,
+        *,
+        s3_guard: bool = False,
     ) -> None:
         self.s3_endpoint = s3_endpoint
         self.region = region
@@ -77,6 +80,9 @@ class CodePipelineStandIn:
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._port: int | None = None
+        self._guard = S3Guard(s3_endpoint, engine.credentials) if s3_guard else None
+        self._guard_runner: web.AppRunner | None = None
+        self._guard_port: int | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="codepipeline-s3"
         )
@@ -86,6 +92,20 @@ class CodePipelineStandIn:
         if self._port is None:
             raise RuntimeError("the stand-in is not started")
         return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def s3_url(self) -> str:
+        """Where workers should send S3 requests: the guard when enabled, else moto itself."""
+        if self._guard is None:
+            return self.s3_endpoint
+        if self._guard_port is None:
+            raise RuntimeError("the stand-in is not started")
+        return f"http://127.0.0.1:{self._guard_port}"
+
+    @property
+    def expired_credentials_refused(self) -> int:
+        """How many S3 requests the guard refused for expired job credentials."""
+        return self._guard.refused if self._guard is not None else 0
 
     def start(self) -> CodePipelineStandIn:
         if self._thread is not None:
@@ -122,6 +142,14 @@ class CodePipelineStandIn:
         self._ticker = asyncio.create_task(self._tick_forever())
         self.engine.run_blocking = self._run_blocking
         self.events.schedule = self._schedule_send
+        if self._guard is not None:
+            self._guard_runner = web.AppRunner(
+                self._guard.app(), access_log=None, handle_signals=False
+            )
+            await self._guard_runner.setup()
+            guard_site = web.TCPSite(self._guard_runner, "127.0.0.1", 0)
+            await guard_site.start()
+            self._guard_port = int(self._guard_runner.addresses[0][1])
         address = self._runner.addresses[0]
         return int(address[1])
 
@@ -169,6 +197,8 @@ class CodePipelineStandIn:
                 await self._ticker
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._guard_runner is not None:
+            await self._guard_runner.cleanup()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
@@ -177,7 +207,7 @@ class CodePipelineStandIn:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop = self._thread = None
-        self._port = None
+        self._port = self._guard_port = None
 
     def __enter__(self) -> CodePipelineStandIn:
         return self.start()
