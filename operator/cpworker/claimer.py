@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cpworker import codepipeline, dispatcher, jobdata, names
-from cpworker.kube import Body, KubeClient, KubeError
+from cpworker import codepipeline, dispatcher, jobdata, manifests, names
+from cpworker.kube import Body, KubeClient, KubeError, NotFoundError
 from cpworker.manifests import ManifestError
 
 if TYPE_CHECKING:
@@ -350,6 +350,7 @@ async def recover_claiming(
             await kube.patch_job(
                 namespace, name, {"metadata": {"annotations": {names.ANNOTATION_NONCE: nonce}}}
             )
+            await restore_secret(kube, client, job, nonce)
             await dispatcher.release(kube, namespace, name)
             return ClaimOutcome.DISPATCHED
         await dispatcher.abandon(kube, namespace, name)
@@ -358,6 +359,47 @@ async def recover_claiming(
     # this Job started since we read it (its nonce would be a new candidate).
     await dispatcher.abandon_unless_contested(kube, namespace, name, set(nonces))
     return ClaimOutcome.LOST_RACE
+
+
+async def restore_secret(
+    kube: KubeClient, client: codepipeline.CodePipelineClient, job: Body, nonce: str
+) -> None:
+    """Re-create a claiming Job's Secret when a crash came between the Job and the Secret.
+
+    The job data (with fresh credentials) comes from GetJobDetails, so the pod never starts
+    without its Secret.
+    """
+    metadata = job["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    try:
+        await kube.get_secret(namespace, name)
+    except NotFoundError:
+        pass
+    else:
+        return
+    annotations = dispatcher.annotations_of(job)
+    details = jobdata.parse_job_details(
+        await client.get_job_details(annotations[names.ANNOTATION_JOB_ID])
+    )
+    parsed = jobdata.Job(
+        id=details.id, nonce=nonce, account_id=details.account_id, data=details.data
+    )
+    secret_properties = await client.secret_properties(
+        details.data.action_type_id.model_dump() if details.data.action_type_id else {}
+    )
+    secret_names = frozenset(
+        k for k in details.data.configuration() if secret_properties.is_secret(k)
+    )
+    secret = manifests.build_secret(
+        job_name=name,
+        namespace=namespace,
+        job_uid=str(metadata["uid"]),
+        worker_name=annotations.get(names.ANNOTATION_WORKER, ""),
+        job=parsed,
+        secret_property_names=secret_names,
+    )
+    await dispatcher.ensure_secret(kube, namespace, secret, job)
+    log.info("re-created the missing Secret of claiming Job %s/%s", namespace, name)
 
 
 def _parse_time(value: object) -> dt.datetime | None:

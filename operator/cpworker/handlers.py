@@ -85,6 +85,10 @@ class Runtime:
             executor=executor,
             kube=kube.KubeClient(api_client, executor),
             clients=codepipeline.CodePipelineClients(executor, options),
+            # A crashed reporter's claim expires after a few tending rounds (at most 30 s).
+            guard=reporter.ReportGuard(
+                lease_seconds=max(2.0, min(30.0, 4 * settings.cancel_probe_seconds))
+            ),
             crash_at=crash_at if crash_at is not None else os.environ.get(CRASH_AT_ENV),
         )
 

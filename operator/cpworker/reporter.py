@@ -153,17 +153,21 @@ class ReportGuard:
     done: dict[str, str] = field(default_factory=dict)
     # Identifies this operator instance in the Job's reporter annotation.
     reporter_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # How long a reporter's claim on a Job holds before another may take over.
+    lease_seconds: float = 30.0
 
-    async def once(self, job_name: str, job_id: str, action: Callable[[], Awaitable[Any]]) -> bool:
+    async def once(self, job_name: str, job_id: str, action: Callable[[], Awaitable[bool]]) -> bool:
+        """Run `action` unless it runs or ran for this job; it returns whether it is done."""
         if job_name in self.busy or self.done.get(job_name) == job_id:
             return False
         self.busy.add(job_name)
         try:
-            await action()
-            self.done[job_name] = job_id
+            handled = await action()
+            if handled:
+                self.done[job_name] = job_id
         finally:
             self.busy.discard(job_name)
-        return True
+        return handled
 
     def forget(self, job_name: str) -> None:
         self.done.pop(job_name, None)
@@ -171,12 +175,16 @@ class ReportGuard:
 
 # Who is sending a Job's result, and since when: "<reporter id> <epoch seconds>".
 ANNOTATION_REPORTER = f"{names.GROUP}/reporter"
-# A reporter that crashed mid-report loses its claim after this long.
-REPORT_LEASE_SECONDS = 30.0
 
 
 async def claim_report(
-    kube: KubeClient, namespace: str, name: str, job_id: str, reporter_id: str
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    job_id: str,
+    *,
+    reporter_id: str,
+    lease_seconds: float = 30.0,
 ) -> bool:
     """Take the right to report this Job, so that replicas do not all send the result.
 
@@ -201,7 +209,7 @@ async def claim_report(
         age = time.time() - float(since)
     except ValueError:
         age = float("inf")
-    if holder and holder != reporter_id and age < REPORT_LEASE_SECONDS:
+    if holder and holder != reporter_id and age < lease_seconds:
         return False
     patch = {
         "metadata": {
@@ -242,8 +250,13 @@ async def report(
     delete_job: bool = False,
     hook: Callable[[str], None] | None = None,
     reporter_id: str = "",
+    lease_seconds: float = 30.0,
 ) -> bool:
-    """Report one job and clean up; returns whether CodePipeline accepted the result."""
+    """Report one job and clean up.
+
+    Returns True when the job is settled (result accepted, or CodePipeline says it had
+    already ended); False when another reporter holds the claim (tending tries again).
+    """
     metadata = job_body["metadata"]
     namespace, name = metadata["namespace"], metadata["name"]
     annotations = metadata.get("annotations") or {}
@@ -253,7 +266,9 @@ async def report(
     )
     if str(call.params.get("jobId")) != job_id:
         raise ValueError("the report is for another job than the Job's annotation")
-    if reporter_id and not await claim_report(kube, namespace, name, job_id, reporter_id):
+    if reporter_id and not await claim_report(
+        kube, namespace, name, job_id, reporter_id=reporter_id, lease_seconds=lease_seconds
+    ):
         return False
     accepted = await send(client, call)
     if hook is not None:
@@ -265,7 +280,7 @@ async def report(
         await kube.delete_job(namespace, name)
     worker = worker_reference(job_body)
     if worker is None:
-        return accepted
+        return True
     if accepted:
         reason = "JobSucceeded" if call.succeeded else "JobFailed"
         message = f"job {job_id} (Job {name}): {summary_of(call)}"
@@ -280,4 +295,4 @@ async def report(
             await increment_counter(kube, namespace, worker["metadata"]["name"], counter)
     except KubeError as exc:
         log.warning("reported job %s but could not update its worker: %s", job_id, exc)
-    return accepted
+    return True

@@ -123,8 +123,8 @@ class Tender:
                 outcome, job_id=job.job_id, namespace=job.namespace, job_name=job.name
             )
 
-            async def fail_never_started() -> None:
-                await report(
+            async def fail_never_started() -> bool:
+                return await report(
                     self.kube,
                     self.clients,
                     dict(job.body),
@@ -132,6 +132,7 @@ class Tender:
                     delete_job=True,
                     hook=self.hook,
                     reporter_id=self.guard.reporter_id,
+                    lease_seconds=self.guard.lease_seconds,
                 )
 
             await self.guard.once(job.name, job.job_id, fail_never_started)
@@ -146,15 +147,16 @@ class Tender:
     async def report_finished(self, job: JobSummary) -> bool:
         """Report a Job that ended in Kubernetes, once (event handler and tending share this)."""
 
-        async def send_report() -> None:
+        async def send_report() -> bool:
             pods = await self.list_pods(job)
-            await report_finished(
+            return await report_finished(
                 self.kube,
                 self.clients,
                 dict(job.body),
                 pods,
                 hook=self.hook,
                 reporter_id=self.guard.reporter_id,
+                lease_seconds=self.guard.lease_seconds,
             )
 
         return await self.guard.once(job.name, job.job_id, send_report)
@@ -269,6 +271,7 @@ async def report_finished(
     *,
     hook: Callable[[str], None] | None = None,
     reporter_id: str = "",
+    lease_seconds: float = 30.0,
 ) -> bool:
     """Report a Job that ended in Kubernetes (the watcher's and tending's common path)."""
     metadata = job_body["metadata"]
@@ -284,4 +287,12 @@ async def report_finished(
         job_name=metadata["name"],
         redact=redact,
     )
-    return await report(kube, clients, job_body, call, hook=hook, reporter_id=reporter_id)
+    return await report(
+        kube,
+        clients,
+        job_body,
+        call,
+        hook=hook,
+        reporter_id=reporter_id,
+        lease_seconds=lease_seconds,
+    )
