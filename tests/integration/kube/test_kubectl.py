@@ -233,3 +233,42 @@ def test_kubectl_without_credentials_is_refused(
     denied = kubectl("get", "ns", check=False)
     assert denied.returncode != 0
     assert "Unauthorized" in denied.stderr or "credentials" in denied.stderr
+
+
+def test_unknown_fields_refused_strictly_dropped_otherwise(kubectl: Kubectl) -> None:
+    job: dict[str, Any] = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "typo"},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox:1", "imagePullPolicyy": "x"}],
+                }
+            },
+        },
+    }
+    refused = kubectl("apply", "-f", "-", stdin=json.dumps(job), check=False)
+    assert refused.returncode != 0
+    assert "spec.template.spec.containers[0].imagePullPolicyy" in refused.stderr
+    custom = kubectl("apply", "-f", "-", stdin=worker(colour="blue"), check=False)
+    assert 'unknown field "spec.colour"' in custom.stderr
+
+    # without strict validation (--validate=false), unknown fields are dropped silently
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(job))
+    stored = json.loads(kubectl("get", "job", "typo", "-o", "json").stdout)
+    container = stored["spec"]["template"]["spec"]["containers"][0]
+    assert "imagePullPolicyy" not in container
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    wrong_type = kubectl(
+        "create",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {**job, "metadata": {"name": "typed"}, "spec": {**job["spec"], "backoffLimit": "six"}}
+        ),
+        check=False,
+    )
+    assert "backoffLimit" in wrong_type.stderr

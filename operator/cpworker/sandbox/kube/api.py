@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker.sandbox.kube import crds, schema, strategies
+from cpworker.sandbox.kube import builtin_schema, crds, schema, strategies
 from cpworker.sandbox.kube.errors import (
     ApiError,
     already_exists,
@@ -41,6 +42,9 @@ SERVICEACCOUNTS: StorageKey = ("", "serviceaccounts")
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+# `fieldValidation=Strict` on the current request (kubectl sends it): unknown fields are
+# refused instead of dropped. A context variable, so each request task sees its own.
+STRICT_FIELDS: contextvars.ContextVar[bool] = contextvars.ContextVar("strict", default=False)
 BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -213,6 +217,11 @@ class Api:
             strategies.prepare_create(rtype, obj)
         else:
             strategies.prepare_update(rtype, obj, old)
+        if not rtype.custom:
+            decoded = builtin_schema.decode(obj, strict=STRICT_FIELDS.get())
+            if decoded is not obj:
+                obj.clear()
+                obj.update(decoded)
         if rtype.custom and rtype.schema:
             self._admit_custom(rtype, obj, old)
         if rtype.storage_key == CRDS:
@@ -222,7 +231,12 @@ class Api:
 
     def _admit_custom(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
         assert rtype.schema is not None
-        pruned = schema.prune(rtype.schema, obj, root=True)
+        dropped: list[str] = []
+        pruned = schema.prune(rtype.schema, obj, root=True, dropped=dropped)
+        if dropped and STRICT_FIELDS.get():
+            raise bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in dropped)
+            )
         obj.clear()
         obj.update(schema.apply_defaults(rtype.schema, pruned))
         causes = schema.validate(rtype.schema, obj, "", old, has_old=old is not None)
@@ -283,6 +297,8 @@ class Api:
                 merged["status"] = new["status"]
             merged["apiVersion"] = rtype.api_version
             new = clone(merged)
+            if not rtype.custom:
+                new = builtin_schema.decode(new, strict=STRICT_FIELDS.get())
             if rtype.custom and rtype.schema:
                 status_schema = (rtype.schema.get("properties") or {}).get("status")
                 if status_schema and "status" in new:

@@ -24,7 +24,15 @@ Cause = tuple[str, str, str]  # (reason type, field path, message)
 _ROOT_KEPT = ("apiVersion", "kind", "metadata")
 
 
-def prune(schema: Schema, value: Any, *, root: bool = False) -> Any:
+def prune(
+    schema: Schema,
+    value: Any,
+    *,
+    root: bool = False,
+    path: str = "",
+    dropped: list[str] | None = None,
+) -> Any:
+    """Drop fields the schema does not declare; their paths go to `dropped`."""
     if schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema:
         return value
     if isinstance(value, dict):
@@ -32,17 +40,23 @@ def prune(schema: Schema, value: Any, *, root: bool = False) -> Any:
         additional = schema.get("additionalProperties")
         result: dict[str, Any] = {}
         for key, item in value.items():
+            child = f"{path}.{key}" if path else key
             if root and key in _ROOT_KEPT:
                 result[key] = item
             elif properties is not None and key in properties:
-                result[key] = prune(properties[key], item)
+                result[key] = prune(properties[key], item, path=child, dropped=dropped)
             elif isinstance(additional, dict):
-                result[key] = prune(additional, item)
+                result[key] = prune(additional, item, path=child, dropped=dropped)
             elif additional is True or schema.get("x-kubernetes-preserve-unknown-fields"):
                 result[key] = item
+            elif dropped is not None:
+                dropped.append(child)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [prune(schema["items"], item) for item in value]
+        return [
+            prune(schema["items"], item, path=f"{path}[{index}]", dropped=dropped)
+            for index, item in enumerate(value)
+        ]
     return value
 
 

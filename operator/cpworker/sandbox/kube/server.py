@@ -15,7 +15,7 @@ import yaml
 from aiohttp import web
 
 from cpworker.sandbox.kube import discovery, tables
-from cpworker.sandbox.kube.api import Api, DeleteOptions
+from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.protobuf import ProtobufError, decode_body
 from cpworker.sandbox.kube.resources import Registry, ResourceType
@@ -177,6 +177,7 @@ class KubeServer:
                 404,
             )
         verb = _verb(request, route)
+        strict = STRICT_FIELDS.set(request.query.get("fieldValidation") == "Strict")
         try:
             response = await self._dispatch(request, route, verb)
         except ApiError as exc:
@@ -185,6 +186,8 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400)
             return _json(bad_request(str(exc)).status(), 400)
+        finally:
+            STRICT_FIELDS.reset(strict)
         if verb != "watch":  # a watch is recorded when its stream opens
             self._record(verb, route, response.status)
         return response
