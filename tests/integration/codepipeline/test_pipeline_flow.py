@@ -362,3 +362,38 @@ def test_delete_pipeline_ends_its_jobs(
     assert cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"] == "Failed"
     with pytest.raises(cp_client.exceptions.PipelineNotFoundException):
         cp_client.get_pipeline(name=scenario.pipeline_name)
+
+
+def test_parallel_actions_run_together_and_the_stage_waits_for_all(
+    cp_client: CodePipelineClient, cp_scenario: ScenarioFactory
+) -> None:
+    scenario = cp_scenario()
+    declaration: Any = dict(cp_client.get_pipeline(name=scenario.pipeline_name)["pipeline"])
+    declaration.pop("version")
+    build = declaration["stages"][1]["actions"][0]
+    twin = {
+        **build,
+        "name": "Lint",
+        "namespace": "LintVariables",
+        "outputArtifacts": [{"name": "LintOutput"}],
+    }
+    declaration["stages"][1]["actions"] = [build, twin]  # both runOrder 1
+    assert cp_client.update_pipeline(pipeline=declaration)["pipeline"]["version"] == 2
+    execution_id = scenario.start(cp_client)
+    jobs = scenario.wait_for_jobs(cp_client, count=2)
+    by_action = {job["data"]["pipelineContext"]["action"]["name"]: job for job in jobs}
+    assert set(by_action) == {"Build", "Lint"}
+    for job in jobs:
+        cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp_client.put_job_failure_result(
+        jobId=by_action["Lint"]["id"],
+        failureDetails={"type": "JobFailed", "message": "lint errors"},
+    )
+    assert scenario.status(cp_client, execution_id) == "InProgress"  # Build still runs
+    cp_client.put_job_success_result(jobId=by_action["Build"]["id"])
+    assert scenario.wait(cp_client, execution_id) == "Failed"
+    states = cp_client.get_pipeline_state(name=scenario.pipeline_name)["stageStates"][1]
+    assert {s["actionName"]: s["latestExecution"]["status"] for s in states["actionStates"]} == {
+        "Build": "Succeeded",
+        "Lint": "Failed",
+    }
