@@ -1,0 +1,106 @@
+"""The runtime's pure pieces: adaptive back-off, capacity, Job assessment, log redaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+import random
+
+from cpworker import codepipeline, logging_setup, names, poller, watcher
+
+
+def test_batch_never_exceeds_free_capacity() -> None:
+    assert poller.batch_size(10, poller.free_capacity(5, 3)) == 2
+    assert poller.batch_size(1, poller.free_capacity(5, 0)) == 1
+    assert poller.batch_size(10, poller.free_capacity(5, 7)) == 0
+
+
+def test_backoff_full_batch_repolls_at_once_and_idle_grows_to_the_ceiling() -> None:
+    backoff = poller.IdleBackoff(1.0, 8.0, rng=random.Random(1))
+    assert backoff.after_poll(returned=5, requested=5) == 0.0
+    delays = [backoff.after_poll(returned=0, requested=5) for _ in range(8)]
+    assert all(0 < d <= 8.0 for d in delays)
+    assert max(delays[-3:]) > 4.0  # reached the ceiling's range
+    assert backoff.after_poll(returned=1, requested=5) == 1.0  # a hit resets
+
+
+def test_condition_for_errors_says_what_to_do() -> None:
+    reason, message = poller.condition_for_error(
+        codepipeline.ActionTypeNotFoundError("PollForJobs", "ActionTypeNotFoundException", "x")
+    )
+    assert reason == "ActionTypeNotFound"
+    assert "create it" in message
+    reason, _ = poller.condition_for_error(
+        codepipeline.ThrottledError("PollForJobs", "ThrottlingException", "slow down")
+    )
+    assert reason == "Throttled"
+
+
+def _job(phase: str, *, finished: bool = False, result: str | None = None) -> watcher.JobSummary:
+    annotations = {names.ANNOTATION_PHASE: phase}
+    if result:
+        annotations[names.ANNOTATION_RESULT] = result
+    conditions = [{"type": "Complete", "status": "True"}] if finished else []
+    return watcher.summarize_job(
+        {
+            "metadata": {
+                "name": "cpw-x",
+                "namespace": "ns",
+                "annotations": annotations,
+                "labels": {names.LABEL_WORKER: "w"},
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": {"suspend": False},
+            "status": {"conditions": conditions},
+        }
+    )
+
+
+def test_assess_decides_the_next_step() -> None:
+    now = dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)
+    assert watcher.assess(_job("claiming"), [], now, 60).need is watcher.Need.RECOVER_CLAIM
+    assert watcher.assess(_job("running", finished=True), [], now, 60).need is watcher.Need.REPORT
+    continued = _job("running", finished=True, result="continued")
+    assert watcher.assess(continued, [], now, 60).need is watcher.Need.NOTHING
+    assert watcher.assess(_job("reported", finished=True), [], now, 60).need is watcher.Need.NOTHING
+    assert watcher.assess(_job("running"), [], now, 60).need is watcher.Need.TEND
+    stuck = watcher.assess(_job("running"), [], now, 1)
+    assert stuck.need is watcher.Need.NEVER_STARTED
+    assert stuck.reason == "FailedCreate"
+
+
+def test_live_jobs_count_claiming_and_running_only() -> None:
+    assert _job("claiming").live
+    assert _job("running").live
+    assert not _job("reported").live
+    assert not _job("cancelled").live
+
+
+def _fail_with(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_redacting_filter_hides_secrets_in_messages_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logging_setup.RedactingFilter())
+    handler.setFormatter(logging_setup.JsonFormatter())
+    logger = logging.getLogger("cpworker.test.redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logging_setup.SECRETS.add(["registered-secret-value"])
+    try:
+        logger.warning("creds %s", {"secretAccessKey": "abc/DEF+ghi", "sessionToken": "tok123"})
+        logger.warning("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG")
+        try:
+            _fail_with("boom registered-secret-value")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+        logging_setup.SECRETS.discard(["registered-secret-value"])
+    text = stream.getvalue()
+    for secret in ("abc/DEF+ghi", "tok123", "wJalrXUtnFEMI/K7MDENG", "registered-secret-value"):
+        assert secret not in text
+    assert text.count(logging_setup.REDACTED) >= 4
