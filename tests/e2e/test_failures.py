@@ -213,3 +213,68 @@ def test_owner_other_than_custom_is_rejected_by_the_api(cp_scenario: Any, cluste
     manifest["spec"]["actionTypeId"]["owner"] = "AWS"
     with pytest.raises(AssertionError, match="Custom"):
         cluster.apply(manifest)
+
+
+def test_malformed_job_data_is_failed_as_configuration_error(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    execution_id = scenario.start(stack.cp_client)
+    wait_for(
+        lambda: scenario.status(stack.cp_client, execution_id) == "InProgress",
+        what="the execution running",
+    )
+
+    def corrupt(answer: dict[str, Any]) -> None:
+        for job in answer.get("jobs", []):
+            job["data"]["inputArtifacts"][0]["name"] = "not a valid artifact name!"
+
+    stack.codepipeline.tamper("PollForJobs", corrupt)
+    stack.start_operator()
+    stack.cluster.apply(worker_manifest(scenario))
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Failed"
+    error = error_of(stack.cp_client, scenario, execution_id)
+    assert error["code"] == "ConfigurationError"
+    assert "malformed CodePipeline job data" in error["message"]
+    assert "inputArtifacts" in error["message"]
+    assert not stack.cluster.jobs()  # nothing ran
+    assert "JobRejected" in [e["reason"] for e in stack.cluster.events()]
+    # The corrupted answer broke the service model on purpose.
+    stack.codepipeline.clear_violations()
+
+
+def test_throttling_shows_in_the_worker_condition(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    stack.codepipeline.faults.set("PollForJobs", throttle_probability=1.0)
+    stack.start_operator()
+    stack.cluster.apply(worker_manifest(scenario))
+    condition = wait_for(
+        lambda: (
+            (stack.cluster.condition() or {}).get("reason") == "Throttled"
+            and stack.cluster.condition()
+        ),
+        what="the Throttled condition",
+    )
+    assert condition["status"] == "False"
+    last_error = (stack.cluster.worker() or {})["status"]["lastError"]
+    assert last_error["reason"] == "Throttled"
+    stack.codepipeline.faults.clear()
+    wait_for(
+        lambda: (stack.cluster.condition() or {}).get("status") == "True",
+        timeout=60,
+        what="Ready again once throttling stops",
+    )
+
+
+def test_unknown_action_type_says_what_to_do(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    stack.start_operator()
+    manifest = worker_manifest(scenario)
+    manifest["spec"]["actionTypeId"]["provider"] = "NoSuchProvider"
+    stack.cluster.apply(manifest)
+    condition = wait_for(
+        lambda: (
+            (stack.cluster.condition() or {}).get("reason") == "ActionTypeNotFound"
+            and stack.cluster.condition()
+        ),
+        what="the ActionTypeNotFound condition",
+    )
+    assert "create it" in condition["message"]
