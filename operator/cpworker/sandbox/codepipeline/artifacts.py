@@ -62,7 +62,12 @@ class ArtifactStore:
             # moto accepts any credentials; these only keep boto3 from searching for some.
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",  # noqa: S106 - not a secret: moto ignores it
-            config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
+            config=Config(
+                retries={"mode": "standard", "total_max_attempts": 2},
+                s3={"addressing_style": "path"},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
         )
 
     def copy_source(

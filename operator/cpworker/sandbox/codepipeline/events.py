@@ -129,7 +129,11 @@ class EventBus:
                 region_name=self._region,
                 aws_access_key_id="sandbox",
                 aws_secret_access_key="sandbox",  # noqa: S106 - not a secret: moto ignores it
-                config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
+                config=Config(
+                    retries={"mode": "standard", "total_max_attempts": 2},
+                    connect_timeout=5,
+                    read_timeout=10,
+                ),
             )
         return self._client
 
