@@ -280,6 +280,16 @@ def test_two_workers_racing_for_one_job(
         cp_client.acknowledge_job(jobId=second["id"], nonce="someone-elses-nonce")
     cp_client.put_job_success_result(jobId=second["id"])
     assert scenario.wait(cp_client, execution_id) == "Succeeded"
+    (timeline,) = codepipeline.jobs()
+    assert timeline.job_id == second["id"]
+    assert timeline.status == "Succeeded"
+    assert timeline.deliveries == 2
+    assert timeline.first_delivered is not None
+    assert timeline.acknowledged is not None
+    assert timeline.finished is not None
+    assert (
+        timeline.created <= timeline.first_delivered <= timeline.acknowledged <= timeline.finished
+    )
 
 
 def test_unacknowledged_job_is_redelivered_after_the_window(

@@ -5,6 +5,7 @@ every response) against botocore's service model, and keeps artifacts in a real 
 store (moto's server). See docs/sandbox-codepipeline.md.
 """
 
+from cpworker.sandbox.codepipeline.engine import JobTimeline
 from cpworker.sandbox.codepipeline.knobs import Faults, OperationFaults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestRecord
 from cpworker.sandbox.codepipeline.standin import DEFAULT_ACCOUNT_ID, CodePipelineStandIn
@@ -13,6 +14,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "CodePipelineStandIn",
     "Faults",
+    "JobTimeline",
     "OperationFaults",
     "RequestRecord",
     "StandInConfig",

@@ -142,6 +142,41 @@ class Job:
     status: str = "Queued"
     nonce: str | None = None
     delivered_at: float | None = None  # monotonic, for re-delivery
+    # Wall-clock milestones (epoch seconds), for benchmarks: see CodePipelineStandIn.jobs().
+    times: dict[str, float] = dataclasses.field(default_factory=lambda: {"created": time.time()})
+    deliveries: int = 0
+
+    def timeline(self) -> JobTimeline:
+        return JobTimeline(
+            job_id=self.id,
+            status=self.status,
+            pipeline_name=self.execution.pipeline_name,
+            execution_id=self.execution.id,
+            action_name=self.run.name,
+            provider=self.action_type.provider,
+            deliveries=self.deliveries,
+            created=self.times["created"],
+            first_delivered=self.times.get("first_delivered"),
+            acknowledged=self.times.get("acknowledged"),
+            finished=self.times.get("finished"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class JobTimeline:
+    """A job's public history (no nonce, no data, no credentials)."""
+
+    job_id: str
+    status: str
+    pipeline_name: str
+    execution_id: str
+    action_name: str
+    provider: str
+    deliveries: int
+    created: float
+    first_delivered: float | None
+    acknowledged: float | None
+    finished: float | None
 
 
 def output_variables_size(variables: dict[str, str]) -> int:
@@ -489,6 +524,7 @@ class Engine:
         job.status = status
         if status not in ACTIVE_JOB_STATES:
             self._active.pop(job.id, None)
+            job.times["finished"] = time.time()
 
     def job(self, job_id: str) -> Job:
         found = self.jobs.get(job_id)
@@ -561,6 +597,8 @@ class Engine:
             # A new nonce per delivery: only the latest delivery can be acknowledged.
             job.nonce = secrets.token_hex(16)
             job.status = "Dispatched"
+            job.deliveries += 1
+            job.times.setdefault("first_delivered", time.time())
             job.delivered_at = now
             delivered.append(
                 {
@@ -581,6 +619,7 @@ class Engine:
             )
         if job.status == "Dispatched":
             job.status = "InProgress"
+            job.times["acknowledged"] = time.time()
         return job.status
 
     def _reportable(self, job_id: str) -> Job:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from cpworker.sandbox.codepipeline.actiontypes import ActionTypeRegistry
 from cpworker.sandbox.codepipeline.artifacts import ArtifactStore, SourceError, SourceOutcome
-from cpworker.sandbox.codepipeline.engine import Engine
+from cpworker.sandbox.codepipeline.engine import Engine, JobTimeline
 from cpworker.sandbox.codepipeline.events import EventBus
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
@@ -246,6 +246,10 @@ class CodePipelineStandIn:
             return function()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def jobs(self) -> list[JobTimeline]:
+        """Every job so far, oldest first, with its milestones (for benchmarks and assertions)."""
+        return self.call(lambda: [job.timeline() for job in self.engine.jobs.values()])
 
     def job_status(self, job_id: str) -> str:
         return self.call(lambda: self.engine.job(job_id).status)
