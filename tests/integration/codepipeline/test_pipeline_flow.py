@@ -407,3 +407,17 @@ def test_parallel_actions_run_together_and_the_stage_waits_for_all(
         "Build": "Succeeded",
         "Lint": "Failed",
     }
+
+
+def test_client_request_token_makes_starts_idempotent(
+    cp_client: CodePipelineClient, cp_scenario: ScenarioFactory
+) -> None:
+    scenario = cp_scenario()
+    name = scenario.pipeline_name
+    first = cp_client.start_pipeline_execution(name=name, clientRequestToken="deploy-42")
+    again = cp_client.start_pipeline_execution(name=name, clientRequestToken="deploy-42")
+    other = cp_client.start_pipeline_execution(name=name, clientRequestToken="deploy-43")
+    assert first["pipelineExecutionId"] == again["pipelineExecutionId"]
+    assert other["pipelineExecutionId"] != first["pipelineExecutionId"]
+    summaries = cp_client.list_pipeline_executions(pipelineName=name)["pipelineExecutionSummaries"]
+    assert len(summaries) == 2

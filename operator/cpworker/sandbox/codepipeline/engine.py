@@ -221,6 +221,7 @@ class Engine:
         # Receives an EventBridge-shaped event for each action execution state change.
         self.on_action_event: Callable[[dict[str, Any]], None] | None = None
         self._continuations: list[tuple[float, Job]] = []  # (due, the job that asked for it)
+        self._started_by_token: dict[tuple[str, str], ExecutionRun] = {}
 
     def pipeline_arn(self, name: str) -> str:
         return f"arn:aws:codepipeline:{self.region}:{self.account_id}:{name}"
@@ -263,8 +264,15 @@ class Engine:
 
     # -- executions ----------------------------------------------------------------------------
 
-    def start_execution(self, name: str, variables: list[dict[str, str]]) -> ExecutionRun:
+    def start_execution(
+        self, name: str, variables: list[dict[str, str]], client_token: str | None = None
+    ) -> ExecutionRun:
         record = self.pipeline(name)
+        if client_token is not None:
+            # Idempotent retries: the same token starts nothing new.
+            earlier = self._started_by_token.get((name, client_token))
+            if earlier is not None:
+                return earlier
         declared = {
             v["name"]: v.get("defaultValue") for v in record.declaration.get("variables", [])
         }
@@ -284,6 +292,8 @@ class Engine:
             variables=merged,
         )
         self.executions[execution.id] = execution
+        if client_token is not None:
+            self._started_by_token[(name, client_token)] = execution
         self._advance(execution)
         return execution
 

@@ -230,7 +230,9 @@ class CodePipelineService:
     # -- executions ----------------------------------------------------------------------------
 
     def start_pipeline_execution(self, body: dict[str, Any]) -> dict[str, Any]:
-        execution = self.engine.start_execution(body["name"], body.get("variables", []))
+        execution = self.engine.start_execution(
+            body["name"], body.get("variables", []), body.get("clientRequestToken")
+        )
         return {"pipelineExecutionId": execution.id}
 
     def _execution(self, pipeline: str, execution_id: str) -> ExecutionRun:
