@@ -21,6 +21,15 @@ module "action_types" {
   }
 }
 
+module "job_events" {
+  source = "../../modules/job-events"
+
+  create       = var.enable_event_wakeup
+  name         = "cpworker-${var.cluster_name}-job-events"
+  action_types = values(module.action_types.action_type_ids)
+  tags         = var.tags
+}
+
 module "operator_iam" {
   source = "../../modules/operator-iam"
 
@@ -31,6 +40,7 @@ module "operator_iam" {
   oidc_provider_arn = var.oidc_provider_arn
   namespace         = "cpworker-system"
   service_account   = "cpworker"
+  event_queue_arns  = var.enable_event_wakeup ? [module.job_events.queue_arn] : []
   tags              = var.tags
 }
 

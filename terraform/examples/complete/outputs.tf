@@ -17,3 +17,8 @@ output "workers" {
   description = "CustomActionWorkers created."
   value       = module.operator_release.workers
 }
+
+output "event_queue_url" {
+  description = "The wake-up event queue, when enable_event_wakeup is set."
+  value       = module.job_events.queue_url
+}

@@ -62,6 +62,12 @@ variable "create_workers" {
   default     = false
 }
 
+variable "enable_event_wakeup" {
+  description = "Create an SQS queue fed by an EventBridge rule for STARTED executions of the action type, and let the operator read it (an opt-in wake-up hint; polling works without it)."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags for the AWS resources."
   type        = map(string)

@@ -135,6 +135,23 @@ resource "aws_iam_role_policy" "assume_worker_roles" {
   })
 }
 
+resource "aws_iam_role_policy" "read_event_queues" {
+  count = var.create && length(var.event_queue_arns) > 0 ? 1 : 0
+
+  name = "${var.name}-read-event-queues"
+  role = aws_iam_role.this[0].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # Long-poll the wake-up events and delete them once read; nothing else on the queue.
+      Sid      = "ReadWakeUpEvents"
+      Effect   = "Allow"
+      Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      Resource = var.event_queue_arns
+    }]
+  })
+}
+
 resource "aws_eks_pod_identity_association" "this" {
   count = var.create && var.identity == "pod_identity" && var.create_pod_identity_association ? 1 : 0
 

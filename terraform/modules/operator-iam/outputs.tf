@@ -23,6 +23,11 @@ output "action_type_arns" {
   value       = var.create ? local.action_type_arns : []
 }
 
+output "read_event_queues_policy_json" {
+  description = "The SQS read policy document for the wake-up event queues (JSON), when any are listed."
+  value       = one(aws_iam_role_policy.read_event_queues[*].policy)
+}
+
 output "pod_identity_association_arn" {
   description = "ARN of the EKS Pod Identity association, when one was created."
   value       = one(aws_eks_pod_identity_association.this[*].association_arn)

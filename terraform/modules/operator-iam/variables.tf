@@ -92,6 +92,17 @@ variable "worker_role_arns" {
   }
 }
 
+variable "event_queue_arns" {
+  description = "SQS queues of wake-up events the operator may read (the job-events module's queue_arn). Empty: no SQS statement."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.event_queue_arns : can(regex("^arn:[a-z-]+:sqs:[a-z0-9-]+:[0-9]{12}:.+$", arn))])
+    error_message = "event_queue_arns must be SQS queue ARNs."
+  }
+}
+
 variable "identity" {
   description = "How the operator's pod gets the role: \"pod_identity\" (EKS Pod Identity, the default) or \"irsa\" (IAM roles for service accounts through the cluster's OIDC provider)."
   type        = string

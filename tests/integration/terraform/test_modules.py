@@ -21,6 +21,7 @@ from tests.integration.terraform.tf import (
 TESTABLE_MODULES = (
     "modules/custom-action-type",
     "modules/operator-iam",
+    "modules/job-events",
     "modules/operator-release/modules/render",
 )
 

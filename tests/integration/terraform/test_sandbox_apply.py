@@ -1,7 +1,8 @@
-"""`terraform apply` of the AWS-side modules against the local CodePipeline and moto's IAM.
+"""`terraform apply` of the AWS-side modules against the local CodePipeline and moto.
 
-One lifecycle, checked with boto3 at each step: create, retag in place, a refused edit of a
-published definition, destroy, and the proof that a destroyed version cannot come back.
+One lifecycle, checked with boto3 at each step: create (action type, operator role, wake-up
+event queue and rule), an event delivered through the rule, retag in place, a refused edit
+of a published definition, destroy, and the proof that a destroyed version cannot come back.
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ def root(tf_tree: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _with_eventbridge(env: dict[str, str]) -> dict[str, str]:
+    # moto serves every service on one port; the sandbox exports no EventBridge endpoint of
+    # its own, so point EventBridge at the same server as SQS.
+    return {**env, "AWS_ENDPOINT_URL_EVENTBRIDGE": env["AWS_ENDPOINT_URL_SQS"]}
+
+
 def _client(service: str, env: dict[str, str]) -> Any:
-    suffix = service.upper()
+    suffix = {"events": "EVENTBRIDGE"}.get(service, service.upper())
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=env[f"AWS_ENDPOINT_URL_{suffix}"],
@@ -59,6 +66,23 @@ def _our_action_types(codepipeline: Any) -> list[dict[str, Any]]:
     return found
 
 
+def _action_event(state: str, provider: str) -> dict[str, str]:
+    """An EventBridge entry shaped like CodePipeline's action execution state change."""
+    detail = {
+        "pipeline": "demo",
+        "execution-id": f"{state}-{provider}",
+        "stage": "Build",
+        "action": "Build",
+        "state": state,
+        "type": {"owner": "Custom", "category": "Build", "provider": provider, "version": "1"},
+    }
+    return {
+        "Source": "aws.codepipeline",
+        "DetailType": "CodePipeline Action Execution State Change",
+        "Detail": json.dumps(detail),
+    }
+
+
 def _vars(tags: dict[str, str], **extra: str) -> list[str]:
     args = ["-var", f"tags={json.dumps(tags)}"]
     for name, value in extra.items():
@@ -75,10 +99,13 @@ def _planned_actions(terraform: Terraform, root: Path, args: list[str]) -> dict[
 def test_apply_retag_refuse_edit_and_destroy(
     terraform: Terraform, root: Path, sandbox_env: dict[str, str]
 ) -> None:
-    tf = terraform.with_env(sandbox_env)
-    region = ["-var", f"region={sandbox_env['AWS_REGION']}"]
-    codepipeline = _client("codepipeline", sandbox_env)
-    iam = _client("iam", sandbox_env)
+    env = _with_eventbridge(sandbox_env)
+    tf = terraform.with_env(env)
+    region = ["-var", f"region={env['AWS_REGION']}"]
+    codepipeline = _client("codepipeline", env)
+    iam = _client("iam", env)
+    sqs = _client("sqs", env)
+    events = _client("events", env)
 
     # --- create
     tf.init(root)
@@ -124,6 +151,30 @@ def test_apply_retag_refuse_edit_and_destroy(
         ["arn:aws:iam::123456789012:role/ci-gpu"],
     )
 
+    read_queue = iam.get_role_policy(
+        RoleName=outputs["role_name"], PolicyName=f"{outputs['role_name']}-read-event-queues"
+    )
+    [read_statement] = read_queue["PolicyDocument"]["Statement"]
+    assert read_statement["Resource"] in (
+        outputs["event_queue_arn"],
+        [outputs["event_queue_arn"]],
+    )
+
+    # --- a STARTED execution of our action type reaches the queue; other events do not
+    events.put_events(
+        Entries=[
+            _action_event("FAILED", PROVIDER),
+            _action_event("STARTED", "SomeoneElsesBuild"),
+            _action_event("STARTED", PROVIDER),
+        ]
+    )
+    received = sqs.receive_message(
+        QueueUrl=outputs["event_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+    ).get("Messages", [])
+    assert [json.loads(m["Body"])["detail"]["execution-id"] for m in received] == [
+        f"STARTED-{PROVIDER}"
+    ]
+
     # --- retag: an in-place update, never a replacement (which would delete the version)
     new_tags = {"team": "platform", "stage": "prod"}
     actions = _planned_actions(tf, root, [*region, *_vars(new_tags)])
@@ -153,6 +204,8 @@ def test_apply_retag_refuse_edit_and_destroy(
     with pytest.raises(ClientError) as missing:
         iam.get_role(RoleName=outputs["role_name"])
     assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert outputs["event_queue_url"] not in sqs.list_queues().get("QueueUrls", [])
+    assert events.list_rules(NamePrefix="cpworker-sandbox-events")["Rules"] == []
 
     # --- the README's warning, proven: a destroyed version cannot be created again
     again = tf.run(

@@ -79,6 +79,10 @@ run "poll_is_scoped_to_the_action_types" {
     error_message = "no sts:AssumeRole policy without worker roles"
   }
   assert {
+    condition     = length(aws_iam_role_policy.read_event_queues) == 0
+    error_message = "no SQS policy without event queues"
+  }
+  assert {
     condition     = output.policy_json == aws_iam_role_policy.this[0].policy
     error_message = "policy_json output must be the attached policy"
   }
@@ -168,7 +172,7 @@ run "create_false_creates_nothing" {
     create = false
   }
   assert {
-    condition     = length(aws_iam_role.this) + length(aws_iam_role_policy.this) + length(aws_iam_role_policy.assume_worker_roles) + length(aws_eks_pod_identity_association.this) == 0
+    condition     = length(aws_iam_role.this) + length(aws_iam_role_policy.this) + length(aws_iam_role_policy.assume_worker_roles) + length(aws_iam_role_policy.read_event_queues) + length(aws_eks_pod_identity_association.this) == 0
     error_message = "create = false must plan nothing"
   }
 }
@@ -227,4 +231,29 @@ run "rejects_session_duration_out_of_range" {
     max_session_duration = 60
   }
   expect_failures = [var.max_session_duration]
+}
+
+run "event_queues_are_readable" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events"]
+  }
+  assert {
+    condition = jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement[0].Resource == [
+      "arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events",
+    ]
+    error_message = "SQS read must be allowed on exactly the listed queues"
+  }
+  assert {
+    condition     = toset(jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement[0].Action) == toset(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"])
+    error_message = "receive, delete and attributes only"
+  }
+}
+
+run "rejects_non_sqs_event_queue" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sns:eu-west-1:123456789012:topic"]
+  }
+  expect_failures = [var.event_queue_arns]
 }
