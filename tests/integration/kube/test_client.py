@@ -3,12 +3,15 @@ optimistic concurrency, status subresource, finalizers, authentication."""
 
 from __future__ import annotations
 
+import json
+import ssl
 import threading
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
+import urllib3
 from kubernetes.client import ApiException, BatchV1Api, CoreV1Api, CustomObjectsApi
 
 from cpworker.sandbox.kube import KubeStandIn
@@ -379,3 +382,23 @@ def test_custom_resources_validated_pruned_defaulted(
     )
     assert status["status"] == {"ok": True}
     assert status["metadata"]["generation"] == 1
+
+
+def test_watch_bookmarks_and_timeout(kube: KubeStandIn) -> None:
+    pool = urllib3.HTTPSConnectionPool(
+        "127.0.0.1",
+        int(kube.url.rsplit(":", 1)[1]),
+        ssl_context=ssl.create_default_context(cafile=str(kube.ca_file)),
+    )
+    response = pool.request(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true"
+        "&timeoutSeconds=2&resourceVersion=1",
+        headers={"Authorization": f"Bearer {kube.token}"},
+        preload_content=True,
+    )
+    assert response.headers["Content-Type"].startswith("application/json")
+    events = [json.loads(line) for line in response.data.decode().splitlines()]
+    assert {event["type"] for event in events} == {"BOOKMARK"}  # nothing else happened
+    assert int(events[-1]["object"]["metadata"]["resourceVersion"]) >= 1
+    pool.close()

@@ -217,7 +217,7 @@ def test_protobuf_secret_and_builtin_tables(kubectl: Kubectl) -> None:
     assert kubectl("get", "secret", "creds", "-o", "jsonpath={.data.token}").stdout == "YWJj"
     kubectl("create", "configmap", "settings", "--from-literal=a=b")
     kubectl("run", "once", "--image=busybox:1", "--restart=Never")
-    wait_for(lambda: "Succeeded" in kubectl("get", "pod", "once").stdout, "pod success")
+    wait_for(lambda: "Completed" in kubectl("get", "pod", "once").stdout, "pod success")
     kubectl("delete", "secret", "creds")
     assert "NotFound" in kubectl("get", "secret", "creds", check=False).stderr
     header = kubectl("get", "ns").stdout.splitlines()[0].split()

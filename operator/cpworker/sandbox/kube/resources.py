@@ -139,7 +139,12 @@ BUILTINS: tuple[ResourceType, ...] = (
         ("all",),
         frozenset({"status", "log"}),
         returns_deleted_object=True,
-        columns=(_col("Status", ".status.phase"), _AGE),
+        columns=(
+            _col("Ready", "@pod-ready"),
+            _col("Status", "@pod-status"),
+            _col("Restarts", "@pod-restarts", "integer"),
+            _AGE,
+        ),
     ),
     ResourceType(
         "",
@@ -179,9 +184,9 @@ BUILTINS: tuple[ResourceType, ...] = (
         has_generation=True,
         returns_deleted_object=True,
         columns=(
-            _col("Status", '.status.conditions[?(@.status=="True")].type'),
-            _col("Succeeded", ".status.succeeded", "integer"),
-            _col("Failed", ".status.failed", "integer"),
+            _col("Status", "@job-status"),
+            _col("Completions", "@job-completions"),
+            _col("Duration", "@job-duration"),
             _AGE,
         ),
     ),

@@ -66,7 +66,82 @@ def human_age(timestamp: str, now: dt.datetime | None = None) -> str:  # noqa: P
     return f"{hours // 24}d"
 
 
+def _job_status(job: Obj) -> str:
+    """As kubectl 1.32 shows a Job's STATUS."""
+    true = {
+        c.get("type")
+        for c in (job.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True"
+    }
+    for kind in ("Failed", "Complete", "Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if kind in true:
+            return kind
+    return "Running"
+
+
+def _job_completions(job: Obj) -> str:
+    succeeded = (job.get("status") or {}).get("succeeded") or 0
+    return f"{succeeded}/{(job.get('spec') or {}).get('completions', 1)}"
+
+
+def _job_duration(job: Obj) -> str:
+    status = job.get("status") or {}
+    start = status.get("startTime")
+    if not start:
+        return ""
+    end = status.get("completionTime")
+    if end:
+        now = dt.datetime.strptime(end, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        return human_age(start, now)
+    return human_age(start)
+
+
+def _pod_status(pod: Obj) -> str:
+    """As kubectl shows a Pod's STATUS: a container's waiting/terminated reason, else phase."""
+    status = pod.get("status") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        for key in ("waiting", "terminated"):
+            reason = (state.get(key) or {}).get("reason")
+            if reason and not (key == "terminated" and reason == "Completed"):
+                return str(reason)
+    if status.get("phase") == "Succeeded":
+        return "Completed"
+    return str(status.get("phase", "Pending"))
+
+
+def _pod_ready(pod: Obj) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    ready = sum(
+        1 for c in (pod.get("status") or {}).get("containerStatuses") or [] if c.get("ready")
+    )
+    return f"{ready}/{len(containers)}"
+
+
+def _pod_restarts(pod: Obj) -> int:
+    return sum(
+        int(c.get("restartCount") or 0)
+        for c in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+
+
+# Columns whose cell is computed, as the real server's printers do for built-ins.
+COMPUTED = {
+    "@job-status": _job_status,
+    "@job-completions": _job_completions,
+    "@job-duration": _job_duration,
+    "@pod-status": _pod_status,
+    "@pod-ready": _pod_ready,
+    "@pod-restarts": _pod_restarts,
+}
+
+
 def _cell(column: PrinterColumn, obj: Obj) -> Any:
+    computed = COMPUTED.get(column.json_path)
+    if computed is not None:
+        return computed(obj)
     found = jsonpath(obj, column.json_path)
     if not found:
         return None
