@@ -54,6 +54,12 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault-seed", type=int, help="seed for probabilistic faults")
     parser.add_argument(
+        "--no-eventbridge",
+        dest="eventbridge",
+        action="store_false",
+        help="do not put action execution events on moto's default EventBridge bus",
+    )
+    parser.add_argument(
         "--s3-guard",
         action="store_true",
         help="route S3 through a guard that refuses expired job credentials (as S3 would)",
@@ -83,6 +89,7 @@ def build_stack(args: argparse.Namespace, directory: Path) -> SandboxStack:
         faults=faults,
         events_queue=args.events_queue,
         s3_guard=args.s3_guard,
+        eventbridge=args.eventbridge,
     )
 
 

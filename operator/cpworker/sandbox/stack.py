@@ -56,6 +56,8 @@ class SandboxStack:
     events_queue: str | None = None
     # Put the S3 guard (refuses expired job credentials) in front of moto for S3 clients.
     s3_guard: bool = False
+    # Put action execution events on moto's default EventBridge bus, as CodePipeline does.
+    eventbridge: bool = True
     moto: MotoServer | None = None
     codepipeline: CodePipelineStandIn | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -75,6 +77,7 @@ class SandboxStack:
                 faults=self.faults,
                 s3_guard=self.s3_guard,
             ).start()
+            self.codepipeline.events.eventbridge = self.eventbridge
             self.env = aws_environment(self.codepipeline.url, self.moto.url, self.region)
             self.env["AWS_ENDPOINT_URL_S3"] = self.codepipeline.s3_url
             if self.events_queue is not None:

@@ -116,3 +116,55 @@ def test_unreliable_delivery_on_demand(
     request = urllib.request.Request(base, data=b'{"queue_url": "q", "delay": -1}', method="POST")
     with pytest.raises(urllib.error.HTTPError):
         urllib.request.urlopen(request, timeout=10)
+
+
+def test_events_on_the_eventbridge_bus_follow_its_rules(
+    codepipeline: CodePipelineStandIn,
+    cp_client: CodePipelineClient,
+    cp_scenario: ScenarioFactory,
+    sqs: SQSClient,
+) -> None:
+    """Like AWS: CodePipeline puts events on the default bus; a user's rule routes them to SQS."""
+    queue_url = new_queue(sqs)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    scenario = cp_scenario()
+    events: Any = boto3.client(
+        "events",
+        endpoint_url=codepipeline.s3_endpoint,  # moto serves EventBridge too
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+    )
+    rule = f"cp-started-{uuid.uuid4().hex[:8]}"
+    pattern = {
+        "source": ["aws.codepipeline"],
+        "detail-type": [DETAIL_TYPE],
+        "detail": {
+            "state": ["STARTED"],
+            "type": {"owner": ["Custom"], "provider": [scenario.action_type_id["provider"]]},
+        },
+    }
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    try:
+        request = urllib.request.Request(
+            f"{codepipeline.url}/_sandbox/events", data=b'{"eventbridge": true}', method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["eventbridge"] is True
+        execution_id = scenario.start(cp_client)
+        (event,) = receive(sqs, queue_url, 1)
+        assert event["source"] == "aws.codepipeline"
+        assert event["detail"]["execution-id"] == execution_id
+        assert event["detail"]["action"] == "Build"
+        # Only what the rule matches arrives: no source-action or SUCCEEDED events.
+        (job,) = scenario.poll(cp_client)
+        cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+        cp_client.put_job_success_result(jobId=job["id"])
+        assert scenario.wait(cp_client, execution_id) == "Succeeded"
+        assert receive(sqs, queue_url, 1, timeout=1.5) == []
+    finally:
+        events.remove_targets(Rule=rule, Ids=["queue"])
+        events.delete_rule(Name=rule)

@@ -27,6 +27,7 @@ def aws_environment(codepipeline_url: str, moto_url: str, region: str = REGION) 
         "AWS_ENDPOINT_URL_IAM": moto_url,
         "AWS_ENDPOINT_URL_KMS": moto_url,
         "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_url,
         "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": region,

@@ -105,6 +105,10 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._client: SQSClient | None = None
+        # Typed loosely: the project installs no stubs for EventBridge (boto3-stubs[events]).
+        self._eventbridge_client: Any = None
+        # Also put every event on moto's default EventBridge bus, where rules route it (as AWS).
+        self.eventbridge = False
         self.schedule: Scheduler = _send_now
         self.delivered = 0
         self.failed = 0
@@ -121,23 +125,32 @@ class EventBus:
         with self._lock:
             return list(self._subscriptions)
 
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self._endpoint,
+            "region_name": self._region,
+            "aws_access_key_id": "sandbox",
+            "aws_secret_access_key": "sandbox",  # not a secret: moto ignores it
+            "config": Config(
+                retries={"mode": "standard", "total_max_attempts": 2},
+                connect_timeout=5,
+                read_timeout=10,
+            ),
+        }
+
     def _sqs(self) -> SQSClient:
         if self._client is None:
-            self._client = boto3.client(
-                "sqs",
-                endpoint_url=self._endpoint,
-                region_name=self._region,
-                aws_access_key_id="sandbox",
-                aws_secret_access_key="sandbox",  # noqa: S106 - not a secret: moto ignores it
-                config=Config(
-                    retries={"mode": "standard", "total_max_attempts": 2},
-                    connect_timeout=5,
-                    read_timeout=10,
-                ),
-            )
+            self._client = boto3.client("sqs", **self._client_options())
         return self._client
 
+    def _events(self) -> Any:
+        if self._eventbridge_client is None:
+            self._eventbridge_client = boto3.client("events", **self._client_options())
+        return self._eventbridge_client
+
     def publish(self, event: dict[str, Any]) -> None:
+        if self.eventbridge:
+            self.schedule(0.0, self._bus_sender(event))
         owner = event["detail"]["type"]["owner"]
         body = json.dumps(event)
         for subscription in self.subscriptions():
@@ -149,6 +162,27 @@ class EventBus:
                 copies = 2 if self._random.random() < subscription.duplicate_probability else 1
             for _ in range(copies):
                 self.schedule(subscription.delay, self._sender(subscription.queue_url, body))
+
+    def _bus_sender(self, event: dict[str, Any]) -> Callable[[], None]:
+        entry: Any = {
+            "Source": event["source"],
+            "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"]),
+            "Resources": event["resources"],
+            "EventBusName": "default",
+        }
+
+        def send() -> None:
+            try:
+                answer = self._events().put_events(Entries=[entry])
+                if answer.get("FailedEntryCount"):
+                    self.failed += 1
+                else:
+                    self.delivered += 1
+            except (BotoCoreError, ClientError):
+                self.failed += 1
+
+        return send
 
     def _sender(self, queue_url: str, body: str) -> Callable[[], None]:
         def send() -> None:

@@ -9,7 +9,8 @@ Control endpoints (JSON in, JSON out; for tests, the CLI and benchmarks):
 - `GET  /_sandbox/requests`, `DELETE /_sandbox/requests`   (the request log; no bodies, no secrets)
 - `GET  /_sandbox/violations`                  (conformance violations found so far)
 - `GET  /_sandbox/events`, `POST /_sandbox/events` {"queue_url": ..., "delay": 0.5,
-  "drop_probability": 0.1, "duplicate_probability": 0.1, "owners": ["Custom"]},
+  "drop_probability": 0.1, "duplicate_probability": 0.1, "owners": ["Custom"]} to subscribe a
+  queue, or {"eventbridge": true} to also put events on moto's default EventBridge bus,
   `DELETE /_sandbox/events`   (action execution events delivered to SQS queues)
 """
 
@@ -327,6 +328,7 @@ class CodePipelineServer:
     def _events_state(self) -> dict[str, Any]:
         return {
             "subscriptions": [dataclasses.asdict(s) for s in self.events.subscriptions()],
+            "eventbridge": self.events.eventbridge,
             "delivered": self.events.delivered,
             "failed": self.events.failed,
         }
@@ -336,6 +338,9 @@ class CodePipelineServer:
 
     async def post_events(self, request: web.Request) -> web.Response:
         body = await self._json_object(request)
+        if set(body) == {"eventbridge"} and isinstance(body["eventbridge"], bool):
+            self.events.eventbridge = body["eventbridge"]
+            return web.json_response(self._events_state())
         if "owners" in body:
             body["owners"] = tuple(body["owners"])
         try:
