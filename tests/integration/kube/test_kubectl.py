@@ -272,3 +272,62 @@ def test_unknown_fields_refused_strictly_dropped_otherwise(kubectl: Kubectl) -> 
         check=False,
     )
     assert "backoffLimit" in wrong_type.stderr
+
+
+def test_core_and_events_k8s_io_events_are_one_store(kubectl: Kubectl) -> None:
+    event = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "dispatch.1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "cpworker.io/op",
+        "reportingInstance": "op-1",
+        "action": "Dispatch",
+        "reason": "Dispatched",
+        "note": "dispatched job 42",
+        "type": "Normal",
+        "regarding": {
+            "kind": "Job",
+            "name": "cpw-42",
+            "namespace": "default",
+            "apiVersion": "batch/v1",
+        },
+    }
+    kubectl("create", "-f", "-", stdin=json.dumps(event))
+    core = json.loads(kubectl("get", "events.v1.", "dispatch.1", "-o", "json").stdout)
+    assert (core["apiVersion"], core["message"]) == ("v1", "dispatched job 42")
+    assert core["involvedObject"]["name"] == "cpw-42"
+    core_event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "core.1"},
+        "involvedObject": {
+            "kind": "Job",
+            "name": "cpw-42",
+            "namespace": "default",
+            "apiVersion": "batch/v1",
+        },
+        "reason": "Finished",
+        "message": "job 42 finished",
+        "type": "Normal",
+        "firstTimestamp": "2026-01-01T00:00:01Z",
+        "lastTimestamp": "2026-01-01T00:00:01Z",
+    }
+    kubectl("create", "-f", "-", stdin=json.dumps(core_event))
+    listed = kubectl("events", "--for", "job/cpw-42").stdout
+    assert "dispatched job 42" in listed
+    assert "job 42 finished" in listed
+    selected = json.loads(
+        kubectl(
+            "get",
+            "events.v1.events.k8s.io",
+            "--field-selector",
+            "regarding.name=cpw-42",
+            "-o",
+            "json",
+        ).stdout
+    )
+    assert sorted(item["note"] for item in selected["items"]) == [
+        "dispatched job 42",
+        "job 42 finished",
+    ]

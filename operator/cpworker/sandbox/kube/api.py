@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker.sandbox.kube import builtin_schema, crds, schema, strategies
+from cpworker.sandbox.kube import builtin_schema, crds, events, schema, strategies
 from cpworker.sandbox.kube.errors import (
     ApiError,
     already_exists,
@@ -90,6 +90,8 @@ class Api:
 
     def present(self, rtype: ResourceType, obj: Obj) -> Obj:
         """The object as seen through `rtype`'s version (custom resources share storage)."""
+        if rtype.stored_as:
+            return events.from_core(obj)
         if obj.get("apiVersion") == rtype.api_version:
             return obj
         return {**obj, "apiVersion": rtype.api_version}
@@ -125,7 +127,37 @@ class Api:
         ]
 
     # -- create --------------------------------------------------------------------------
-    def create(  # noqa: PLR0912 - one branch per case of the protocol
+    def _stored_type(self, rtype: ResourceType) -> ResourceType:
+        """The type an object is stored as (itself, unless it is a view of another)."""
+        if rtype.stored_as is None:
+            return rtype
+        storage = self.storage_type(rtype.stored_as)
+        assert storage is not None
+        return storage
+
+    def create(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> Obj:
+        if rtype.stored_as is None:
+            return self._create(
+                rtype, namespace, body, dry_run=dry_run, field_manager=field_manager
+            )
+        created = self._create(
+            self._stored_type(rtype),
+            namespace,
+            events.to_core(body),
+            dry_run=dry_run,
+            field_manager=field_manager,
+        )
+        return self.present(rtype, created)
+
+    def _create(  # noqa: PLR0912 - one branch per case of the protocol
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -276,7 +308,10 @@ class Api:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        return self._replace(rtype, current, clone(body), subresource, dry_run=dry_run)
+        storage = self._stored_type(rtype)
+        replacement = clone(events.to_core(body) if rtype.stored_as else body)
+        replaced = self._replace(storage, current, replacement, subresource, dry_run=dry_run)
+        return self.present(rtype, replaced)
 
     def _replace(  # noqa: PLR0912 - one branch per case of the protocol
         self,
@@ -417,7 +452,11 @@ class Api:
         wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        return self._replace(rtype, current, patched, subresource, dry_run=dry_run), False
+        storage = self._stored_type(rtype)
+        if rtype.stored_as:
+            patched = events.to_core(patched)
+        replaced = self._replace(storage, current, patched, subresource, dry_run=dry_run)
+        return self.present(rtype, replaced), False
 
     def _apply(  # noqa: PLR0917 - internal, called once
         self,
@@ -556,7 +595,11 @@ class Api:
     def _empty_namespace(self, namespace: str) -> None:
         """The namespace controller: delete everything inside, then the namespace."""
         for rtype in self.registry.all_types():
-            if not rtype.namespaced or rtype.version != self._storage_version(rtype):
+            if (
+                not rtype.namespaced
+                or rtype.stored_as
+                or (rtype.version != self._storage_version(rtype))
+            ):
                 continue
             for obj in list(self.store.iterate(rtype.storage_key, namespace)):
                 self._force_remove(rtype.storage_key, obj)

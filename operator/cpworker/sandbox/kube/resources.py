@@ -40,6 +40,8 @@ class ResourceType:
     # For custom resources: the served version's openAPIV3Schema and CEL rules live here.
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     custom: bool = False
+    # Another resource's storage this one is a view of (events.k8s.io Events are core Events).
+    stored_as: tuple[str, str] | None = None
 
     @property
     def api_version(self) -> str:
@@ -48,7 +50,7 @@ class ResourceType:
     @property
     def storage_key(self) -> tuple[str, str]:
         """All versions of one resource share one storage."""
-        return (self.group, self.plural)
+        return self.stored_as or (self.group, self.plural)
 
     @property
     def singular(self) -> str:
@@ -266,6 +268,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         True,
         ("ev",),
         columns=(_col("Type", ".type"), _col("Reason", ".reason"), _col("Note", ".note")),
+        stored_as=("", "events"),
     ),
     ResourceType(
         "apiextensions.k8s.io",

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, tables
+from cpworker.sandbox.kube import discovery, events, tables
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.protobuf import ProtobufError, decode_body
@@ -341,9 +341,12 @@ class KubeServer:
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
 
     def _selectors(self, request: web.Request, rtype: ResourceType) -> tuple[Any, Any]:
+        fields = request.query.get("fieldSelector")
+        if rtype.stored_as:
+            fields = events.core_field_selector(fields)
         return (
             parse_label_selector(request.query.get("labelSelector")),
-            parse_field_selector(request.query.get("fieldSelector"), rtype.kind),
+            parse_field_selector(fields, rtype.kind),
         )
 
     def _list_body(self, rtype: ResourceType, items: list[Obj], cont: str = "") -> Obj:
