@@ -278,3 +278,17 @@ def test_unknown_action_type_says_what_to_do(stack: Stack) -> None:
         what="the ActionTypeNotFound condition",
     )
     assert "create it" in condition["message"]
+
+
+def test_missing_service_account_reports_system_unavailable(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    stack.start_operator()
+    manifest = worker_manifest(scenario)
+    pod_spec = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod_spec["serviceAccountName"] = "no-such-account"
+    stack.cluster.apply(manifest)
+    execution_id = scenario.start(stack.cp_client)
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Failed"
+    error = error_of(stack.cp_client, scenario, execution_id)
+    assert error["code"] == "SystemUnavailable"
+    assert "never started" in error["message"]

@@ -160,3 +160,20 @@ def codepipeline_clients(
     executor: concurrent.futures.Executor, rate: float, burst: int
 ) -> cp.CodePipelineClients:
     return cp.CodePipelineClients(executor, cp.ClientOptions(rate_per_second=rate, burst=burst))
+
+
+async def test_worker_role_is_assumed_through_sts(
+    clients: cp.CodePipelineClients, cp_scenario: Any
+) -> None:
+    scenario = cp_scenario()
+    role = "arn:aws:iam::210987654321:role/cpworker-other-account"
+    client = await clients.for_worker(REGION, role)
+    assert await client.poll_for_jobs(scenario.action_type_id, 1, scenario.query_param) == []
+    # The other account gets its own rate budget, and the client signs with STS credentials.
+    default = await clients.for_worker(REGION)
+    assert client.budget is not default.budget
+    assert cp.account_of_role(role) == "210987654321"
+    boto: Any = client._boto  # white-box: botocore's signer holds the credentials
+    credentials = boto._request_signer._credentials
+    assert credentials.method == "sts-assume-role"
+    assert credentials.get_frozen_credentials().access_key != "AKIASANDBOXEXAMPLE00"
