@@ -175,6 +175,16 @@ def test_apply_retag_refuse_edit_and_destroy(
         f"STARTED-{PROVIDER}"
     ]
 
+    # --- a plan right after the apply is empty and raises no immutability warning: the
+    # deployed definition, as the provider reads it back, equals the desired one
+    settled = tf.run(
+        ["plan", "-input=false", "-detailed-exitcode", *region, *_vars({"team": "ci"})],
+        root,
+        check=False,
+    )
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert "definitions_are_immutable" not in settled.stdout + settled.stderr
+
     # --- retag: an in-place update, never a replacement (which would delete the version)
     new_tags = {"team": "platform", "stage": "prod"}
     actions = _planned_actions(tf, root, [*region, *_vars(new_tags)])
