@@ -64,7 +64,8 @@ def _merge_keyed_list(current: list[Any], patch: list[Any], key: str, field: str
             raise PatchError(f"strategic merge patch: {field} items must be objects")
         directive = item.get("$patch")
         if directive == "replace":
-            return [{k: v for k, v in i.items() if k != "$patch"} for i in patch]
+            # a `{"$patch": "replace"}` marker: the other items are the whole new list
+            return [i for i in patch if isinstance(i, dict) and "$patch" not in i]
         index = next(
             (n for n, existing in enumerate(result) if existing.get(key) == item.get(key)), None
         )
