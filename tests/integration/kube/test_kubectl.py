@@ -331,3 +331,24 @@ def test_core_and_events_k8s_io_events_are_one_store(kubectl: Kubectl) -> None:
         "dispatched job 42",
         "job 42 finished",
     ]
+
+
+def test_rollout_status_of_a_deployment(kubectl: Kubectl) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+    status = kubectl("rollout", "status", "deployment/web", "--timeout=20s")
+    assert "successfully rolled out" in status.stdout
+    shown = json.loads(kubectl("get", "deployment", "web", "-o", "json").stdout)["status"]
+    assert (shown["readyReplicas"], shown["observedGeneration"]) == (2, 1)

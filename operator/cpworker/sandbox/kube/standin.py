@@ -19,6 +19,7 @@ from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
 from cpworker.sandbox.kube.server import AuditRecord, KubeServer
 from cpworker.sandbox.kube.tls import ServingCertificate
 from cpworker.sandbox.kube.tls import issue as tls_issue
+from cpworker.sandbox.kube.workloads import WorkloadController
 
 T = TypeVar("T")
 PROJECT_CRDS = Path(__file__).resolve().parents[4] / "crds"
@@ -100,6 +101,7 @@ class KubeStandIn:
         self.server.api.bootstrap()
         if self._job_runner_enabled:
             self.job_runner = JobRunner(self.server.api, self._runner_config)
+            WorkloadController(self.server.api)
         return port
 
     async def _shutdown(self) -> None:
