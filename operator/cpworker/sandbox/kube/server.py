@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from cpworker.sandbox.kube.selectors import (
 )
 from cpworker.sandbox.kube.store import Store, TooOldError, Watcher
 
+logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 USER = "sandbox-admin"
 PATCH_TYPES = frozenset(
@@ -186,6 +188,12 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400)
             return _json(bad_request(str(exc)).status(), 400)
+        except Exception:  # a bug in the stand-in: answer like the real server, and say so
+            logger.exception("kube stand-in failed on %s %s", request.method, request.path)
+            self._record(verb, route, 500)
+            failure = ApiError(500, "InternalError", "an error on the server (the stand-in) "
+                               "has prevented the request from succeeding")
+            return _json(failure.status(), 500)
         finally:
             STRICT_FIELDS.reset(strict)
         if verb != "watch":  # a watch is recorded when its stream opens
