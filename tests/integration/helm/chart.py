@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import helm_python as helm
@@ -16,6 +19,20 @@ RELEASE = "cpw"
 RELEASE_NAMESPACE = "cpworker-system"
 
 Manifest = dict[str, Any]
+
+
+def _load_sync_module() -> ModuleType:
+    """helm/sync_crds.py is a script (no package around it): load it by path."""
+    spec = importlib.util.spec_from_file_location("sync_crds", REPO_ROOT / "helm" / "sync_crds.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("sync_crds", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+sync_crds = _load_sync_module()
 
 # The values matrix every render-level check runs over: the modes users install in.
 VALUES_MATRIX: dict[str, dict[str, Any]] = {

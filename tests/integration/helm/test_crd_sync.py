@@ -4,11 +4,8 @@ metadata; `helm/sync_crds.py` keeps it so."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import helm_python as helm
@@ -16,9 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.integration.helm.chart import CHART_DIR, REPO_ROOT, load_chart, manifests
+from tests.integration.helm.chart import CHART_DIR, REPO_ROOT, load_chart, manifests, sync_crds
 
-SYNC_SCRIPT = REPO_ROOT / "helm" / "sync_crds.py"
 CRDS_DIR = REPO_ROOT / "crds"
 TEMPLATE = CHART_DIR / "templates" / "crds.yaml"
 CHART_ANNOTATIONS = {
@@ -26,19 +22,6 @@ CHART_ANNOTATIONS = {
     "argocd.argoproj.io/sync-wave",
     "argocd.argoproj.io/sync-options",
 }
-
-
-def _load_sync_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sync_crds", SYNC_SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("sync_crds", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-sync_crds = _load_sync_module()
 
 
 def placeholder_crd() -> dict[str, Any]:

@@ -4,6 +4,7 @@ CustomActionWorkers, and `crds.keep` keeps the CRD on uninstall."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from cpworker.sandbox.kube.standin import KubeStandIn
-from tests.integration.helm.chart import CHART_DIR, RELEASE, RELEASE_NAMESPACE
+from tests.integration.helm.chart import CHART_DIR, RELEASE, RELEASE_NAMESPACE, sync_crds
 
 WORKER = (
     CHART_DIR.parent
@@ -139,3 +140,23 @@ def test_uninstall_without_keep_deletes_the_crd(cluster: Cluster) -> None:
     cluster.install({"crds": {"keep": False}})
     cluster.helm.uninstall(RELEASE)
     assert not cluster.exists(cluster.crds.read_custom_resource_definition, CRD_NAME)
+
+
+def test_upgrade_upgrades_the_crd(cluster: Cluster, tmp_path: Path) -> None:
+    """Why the CRD is a template: `helm upgrade` carries a changed CRD to the cluster (a
+    chart's `crds/` directory would be left at its first-installed version)."""
+    cluster.install({})
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    for source in sorted((CHART_DIR.parents[1] / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(source.read_text(encoding="utf-8"))
+        crd["spec"]["names"]["shortNames"] = [*crd["spec"]["names"].get("shortNames", []), "cawx"]
+        (crds / source.name).write_text(yaml.safe_dump(crd), encoding="utf-8")
+    next_chart = tmp_path / "cpworker"
+    shutil.copytree(CHART_DIR, next_chart)
+    template = next_chart / "templates" / "crds.yaml"
+    assert sync_crds.main(["--crds", str(crds), "--template", str(template)]) == 0
+
+    cluster.helm.upgrade(next_chart, RELEASE, {}, namespace=RELEASE_NAMESPACE)
+    names = cluster.crds.read_custom_resource_definition(CRD_NAME).spec.names
+    assert "cawx" in names.short_names
