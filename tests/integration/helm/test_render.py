@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import helm_python as helm
@@ -236,3 +237,28 @@ def test_the_drain_guard_also_applies_to_set_values(chart: helm.Chart) -> None:
     )
     with pytest.raises(helm.HelmError, match="must be below replicaCount"):
         manifests(chart, {**VALUES_MATRIX["ha"], **values})
+
+
+def test_names_stay_valid_for_long_release_names(chart: helm.Chart) -> None:
+    release = "a-very-long-release-name-that-helm-still-accepts-x53"
+    helm.validate_release_name(release)
+    rendered = chart.render(
+        {"watchNamespaces": ["ci"], "peering": {"enabled": True}},
+        name=release,
+        namespace=RELEASE_NAMESPACE,
+    )
+    documents = [
+        d for path, text in rendered.items() if path.endswith(".yaml") for d in load_documents(text)
+    ]
+    for document in documents:
+        name = document["metadata"]["name"]
+        assert len(name) <= 63, name
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name), name
+
+
+def test_name_overrides(chart: helm.Chart) -> None:
+    documents = manifests(chart, {"fullnameOverride": "ci-worker"})
+    assert one(documents, "Deployment")["metadata"]["name"] == "ci-worker"
+    assert one(documents, "ClusterRole")["metadata"]["name"] == "ci-worker"
+    labels = one(manifests(chart, {"nameOverride": "cpw"}), "Deployment")["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "cpw"
