@@ -130,6 +130,11 @@ def kopf_settings(settings: kopf.OperatorSettings, ours: OperatorSettings) -> No
     # kopf turns handler log lines into Events; ours are posted explicitly.
     settings.posting.level = logging.WARNING
     settings.peering.priority = ours.peering_priority
+    # Server-side selection: the operator never receives (or keeps) other people's Jobs and
+    # Pods, which bounds memory in busy clusters (the handlers' label filters stay as well).
+    managed = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_VALUE}"
+    settings.watching.label_selectors["batch", "v1", "jobs"] = managed
+    settings.watching.label_selectors["v1", "pods"] = managed
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 
