@@ -55,7 +55,8 @@ _ANNOTATIONS = (
     # Server-side apply: a CRD with a full JobTemplateSpec schema outgrows the 256 KiB
     # last-applied-configuration annotation that client-side apply writes.
     "    argocd.argoproj.io/sync-options: ServerSideApply=true"
-    "{{ if .Values.crds.keep }},Prune=false{{ end }}\n"
+    # crds.keep for Argo CD: neither pruned (gone from Git) nor deleted with the Application.
+    "{{ if .Values.crds.keep }},Prune=false,Delete=false{{ end }}\n"
 )
 
 

@@ -162,7 +162,8 @@ def test_placeholder_crd_survives_helm_unchanged(placeholder_chart: Path) -> Non
     annotations = crd["metadata"]["annotations"]
     assert annotations["helm.sh/resource-policy"] == "keep"
     assert annotations["argocd.argoproj.io/sync-wave"] == "-1"
-    assert "Prune=false" in annotations["argocd.argoproj.io/sync-options"]
+    options = annotations["argocd.argoproj.io/sync-options"].split(",")
+    assert set(options) == {"ServerSideApply=true", "Prune=false", "Delete=false"}
     assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
 
 
@@ -170,7 +171,8 @@ def test_crds_keep_false_lets_uninstall_delete_them(placeholder_chart: Path) -> 
     with load_chart(placeholder_chart) as chart:
         (crd,) = rendered_crds(chart, {"crds": {"keep": False}})
     assert "helm.sh/resource-policy" not in crd["metadata"]["annotations"]
-    assert "Prune=false" not in crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+    options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"]
+    assert options == "ServerSideApply=true"
 
 
 def test_crds_enabled_false_ships_none(placeholder_chart: Path) -> None:
