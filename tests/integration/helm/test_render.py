@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -262,3 +263,12 @@ def test_name_overrides(chart: helm.Chart) -> None:
     assert one(documents, "ClusterRole")["metadata"]["name"] == "ci-worker"
     labels = one(manifests(chart, {"nameOverride": "cpw"}), "Deployment")["metadata"]["labels"]
     assert labels["app.kubernetes.io/name"] == "cpw"
+
+
+def test_packaged_chart_renders_like_the_directory(chart: helm.Chart, tmp_path: Path) -> None:
+    archive = helm.package(CHART_DIR, destination=tmp_path)
+    assert Path(archive).name == "cpworker-0.1.0.tgz"
+    with helm.Chart.load(archive) as packaged:
+        assert packaged.schema == chart.schema
+        values = VALUES_MATRIX["ha-namespaced"]
+        assert packaged.render(values, name="cpw") == chart.render(values, name="cpw")
