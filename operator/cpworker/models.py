@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +25,18 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+
+
+def _seconds(now: datetime) -> datetime:
+    """Kubernetes stores metav1.Time with second precision, in UTC."""
+    if now.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return now.astimezone(UTC).replace(microsecond=0)
+
+
+# Every timestamp in the status: RFC 3339 in UTC at whole seconds, as metav1.Time is (kubectl's
+# age columns and Argo CD parse it that way).
+KubeTime = Annotated[datetime, AfterValidator(_seconds)]
 
 # --- Limits, with the reason for each --------------------------------------------------------
 # Patterns and lengths from the CodePipeline service model (botocore codepipeline 2015-07-09).
@@ -341,7 +354,7 @@ class Condition(_Model):
         max_length=CONDITION_MESSAGE_MAX,
         description="Human-readable details of the last transition.",
     )
-    last_transition_time: datetime = Field(
+    last_transition_time: KubeTime = Field(
         description="When the status last changed (RFC 3339).",
     )
     observed_generation: int | None = Field(
@@ -356,7 +369,7 @@ class LastError(_Model):
 
     model_config = ConfigDict(extra="ignore")
 
-    time: datetime = Field(description="When the error happened (RFC 3339).")
+    time: KubeTime = Field(description="When the error happened (RFC 3339).")
     reason: str = Field(description="CamelCase error reason, for example Throttled.")
     message: str = Field(
         default="", max_length=LAST_ERROR_MESSAGE_MAX, description="What went wrong."
@@ -394,7 +407,7 @@ class CustomActionWorkerStatus(_Model):
         description="Jobs another worker acknowledged first (InvalidNonceException): "
         "expected with several workers, not an error.",
     )
-    last_poll_time: datetime | None = Field(
+    last_poll_time: KubeTime | None = Field(
         default=None, description="When PollForJobs last succeeded (RFC 3339)."
     )
     last_error: LastError | None = Field(
@@ -450,13 +463,6 @@ def spec_warnings(spec: CustomActionWorkerSpec) -> list[str]:
                 "so no job can ever match"
             )
     return warnings
-
-
-def _seconds(now: datetime) -> datetime:
-    """Kubernetes stores metav1.Time with second precision, in UTC."""
-    if now.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return now.astimezone(UTC).replace(microsecond=0)
 
 
 def _truncate(text: str, limit: int) -> str:

@@ -13,7 +13,8 @@ from types import FrameType
 from typing import Any
 
 from cpworker.sandbox.codepipeline import Faults, StandInConfig
-from cpworker.sandbox.stack import SandboxStack
+from cpworker.sandbox.components import KubeComponent, OperatorComponent
+from cpworker.sandbox.stack import SandboxStack, StackComponent
 
 TIMING_KNOBS = {
     "redelivery_window": "seconds before an unacknowledged job is offered again",
@@ -73,17 +74,30 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strict", action="store_true", help="check every response against the service model"
     )
-    # ---- plug-in point: the lead adds `--operator` (run the operator against the stack) here.
+    parser.add_argument(
+        "--no-kube",
+        dest="kube",
+        action="store_false",
+        help="do not start the local Kubernetes API (only the AWS side)",
+    )
 
 
-def build_stack(args: argparse.Namespace, directory: Path) -> SandboxStack:
+def build_stack(
+    args: argparse.Namespace, directory: Path, *, with_operator: bool = False
+) -> SandboxStack:
     config = StandInConfig(strict_conformance=args.strict)
     config.update({k: getattr(args, k) for k in TIMING_KNOBS if getattr(args, k) is not None})
     faults = Faults(seed=args.fault_seed)
     for operation, settings in args.fault:
         faults.set(operation, **settings)
+    components: list[StackComponent] = []
+    if args.kube or with_operator:
+        components.append(KubeComponent())
+    if with_operator:
+        components.append(OperatorComponent())
     return SandboxStack(
         directory=directory,
+        components=components,
         region=args.region,
         config=config,
         faults=faults,
@@ -106,11 +120,15 @@ def _wait_for_signal() -> None:
 
 
 def up(args: argparse.Namespace) -> int:
-    with build_stack(args, Path(args.dir)) as stack:
+    with build_stack(args, Path(args.dir), with_operator=args.operator) as stack:
         assert stack.codepipeline is not None
         assert stack.moto is not None
         print(f"codepipeline: {stack.codepipeline.url}")
         print(f"s3/sts/iam/kms/sqs (moto): {stack.moto.url}")
+        if "KUBECONFIG" in stack.env:
+            print(f"kubernetes: KUBECONFIG={stack.env['KUBECONFIG']}")
+        if args.operator:
+            print("operator: running in-process, watching namespace 'default'")
         print(f"environment: source {stack.env_file}")
         print("cpworker sandbox ready", flush=True)
         _wait_for_signal()
@@ -124,7 +142,7 @@ def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cpworker-sandbox-") as scratch:
         directory = Path(args.dir) if args.dir else Path(scratch)
         args.strict = True  # the demo also proves every answer conforms to the service model
-        with build_stack(args, directory) as stack:
+        with build_stack(args, directory, with_operator=True) as stack:
             print("cpworker sandbox ready", flush=True)
             return run_demo(stack, timeout=args.timeout)
 
@@ -134,10 +152,13 @@ def main(argv: Sequence[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
     up_parser.add_argument("--dir", required=True, help="directory for the env file")
+    up_parser.add_argument(
+        "--operator", action="store_true", help="also run the operator in-process"
+    )
     _stack_options(up_parser)
     demo_parser = commands.add_parser("demo", help="run a scripted pipeline through the stand-ins")
     demo_parser.add_argument("--dir", help="directory for the env file (default: a temporary one)")
-    demo_parser.add_argument("--timeout", type=float, default=60.0, help="give up after seconds")
+    demo_parser.add_argument("--timeout", type=float, default=120.0, help="give up after seconds")
     _stack_options(demo_parser)
     args = parser.parse_args(list(argv))
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from cpworker.sandbox.demo import DEMO_SECRET
 
 CPWORKER = Path(sys.executable).with_name("cpworker")
 
@@ -68,8 +71,30 @@ def test_up_writes_env_serves_and_stops_cleanly(
             "AWS_SECRET_ACCESS_KEY",
             "AWS_DEFAULT_REGION",
             "CPWORKER_SANDBOX_EVENTS_QUEUE_URL",
+            "KUBECONFIG",
         ):
             assert env.get(name), name
+        # The local Kubernetes API answers through the kubeconfig, with the CRD installed.
+        if shutil.which("kubectl"):
+            crds = subprocess.run(
+                [
+                    "kubectl",
+                    "--kubeconfig",
+                    env["KUBECONFIG"],
+                    "--cache-dir",
+                    str(tmp_path / "kc"),
+                    "get",
+                    "crd",
+                    "-o",
+                    "name",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert crds.returncode == 0, crds.stderr
+            assert "customactionworkers.cpworker.io" in crds.stdout
         endpoint = env["AWS_ENDPOINT_URL_CODEPIPELINE"]
         assert endpoint.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(f"{endpoint}/_sandbox/config", timeout=10) as response:
@@ -100,19 +125,33 @@ def test_up_rejects_bad_flags(tmp_path: Path) -> None:
     assert "OPERATION:name=value" in result.stderr
 
 
-def test_demo_runs_a_pipeline_to_success() -> None:
+def test_demo_runs_a_pipeline_through_the_operator() -> None:
     result = subprocess.run(
-        [str(CPWORKER), "sandbox", "demo", "--timeout", "60"],
+        [str(CPWORKER), "sandbox", "demo", "--timeout", "90"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ready" in result.stdout
-    assert "AcknowledgeJob -> InProgress" in result.stdout
-    assert "Succeeded" in result.stdout
-    assert result.stdout.strip().endswith("demo succeeded")
+    out = result.stdout
+    assert "ready" in out
+    # Both custom actions ran as Kubernetes Jobs and their results reached CodePipeline.
+    for action in ("Build/Build", "Build/Test"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(action))
+        assert ": Succeeded" in line
+        assert "externalExecutionId='default/cpw-" in line
+        assert "'ImageTag': 'sandbox-1'" in line
+    assert "(reported/succeeded)" in out
+    # `kubectl get caw` (when kubectl is there) shows the printer columns and the count.
+    if shutil.which("kubectl"):
+        header = next(line for line in out.splitlines() if line.startswith("NAME"))
+        assert header.split()[:6] == ["NAME", "READY", "REASON", "IN-FLIGHT", "SUCCEEDED", "FAILED"]
+        row = next(line for line in out.splitlines() if line.startswith("demo-builds"))
+        assert row.split()[1:5] == ["True", "Polling", "0", "2"]
+    assert out.strip().endswith("demo succeeded")
+    # The secret configuration value travels only inside the job's Secret.
+    assert DEMO_SECRET not in out + result.stderr
 
 
 def test_demo_fails_when_the_pipeline_cannot_finish() -> None:

@@ -1,0 +1,82 @@
+"""The stack's further stand-ins: the local Kubernetes API and, on request, the operator itself.
+
+Both follow `stack.StackComponent`: started after moto and the local CodePipeline, given their
+environment, answering the variables they add to the env file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cpworker.sandbox.kube import KubeStandIn
+from cpworker.sandbox.kube.jobrunner import RunnerConfig
+
+if TYPE_CHECKING:
+    from cpworker.runner import OperatorThread
+
+SANDBOX_NAMESPACE = "default"
+
+# Short probes and grace periods: the sandbox should show a whole pipeline in seconds.
+SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
+    "cancel_probe_seconds": 2.0,
+    "never_started_grace_seconds": 10.0,
+    "log_format": "text",
+    "log_level": "WARNING",
+    "health_host": "127.0.0.1",
+    "health_port": 0,
+}
+
+
+class KubeComponent:
+    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written."""
+
+    def __init__(self, runner_config: RunnerConfig | None = None) -> None:
+        self.standin = KubeStandIn(runner_config=runner_config)
+        self.kubeconfig: Path | None = None
+
+    def start(self, env: dict[str, str], directory: Path) -> dict[str, str]:
+        del env  # the API server needs nothing from the AWS side
+        self.standin.start()
+        self.standin.load_crds()
+        self.kubeconfig = self.standin.write_kubeconfig(directory / "kubeconfig")
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+
+class OperatorComponent:
+    """The operator, in-process, against the stand-ins started before it.
+
+    boto3 and kopf read their endpoints from the process environment, so the stack's variables
+    are exported into this (sandbox) process before the operator starts.
+    """
+
+    def __init__(
+        self,
+        namespaces: Sequence[str] = (SANDBOX_NAMESPACE,),
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.namespaces = list(namespaces)
+        self.settings = dict(settings or SANDBOX_OPERATOR_SETTINGS)
+        self.operator: OperatorThread | None = None
+
+    def start(self, env: dict[str, str], directory: Path) -> dict[str, str]:
+        del directory
+        from cpworker.runner import OperatorThread  # noqa: PLC0415 - only `--operator` needs it
+
+        os.environ.update(env)
+        self.operator = OperatorThread(
+            {"default_region": env["AWS_DEFAULT_REGION"], **self.settings},
+            namespaces=self.namespaces,
+            kubeconfig=env["KUBECONFIG"],
+        ).start()
+        return {}
+
+    def stop(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+            self.operator = None
