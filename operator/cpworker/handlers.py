@@ -28,6 +28,7 @@ from cpworker import (
     codepipeline,
     jobdata,
     kube,
+    logging_setup,
     manifests,
     models,
     names,
@@ -165,6 +166,8 @@ class WorkerBuilder:
     def secret(
         self, job: jobdata.Job, secret: codepipeline.SecretProperties, job_name: str, job_uid: str
     ) -> kube.Body:
+        # Belt and braces: the log filter masks these values should one ever reach a log line.
+        logging_setup.SECRETS.add(secret_values_of(job, secret))
         return manifests.build_secret(
             job_name=job_name,
             namespace=self.worker.namespace,
@@ -182,6 +185,22 @@ class WorkerBuilder:
         if ref is None or (ref.namespace and ref.namespace != self.worker.namespace):
             return None
         return (ref.job_name, ref.job_uid)
+
+
+def secret_values_of(job: jobdata.Job, secret: codepipeline.SecretProperties) -> list[str]:
+    """The job's secret configuration values and artifact secret key and token."""
+    values = [
+        value.get_secret_value()
+        for key, value in job.data.configuration().items()
+        if secret.is_secret(key)
+    ]
+    creds = job.data.artifact_credentials
+    if creds is not None:
+        values += [
+            creds.secret_access_key.get_secret_value(),
+            creds.session_token.get_secret_value(),
+        ]
+    return values
 
 
 @dataclass(frozen=True)

@@ -39,18 +39,26 @@ class SecretRegistry:
 
     # Values this short are too likely to occur by chance in harmless text.
     MIN_LENGTH: Final = 4
+    # Bounded: the oldest values are forgotten first (jobs long finished).
+    MAX_VALUES: Final = 10_000
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._values: dict[str, None] = {}
         self._lock = threading.Lock()
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
-            self._values.update(v for v in values if v and len(v) >= self.MIN_LENGTH)
+            for value in values:
+                if value and len(value) >= self.MIN_LENGTH:
+                    self._values.pop(value, None)
+                    self._values[value] = None
+            while len(self._values) > self.MAX_VALUES:
+                self._values.pop(next(iter(self._values)))
 
     def discard(self, values: Iterable[str]) -> None:
         with self._lock:
-            self._values.difference_update(values)
+            for value in values:
+                self._values.pop(value, None)
 
     def redact(self, text: str) -> str:
         with self._lock:
