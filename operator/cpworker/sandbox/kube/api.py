@@ -120,9 +120,12 @@ class Api:
         labels: tuple[Requirement, ...] = (),
         fields: tuple[FieldMatcher, ...] = (),
     ) -> list[Obj]:
+        candidates = self.store.select(rtype.storage_key, namespace, labels)
+        if candidates is None:
+            candidates = self.store.iterate(rtype.storage_key, namespace)
         return [
             self.present(rtype, obj)
-            for obj in self.store.iterate(rtype.storage_key, namespace)
+            for obj in candidates
             if labels_match(labels, obj) and fields_match(fields, obj)
         ]
 

@@ -191,8 +191,11 @@ class KubeServer:
         except Exception:  # a bug in the stand-in: answer like the real server, and say so
             logger.exception("kube stand-in failed on %s %s", request.method, request.path)
             self._record(verb, route, 500)
-            failure = ApiError(500, "InternalError", "an error on the server (the stand-in) "
-                               "has prevented the request from succeeding")
+            failure = ApiError(
+                500,
+                "InternalError",
+                "an error on the server (the stand-in) has prevented the request from succeeding",
+            )
             return _json(failure.status(), 500)
         finally:
             STRICT_FIELDS.reset(strict)

@@ -81,6 +81,9 @@ class Store:
         self._history_size = history_size
         self._watchers: dict[StorageKey, set[Watcher]] = {}
         self._dependents: dict[str, set[ObjectRef]] = {}
+        # (label key, value) -> objects carrying it, per type: label-selected lists stay
+        # proportional to what they select, not to what is stored.
+        self._labelled: dict[StorageKey, dict[tuple[str, str], set[tuple[str, str]]]] = {}
         self._listeners: list[Callable[[StorageKey, Change], None]] = []
 
     @property
@@ -107,6 +110,29 @@ class Store:
         for objects in by_namespace.values():
             yield from objects.values()
 
+    def select(
+        self, key: StorageKey, namespace: str | None, requirements: tuple[Requirement, ...]
+    ) -> Iterator[Obj] | None:
+        """Candidates for a label selector from the index (a superset of the matches), or
+        None when no requirement narrows by value (`in`/`=`): then scan."""
+        narrowing = [r for r in requirements if r.operator == "in"]
+        if not narrowing:
+            return None
+        index = self._labelled.get(key, {})
+        best: set[tuple[str, str]] | None = None
+        for requirement in narrowing:
+            refs: set[tuple[str, str]] = set()
+            for value in requirement.values:
+                refs |= index.get((requirement.key, value), set())
+            if best is None or len(refs) < len(best):
+                best = refs
+        by_namespace = self._objects.get(key, {})
+        return (
+            by_namespace[ns][name]
+            for ns, name in sorted(best or ())
+            if namespace is None or ns == namespace
+        )
+
     def count(self, key: StorageKey) -> int:
         return sum(len(objects) for objects in self._objects.get(key, {}).values())
 
@@ -124,6 +150,7 @@ class Store:
         old = bucket.get(name)
         bucket[name] = obj
         self._reindex_owners(key, namespace, name, old, obj)
+        self._reindex_labels(key, namespace, name, old, obj)
         change = Change(int(meta["resourceVersion"]), "MODIFIED" if old else "ADDED", obj, old)
         self._publish(key, change)
         return change
@@ -135,12 +162,32 @@ class Store:
         if old is None:
             return None
         self._reindex_owners(key, namespace, name, old, None)
+        self._reindex_labels(key, namespace, name, old, None)
         change = Change(int(final["metadata"]["resourceVersion"]), "DELETED", final, old)
         self._publish(key, change)
         return change
 
     def drop_type(self, key: StorageKey) -> None:
         self._objects.pop(key, None)
+        self._labelled.pop(key, None)
+
+    def _reindex_labels(
+        self, key: StorageKey, namespace: str, name: str, old: Obj | None, new: Obj | None
+    ) -> None:
+        old_labels = (old or {}).get("metadata", {}).get("labels") or {}
+        new_labels = (new or {}).get("metadata", {}).get("labels") or {}
+        if old_labels == new_labels:
+            return
+        index = self._labelled.setdefault(key, {})
+        ref = (namespace, name)
+        for item in old_labels.items():
+            refs = index.get(item)
+            if refs is not None:
+                refs.discard(ref)
+                if not refs:
+                    del index[item]
+        for item in new_labels.items():
+            index.setdefault(item, set()).add(ref)
 
     def _reindex_owners(
         self, key: StorageKey, namespace: str, name: str, old: Obj | None, new: Obj | None
