@@ -402,3 +402,24 @@ def test_watch_bookmarks_and_timeout(kube: KubeStandIn) -> None:
     assert {event["type"] for event in events} == {"BOOKMARK"}  # nothing else happened
     assert int(events[-1]["object"]["metadata"]["resourceVersion"]) >= 1
     pool.close()
+
+
+def test_label_index_follows_relabels_and_deletes(kube_api: kubernetes.client.ApiClient) -> None:
+    core: Any = CoreV1Api(kube_api)
+    for index in range(30):
+        core.create_namespaced_config_map(
+            NS, {"metadata": {"name": f"l{index}", "labels": {"group": f"g{index % 3}"}}}
+        )
+
+    def names(selector: str) -> set[str]:
+        listed = core.list_namespaced_config_map(NS, label_selector=selector).items
+        return {item.metadata.name for item in listed}
+
+    assert names("group=g1") == {f"l{i}" for i in range(1, 30, 3)}
+    core.patch_namespaced_config_map("l1", NS, {"metadata": {"labels": {"group": "g2"}}})
+    core.patch_namespaced_config_map("l4", NS, {"metadata": {"labels": None}})
+    core.delete_namespaced_config_map("l7", NS)
+    assert names("group=g1") == {f"l{i}" for i in range(10, 30, 3)}
+    assert "l1" in names("group in (g2)")
+    assert names("group=g1,group!=g1") == set()
+    assert "l4" not in names("group")
