@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+import yaml
 
 from cpworker.runner import OperatorThread
 
@@ -126,13 +127,8 @@ class Cluster:
         return json.loads(raw) if raw else {}
 
     def apply(self, manifest: dict[str, Any]) -> None:
-        """Create the worker, or replace its spec (what `kubectl apply` does for us here)."""
-        name = manifest["metadata"]["name"]
-        existing = self.worker(name)
-        if existing is None:
-            self.request("POST", f"{WORKERS}", manifest)
-        else:
-            self.request("PATCH", f"{WORKERS}/{name}", {"spec": manifest["spec"]})
+        """`kubectl apply` the manifest, as a user would."""
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(manifest))
 
     def delete_worker(self, name: str = "builds") -> None:
         self.request("DELETE", f"{WORKERS}/{name}")
