@@ -9,7 +9,6 @@ import contextlib
 import contextvars
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +77,8 @@ class Api:
     _by_uid: dict[str, ObjectRef] = field(default_factory=dict)
     # (uid, field manager) -> the configuration it last applied (server-side apply).
     _applied: dict[tuple[str, str], Obj] = field(default_factory=dict)
-    on_warning_event: Callable[[Obj, str, str], None] | None = None
+    # (namespace, pod) -> container -> log text, kept by the job runner's local-exec mode.
+    pod_logs: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store.subscribe(self._on_change)

@@ -28,6 +28,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from cpworker.sandbox.kube import localexec
 from cpworker.sandbox.kube.api import Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError
 from cpworker.sandbox.kube.store import Change, StorageKey, now_rfc3339
@@ -50,6 +51,7 @@ class RunnerConfig:
     start_delay: float = 0.05  # Pending -> Running
     retry_delay: float = 0.1  # between failed attempts (the real controller backs off 10 s+)
     create_retry: float = 0.5  # re-check a missing service account or Secret volume
+    local_exec: bool = False  # run every pod's commands locally (see localexec.py)
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -132,6 +134,7 @@ class JobRunner:
         meta = change.obj["metadata"]
         uid = meta["uid"]
         if change.type == "DELETED":
+            self.api.pod_logs.pop((meta["namespace"], meta["name"]), None)
             task = self._pods.pop(uid, None)
             if task:
                 task.cancel()
@@ -514,7 +517,7 @@ class JobRunner:
             return
         await self._run_pod(namespace, name, pod["metadata"]["uid"])
 
-    async def _run_pod(self, namespace: str, name: str, uid: str) -> bool | None:
+    async def _run_pod(self, namespace: str, name: str, uid: str) -> bool | None:  # noqa: PLR0912,PLR0915 - the pod lifecycle, top to bottom
         """Simulate the pod; answers True (succeeded), False (failed), None (never ends)."""
         pod = self._get(PODS, namespace, name, uid)
         if pod is None:
@@ -625,22 +628,24 @@ class JobRunner:
         restart_policy = pod["spec"].get("restartPolicy", "Always")
         if restart_policy == "Always" and not _job_owner(pod):
             await asyncio.Event().wait()
-        await asyncio.sleep(
-            parse_duration(annotations.get(PREFIX + "duration"), self.config.default_duration)
-        )
+        if self.config.local_exec or annotations.get(PREFIX + "exec") == "local":
+            init, main = await localexec.run_pod(pod, self._lookup(namespace))
+            self.api.pod_logs[(namespace, name)] = {o.name: o.log for o in init + main}
+            outcomes = {o.name: (o.exit_code, o.message) for o in init + main}
+            failed_init = next((o for o in init if o.exit_code != 0), None)
+        else:
+            await asyncio.sleep(
+                parse_duration(annotations.get(PREFIX + "duration"), self.config.default_duration)
+            )
+            outcomes = {c["name"]: _scripted(annotations, c["name"]) for c in containers}
+            failed_init = None
         finished = now_rfc3339()
-        statuses, all_zero = [], True
+        statuses, all_zero = [], failed_init is None
         for container in containers:
-            cname = container["name"]
-            code = int(
-                annotations.get(
-                    f"{PREFIX}exit-code.{cname}", annotations.get(PREFIX + "exit-code", "0")
-                )
-            )
-            message = annotations.get(
-                f"{PREFIX}termination-message.{cname}",
-                annotations.get(PREFIX + "termination-message", ""),
-            )
+            if failed_init is not None:
+                statuses.append(_container(container, {"waiting": {"reason": "PodInitializing"}}))
+                continue
+            code, message = outcomes[container["name"]]
             terminated: Obj = {
                 "exitCode": code,
                 "reason": "Completed" if code == 0 else "Error",
@@ -652,6 +657,27 @@ class JobRunner:
                 terminated["message"] = message
             all_zero = all_zero and code == 0
             statuses.append(_container(container, {"terminated": terminated}))
+        init_statuses = [
+            _container(
+                c,
+                {
+                    "terminated": {
+                        "exitCode": outcomes.get(c["name"], (0, ""))[0],
+                        "reason": "Completed"
+                        if outcomes.get(c["name"], (0, ""))[0] == 0
+                        else "Error",
+                        "startedAt": started,
+                        "finishedAt": finished,
+                        **(
+                            {"message": outcomes[c["name"]][1]}
+                            if outcomes.get(c["name"], (0, ""))[1]
+                            else {}
+                        ),
+                    }
+                },
+            )
+            for c in pod["spec"].get("initContainers") or []
+        ]
         current = self._get(PODS, namespace, name, uid)
         if current is None:
             return None
@@ -666,12 +692,19 @@ class JobRunner:
                     _condition("Ready", "False", "PodCompleted", ""),
                 ],
                 "containerStatuses": statuses,
+                "initContainerStatuses": init_statuses,
             }
         )
         done = self._set_pod_status(current, status)
         if done is not None:
             self._drop_tracking_finalizer(done)
         return all_zero
+
+    def _lookup(self, namespace: str) -> localexec.Lookup:
+        def find(plural: str, name: str) -> Obj | None:
+            return self.api.store.get(("", plural), namespace, name)
+
+        return find
 
     def _set_pod_status(self, pod: Obj, status: Obj) -> Obj | None:
         meta = pod["metadata"]
@@ -688,6 +721,20 @@ class JobRunner:
             ):
                 return str(secret.get("secretName"))
         return None
+
+
+def _scripted(annotations: dict[str, str], container: str) -> tuple[int, str]:
+    """(exit code, termination message) a container's annotations script."""
+    code = int(
+        annotations.get(
+            f"{PREFIX}exit-code.{container}", annotations.get(PREFIX + "exit-code", "0")
+        )
+    )
+    message = annotations.get(
+        f"{PREFIX}termination-message.{container}",
+        annotations.get(PREFIX + "termination-message", ""),
+    )
+    return code, message
 
 
 def _container(container: Obj, state: Obj, *, ready: bool = False) -> Obj:

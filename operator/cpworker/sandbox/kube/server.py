@@ -265,7 +265,7 @@ class KubeServer:
         if verb == "get":
             if route.subresource == "log":
                 pod = self.api.get(rtype, route.namespace, route.name or "")
-                text = (pod["metadata"].get("annotations") or {}).get("sandbox.cpworker.io/log", "")
+                text = self._pod_log(pod, query.get("container"))
                 return web.Response(text=text, content_type="text/plain")
             obj = self.api.get(rtype, route.namespace, route.name or "")
             return self._object_response(request, rtype, obj)
@@ -350,6 +350,20 @@ class KubeServer:
                     )
             return _json(self._list_body(rtype, deleted))
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
+
+    def _pod_log(self, pod: Obj, container: str | None) -> str:
+        """Local-exec output when the pod ran locally, else the scripted log annotation."""
+        meta = pod["metadata"]
+        logs = self.api.pod_logs.get((meta["namespace"], meta["name"]))
+        if logs:
+            names = [c["name"] for c in pod["spec"].get("containers") or []]
+            chosen = container or (names[0] if names else "")
+            if chosen not in logs:
+                raise ApiError(
+                    400, "BadRequest", f"container {chosen} is not valid for pod {meta['name']}"
+                )
+            return logs[chosen]
+        return str((meta.get("annotations") or {}).get("sandbox.cpworker.io/log", ""))
 
     def _selectors(self, request: web.Request, rtype: ResourceType) -> tuple[Any, Any]:
         fields = request.query.get("fieldSelector")
