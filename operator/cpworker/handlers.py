@@ -317,26 +317,7 @@ def build_registry() -> kopf.OperatorRegistry:
 
     @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
     async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
-        rt: Runtime = memo["runtime"]
-        job = watcher.summarize_job(body)
-        loop = rt.loops.get((job.namespace, job.worker))
-        if type == "DELETED":
-            rt.guard.forget(job.name)
-        elif (
-            job.phase == names.Phase.RUNNING
-            and job.finished is not None
-            and job.annotations.get(names.ANNOTATION_RESULT) != names.Result.CONTINUED
-        ):
-            tender = make_tender(rt, job.namespace, job.worker, "")
-            try:
-                await tender.report_finished(job)
-            except (codepipeline.CodePipelineError, kube.KubeError) as exc:
-                # Tending retries: the Job stays `running` until the report went through.
-                log.warning(
-                    "reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc
-                )
-        if loop is not None and (type == "DELETED" or job.finished is not None):
-            loop.wake.set()  # capacity may have freed up
+        await on_job_event(memo["runtime"], type, body)
 
     @kopf.on.resume(*WORKERS, id="validate", registry=registry)
     @kopf.on.create(*WORKERS, id="validate", registry=registry)
@@ -429,6 +410,32 @@ def build_registry() -> kopf.OperatorRegistry:
         rt.close()
 
     return registry
+
+
+async def on_job_event(rt: Runtime, event_type: str | None, body: kopf.Body) -> None:
+    """A labelled Job changed: report it when it finished (or vanished); wake its worker."""
+    job = watcher.summarize_job(body)
+    loop = rt.loops.get((job.namespace, job.worker))
+    unsettled = (
+        job.phase == names.Phase.RUNNING
+        and job.annotations.get(names.ANNOTATION_RESULT) != names.Result.CONTINUED
+    )
+    if unsettled and (event_type == "DELETED" or job.finished is not None):
+        tender = make_tender(rt, job.namespace, job.worker, "")
+        try:
+            if event_type == "DELETED":
+                # Deleted by someone else before it was reported: say so, do not let
+                # CodePipeline wait for its timeout.
+                await tender.report_vanished(job)
+            else:
+                await tender.report_finished(job)
+        except (codepipeline.CodePipelineError, kube.KubeError) as exc:
+            # Tending retries a finished Job: it stays `running` until reported.
+            log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
+    if event_type == "DELETED":
+        rt.guard.forget(job.name)
+    if loop is not None and (event_type == "DELETED" or job.finished is not None):
+        loop.wake.set()  # capacity may have freed up
 
 
 # --------------------------------------------------------------------------------------------

@@ -161,6 +161,30 @@ class Tender:
 
         return await self.guard.once(job.name, job.job_id, send_report)
 
+    async def report_vanished(self, job: JobSummary) -> bool:
+        """A `running` Job was deleted (not by us) before it was reported."""
+        if job.finished is not None:
+            return await self.report_finished(job)
+        call = results.failure_result(
+            job_id=job.job_id,
+            failure_type="JobFailed",
+            message=f"Kubernetes Job {job.namespace}/{job.name} was deleted before it finished",
+            external_execution_id=results.external_execution_id(job.namespace, job.name),
+        )
+
+        async def send_failure() -> bool:
+            return await report(
+                self.kube,
+                self.clients,
+                dict(job.body),
+                call,
+                hook=self.hook,
+                reporter_id=self.guard.reporter_id,
+                lease_seconds=self.guard.lease_seconds,
+            )
+
+        return await self.guard.once(job.name, job.job_id, send_failure)
+
     async def _refresh_credentials(self, job: JobSummary, now: dt.datetime) -> None:
         issued = _parse(job.annotations.get(names.ANNOTATION_CREDENTIALS_ISSUED_AT))
         if issued is not None and not jobdata.credentials_need_refresh(

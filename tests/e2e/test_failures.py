@@ -292,3 +292,28 @@ def test_missing_service_account_reports_system_unavailable(stack: Stack) -> Non
     error = error_of(stack.cp_client, scenario, execution_id)
     assert error["code"] == "SystemUnavailable"
     assert "never started" in error["message"]
+
+
+def test_job_deleted_by_someone_else_fails_the_action(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    stack.start_operator()
+    stack.cluster.apply(
+        worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "60s"})
+    )
+    execution_id = scenario.start(stack.cp_client)
+
+    def running() -> Any:
+        return [
+            j
+            for j in stack.cluster.jobs()
+            if j["metadata"]["annotations"].get("cpworker.io/phase") == "running"
+        ]
+
+    job = wait_for(running, what="the Job running")[0]
+    stack.cluster.request(
+        "DELETE", f"/apis/batch/v1/namespaces/default/jobs/{job['metadata']['name']}"
+    )
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Failed"
+    error = error_of(stack.cp_client, scenario, execution_id)
+    assert error["code"] == "JobFailed"
+    assert "was deleted before it finished" in error["message"]
