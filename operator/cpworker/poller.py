@@ -83,7 +83,12 @@ class IdleBackoff:
             self._ceiling = self.min_interval
         else:
             self._ceiling = min(self.max_interval, self._ceiling * 2)
-        # Half fixed, half jitter: never polls faster than half the current step.
+        if self._ceiling >= self.max_interval:
+            # Idle at the ceiling: jitter around it (+-20 %), so that the mean interval is
+            # the ceiling itself (60 s -> 60 calls per idle worker-hour) while a thousand
+            # workers still spread out instead of polling in lock-step.
+            return self.max_interval * self.rng.uniform(0.8, 1.2)
+        # Growing: half fixed, half jitter; never faster than half the current step.
         return self._ceiling / 2 + self.rng.uniform(0, self._ceiling / 2)
 
 

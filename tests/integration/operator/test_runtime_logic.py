@@ -20,9 +20,16 @@ def test_backoff_full_batch_repolls_at_once_and_idle_grows_to_the_ceiling() -> N
     backoff = poller.IdleBackoff(1.0, 8.0, rng=random.Random(1))
     assert backoff.after_poll(returned=5, requested=5) == 0.0
     delays = [backoff.after_poll(returned=0, requested=5) for _ in range(8)]
-    assert all(0 < d <= 8.0 for d in delays)
-    assert max(delays[-3:]) > 4.0  # reached the ceiling's range
+    assert all(0 < d <= 8.0 * 1.2 for d in delays)
+    assert min(delays[-3:]) >= 8.0 * 0.8  # reached the ceiling's range
     assert backoff.after_poll(returned=1, requested=5) == 1.0  # a hit resets
+
+
+def test_idle_worker_averages_the_ceiling() -> None:
+    # The design's budget: an idle worker with a 60 s ceiling makes <= 60 calls an hour.
+    backoff = poller.IdleBackoff(1.0, 60.0, rng=random.Random(7))
+    delays = [backoff.after_poll(returned=0, requested=1) for _ in range(2000)]
+    assert 3600 / (sum(delays[10:]) / len(delays[10:])) <= 61
 
 
 def test_condition_for_errors_says_what_to_do() -> None:
