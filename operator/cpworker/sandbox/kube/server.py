@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, events, tables
+from cpworker.sandbox.kube import discovery, events, rbac, tables
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.protobuf import ProtobufError, decode_body
@@ -28,6 +28,7 @@ from cpworker.sandbox.kube.selectors import (
 from cpworker.sandbox.kube.store import Store, TooOldError, Watcher
 
 logger = logging.getLogger(__name__)
+USER_KEY = web.RequestKey("user", str)  # who sent the request, for the audit of watches
 Obj = dict[str, Any]
 USER = "sandbox-admin"
 PATCH_TYPES = frozenset(
@@ -118,6 +119,10 @@ class KubeServer:
         default_watch_timeout: float = 1800.0,
     ) -> None:
         self.token = token
+        # bearer token -> identity; the admin's token is unrestricted (system:masters)
+        self.identities: dict[str, rbac.Identity] = {
+            token: rbac.Identity(USER, (rbac.MASTERS, "system:authenticated"))
+        }
         self.store = Store(history_size=history_size)
         self.registry = Registry()
         self.api = Api(self.store, self.registry)
@@ -137,7 +142,7 @@ class KubeServer:
         with self._audit_lock:
             self._audit.clear()
 
-    def _record(self, verb: str, route: Route | None, code: int) -> None:
+    def _record(self, verb: str, route: Route | None, code: int, user: str = USER) -> None:
         record = AuditRecord(
             verb=verb,
             apiGroup=route.group if route else "",
@@ -145,7 +150,7 @@ class KubeServer:
             subresource=(route.subresource or "") if route else "",
             namespace=(route.namespace or "") if route else "",
             name=(route.name or "") if route else "",
-            user=USER,
+            user=user,
             code=code,
         )
         with self._audit_lock:
@@ -164,8 +169,10 @@ class KubeServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one branch per case of the protocol
         if request.path in {"/healthz", "/readyz", "/livez"}:
             return web.Response(text="ok")
-        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
-            self._record(request.method.lower(), parse_route(request.path), 401)
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        identity = self.identities.get(bearer)
+        if identity is None:
+            self._record(request.method.lower(), parse_route(request.path), 401, "")
             return _json(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
         static = self._static(request)
         if static is not None:
@@ -179,18 +186,36 @@ class KubeServer:
                 404,
             )
         verb = _verb(request, route)
+        request[USER_KEY] = identity.user
+        if not identity.unrestricted:
+            ask = rbac.Request(
+                verb=verb,
+                group=route.group,
+                resource=route.plural + (f"/{route.subresource}" if route.subresource else ""),
+                namespace=route.namespace,
+                name=route.name,
+            )
+            if not rbac.allowed(identity, ask, self._read):
+                self._record(verb, route, 403, identity.user)
+                failure = ApiError(
+                    403,
+                    "Forbidden",
+                    rbac.denial(identity, ask),
+                    details={"name": route.name or "", "group": route.group, "kind": route.plural},
+                )
+                return _json(failure.status(), 403)
         strict = STRICT_FIELDS.set(request.query.get("fieldValidation") == "Strict")
         try:
             response = await self._dispatch(request, route, verb)
         except ApiError as exc:
-            self._record(verb, route, exc.code)
+            self._record(verb, route, exc.code, identity.user)
             return _json(exc.status(), exc.code)
         except SelectorError as exc:
-            self._record(verb, route, 400)
+            self._record(verb, route, 400, identity.user)
             return _json(bad_request(str(exc)).status(), 400)
         except Exception:  # a bug in the stand-in: answer like the real server, and say so
             logger.exception("kube stand-in failed on %s %s", request.method, request.path)
-            self._record(verb, route, 500)
+            self._record(verb, route, 500, identity.user)
             failure = ApiError(
                 500,
                 "InternalError",
@@ -200,8 +225,11 @@ class KubeServer:
         finally:
             STRICT_FIELDS.reset(strict)
         if verb != "watch":  # a watch is recorded when its stream opens
-            self._record(verb, route, response.status)
+            self._record(verb, route, response.status, identity.user)
         return response
+
+    def _read(self, group: str, plural: str, namespace: str | None) -> list[Obj]:
+        return list(self.store.iterate((group, plural), namespace))
 
     def _static(self, request: web.Request) -> web.StreamResponse | None:  # noqa: PLR0911 - one branch per case of the protocol
         path = request.path.rstrip("/") or "/"
@@ -436,7 +464,7 @@ class KubeServer:
         watcher = Watcher(route.namespace, labels, fields)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        self._record("watch", route, 200)
+        self._record("watch", route, 200, request.get(USER_KEY, USER))
         key = rtype.storage_key
         try:
             self.store.watch(key, watcher, since)

@@ -16,6 +16,7 @@ import yaml
 from aiohttp import web
 
 from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
+from cpworker.sandbox.kube.rbac import Identity
 from cpworker.sandbox.kube.server import AuditRecord, KubeServer
 from cpworker.sandbox.kube.tls import ServingCertificate
 from cpworker.sandbox.kube.tls import issue as tls_issue
@@ -141,14 +142,24 @@ class KubeStandIn:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
 
-    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token for `system:serviceaccount:<namespace>:<name>`, whose requests are
+        authorized by the stored RBAC objects (403 when no binding allows them)."""
+        token = secrets.token_urlsafe(24)
+        self.server.identities[token] = Identity.service_account(namespace, name)
+        return token
+
+    def write_kubeconfig(
+        self, path: str | Path, *, namespace: str = "default", token: str | None = None
+    ) -> Path:
+        """A kubeconfig for the admin (unrestricted), or for the identity of `token`."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": self.cluster_entry()}],
-            "users": [{"name": "sandbox-admin", "user": {"token": self.token}}],
+            "users": [{"name": "sandbox-admin", "user": {"token": token or self.token}}],
             "contexts": [
                 {
                     "name": "sandbox",
