@@ -317,3 +317,30 @@ def test_job_deleted_by_someone_else_fails_the_action(stack: Stack) -> None:
     error = error_of(stack.cp_client, scenario, execution_id)
     assert error["code"] == "JobFailed"
     assert "was deleted before it finished" in error["message"]
+
+
+JOB_OPERATIONS = (
+    "PollForJobs",
+    "AcknowledgeJob",
+    "GetJobDetails",
+    "PutJobSuccessResult",
+    "PutJobFailureResult",
+    "ListActionTypes",
+)
+
+
+def test_pipeline_succeeds_despite_injected_codepipeline_faults(stack: Stack) -> None:
+    scenario = stack.cp_scenario(actions=("Build", "Test"))
+    # 20 % of the job API's answers are 5xx and 10 % are throttled (the test's own calls,
+    # StartPipelineExecution and friends, are left alone).
+    for operation in JOB_OPERATIONS:
+        stack.codepipeline.faults.set(operation, error_probability=0.2, throttle_probability=0.1)
+    stack.start_operator()
+    stack.cluster.apply(
+        worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "200ms"})
+    )
+    execution_id = scenario.start(stack.cp_client)
+    assert scenario.wait(stack.cp_client, execution_id, timeout=90) == "Succeeded"
+    faulted = [r for r in stack.codepipeline.requests() if r.outcome == "fault"]
+    assert faulted  # the faults did happen
+    assert len(stack.cluster.jobs()) == 2
