@@ -344,7 +344,14 @@ def build_registry() -> kopf.OperatorRegistry:
             for warning in models.spec_warnings(view.spec):
                 await rt.kube.post_event(body, "SpecWarning", warning[:1024], type_="Warning")
 
-    @kopf.daemon(*WORKERS, id="poll", registry=registry, cancellation_timeout=10.0)
+    @kopf.daemon(
+        *WORKERS,
+        id="poll",
+        registry=registry,
+        # The loop checks `stopped` at least every second: let it finish its step.
+        cancellation_backoff=2.0,
+        cancellation_timeout=10.0,
+    )
     async def worker_daemon(
         *,
         stopped: kopf.DaemonStopped,
