@@ -352,3 +352,14 @@ def test_rollout_status_of_a_deployment(kubectl: Kubectl) -> None:
     assert "successfully rolled out" in status.stdout
     shown = json.loads(kubectl("get", "deployment", "web", "-o", "json").stdout)["status"]
     assert (shown["readyReplicas"], shown["observedGeneration"]) == (2, 1)
+
+
+def test_namespace_lifecycle(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "team")
+    assert "default" in kubectl("get", "serviceaccounts", "-n", "team", "-o", "name").stdout
+    kubectl("create", "configmap", "settings", "-n", "team", "--from-literal=a=b")
+    kubectl("delete", "namespace", "team", "--timeout=30s")  # waits until it is gone
+    assert "NotFound" in kubectl("get", "namespace", "team", check=False).stderr
+    assert "NotFound" in kubectl("get", "cm", "settings", "-n", "team", check=False).stderr
+    refused = kubectl("create", "configmap", "late", "-n", "team", check=False)
+    assert 'namespaces "team" not found' in refused.stderr

@@ -4,8 +4,6 @@ collection by ownerReferences and namespace cleanup."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import contextvars
 import random
 import uuid
@@ -31,7 +29,7 @@ from cpworker.sandbox.kube.patching import (
 )
 from cpworker.sandbox.kube.resources import Registry, ResourceType
 from cpworker.sandbox.kube.selectors import FieldMatcher, Requirement, fields_match, labels_match
-from cpworker.sandbox.kube.store import Change, ObjectRef, StorageKey, Store, clone, now_rfc3339
+from cpworker.sandbox.kube.store import Change, StorageKey, Store, clone, now_rfc3339
 
 Obj = dict[str, Any]
 
@@ -74,7 +72,6 @@ class DeleteOptions:
 class Api:
     store: Store
     registry: Registry
-    _by_uid: dict[str, ObjectRef] = field(default_factory=dict)
     # (uid, field manager) -> the configuration it last applied (server-side apply).
     _applied: dict[tuple[str, str], Obj] = field(default_factory=dict)
     # (namespace, pod) -> container -> log text, kept by the job runner's local-exec mode.
@@ -568,8 +565,6 @@ class Api:
                 },
             }
             self.store.put(rtype.storage_key, self._stamp(marked))
-            if FOREGROUND in finalizers:
-                self._collect_dependents(meta["uid"])
             return self.present(rtype, marked), False
         final = {**current, "metadata": dict(meta)}
         self._stamp(final)
@@ -591,29 +586,11 @@ class Api:
             },
             "status": {"phase": "Terminating"},
         }
-        self.store.put(NAMESPACES, self._stamp(marked))
-        asyncio.get_running_loop().call_soon(self._empty_namespace, meta["name"])
+        self.store.put(NAMESPACES, self._stamp(marked))  # the namespace controller empties it
         return marked
 
-    def _empty_namespace(self, namespace: str) -> None:
-        """The namespace controller: delete everything inside, then the namespace."""
-        for rtype in self.registry.all_types():
-            if (
-                not rtype.namespaced
-                or rtype.stored_as
-                or (rtype.version != self._storage_version(rtype))
-            ):
-                continue
-            for obj in list(self.store.iterate(rtype.storage_key, namespace)):
-                self._force_remove(rtype.storage_key, obj)
-        ns = self.store.get(NAMESPACES, "", namespace)
-        if ns is not None:
-            self._force_remove(NAMESPACES, ns)
-
-    def _storage_version(self, rtype: ResourceType) -> str:
-        return self.registry.versions_of(*rtype.storage_key)[0].version
-
-    def _force_remove(self, key: StorageKey, obj: Obj) -> None:
+    def force_remove(self, key: StorageKey, obj: Obj) -> None:
+        """Remove at once, finalizers or not (namespace and CRD cleanup)."""
         final = {**obj, "metadata": dict(obj["metadata"])}
         self._stamp(final)
         self.store.remove(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"], final)
@@ -623,97 +600,23 @@ class Api:
         if types:
             key = types[0].storage_key
             for obj in list(self.store.iterate(key)):
-                self._force_remove(key, obj)
+                self.force_remove(key, obj)
             self.store.drop_type(key)
 
-    # -- garbage collection and controllers on every change ------------------------------
+    # -- bookkeeping on every change ----------------------------------------------------
     def _on_change(self, key: StorageKey, change: Change) -> None:
-        meta = change.obj["metadata"]
-        uid = meta.get("uid")
         if change.type == "DELETED":
-            self._by_uid.pop(uid, None)
+            uid = change.obj["metadata"].get("uid")
             for manager_key in [k for k in self._applied if k[0] == uid]:
                 del self._applied[manager_key]
-            if self.store.dependents_of(uid):
-                asyncio.get_running_loop().call_soon(self._collect_dependents, uid)
-            for owner in meta.get("ownerReferences") or []:
-                self._release_foreground_owner(owner.get("uid"))
-        else:
-            self._by_uid[uid] = (key, meta.get("namespace", ""), meta["name"])
         if key == CRDS:
             self._sync_crd(change)
-        if key == NAMESPACES and change.type == "ADDED":
-            asyncio.get_running_loop().call_soon(self._default_service_account, meta["name"])
-
-    def _default_service_account(self, namespace: str) -> None:
-        """The service-account controller gives every namespace a `default` account."""
-        sa_type = self.registry.get("", "v1", "serviceaccounts")
-        if sa_type and self.store.get(SERVICEACCOUNTS, namespace, "default") is None:
-            # ApiError: the namespace went away meanwhile.
-            with contextlib.suppress(ApiError):
-                self.create(sa_type, namespace, {"metadata": {"name": "default"}})
 
     def _sync_crd(self, change: Change) -> None:
         name = change.obj["metadata"]["name"]
         if change.type == "DELETED":
             return
         self.registry.set_crd_types(name, crds.types_of(change.obj))
-
-    def owner_exists(self, uid: str) -> bool:
-        return uid in self._by_uid
-
-    def _collect_dependents(self, owner_uid: str) -> None:
-        for key, namespace, name in self.store.dependents_of(owner_uid):
-            obj = self.store.get(key, namespace, name)
-            rtype = self.storage_type(key)
-            if obj is None or rtype is None or obj["metadata"].get("deletionTimestamp"):
-                continue
-            owners = [o.get("uid") for o in obj["metadata"].get("ownerReferences") or []]
-            if any(
-                self.owner_exists(uid) and not self._deleting(uid)
-                for uid in owners
-                if uid != owner_uid
-            ):
-                continue
-            try:
-                self.delete(
-                    rtype, namespace or None, name, DeleteOptions(propagation_policy="Background")
-                )
-            except ApiError:
-                continue
-
-    def _deleting(self, uid: str) -> bool:
-        ref = self._by_uid.get(uid)
-        if ref is None:
-            return True
-        obj = self.store.get(*ref)
-        return obj is None or bool(obj["metadata"].get("deletionTimestamp"))
-
-    def _release_foreground_owner(self, owner_uid: str | None) -> None:
-        ref = self._by_uid.get(owner_uid or "")
-        if ref is None or self.store.dependents_of(owner_uid or ""):
-            return
-        owner = self.store.get(*ref)
-        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
-            return
-        rtype = self.storage_type(ref[0])
-        if rtype is None:
-            return
-        remaining = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
-        updated = {**owner, "metadata": {**owner["metadata"], "finalizers": remaining}}
-        asyncio.get_running_loop().call_soon(lambda: self._replace_quietly(rtype, owner, updated))
-
-    def _replace_quietly(self, rtype: ResourceType, old: Obj, new: Obj) -> None:
-        current = self.store.get(
-            rtype.storage_key, old["metadata"].get("namespace", ""), old["metadata"]["name"]
-        )
-        if current is None:
-            return
-        new = {
-            **current,
-            "metadata": {**current["metadata"], "finalizers": new["metadata"]["finalizers"]},
-        }
-        self._replace(rtype, current, clone(new), None)
 
     def _orphan_dependents(self, owner_uid: str) -> None:
         for key, namespace, name in self.store.dependents_of(owner_uid):

@@ -18,6 +18,8 @@ from aiohttp import web
 from cpworker.sandbox.kube import discovery, events, rbac, tables
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
+from cpworker.sandbox.kube.gc import GarbageCollector
+from cpworker.sandbox.kube.namespaces import NamespaceController
 from cpworker.sandbox.kube.protobuf import ProtobufError, decode_body
 from cpworker.sandbox.kube.resources import Registry, ResourceType
 from cpworker.sandbox.kube.selectors import (
@@ -126,6 +128,8 @@ class KubeServer:
         self.store = Store(history_size=history_size)
         self.registry = Registry()
         self.api = Api(self.store, self.registry)
+        # controllers every cluster runs (the job runner is optional, in standin.py)
+        self.controllers = (GarbageCollector(self.api), NamespaceController(self.api))
         self.address = ""
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout

@@ -1,0 +1,78 @@
+"""The garbage collector: dependents (by ownerReferences) of a deleted owner are deleted in
+the background; an owner deleted in the foreground keeps its `foregroundDeletion` finalizer
+until its dependents are gone. (Orphaning happens in the delete call itself.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from cpworker.sandbox.kube.api import FOREGROUND, Api, DeleteOptions, Obj
+from cpworker.sandbox.kube.errors import ApiError
+from cpworker.sandbox.kube.store import Change, ObjectRef, StorageKey, clone
+
+
+class GarbageCollector:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._by_uid: dict[str, ObjectRef] = {}
+        api.store.subscribe(self._on_change)
+
+    def _on_change(self, key: StorageKey, change: Change) -> None:
+        meta = change.obj["metadata"]
+        uid = meta.get("uid", "")
+        loop = asyncio.get_running_loop()
+        if change.type == "DELETED":
+            self._by_uid.pop(uid, None)
+            if self.api.store.dependents_of(uid):
+                loop.call_soon(self._collect, uid)
+            for owner in meta.get("ownerReferences") or []:
+                self._release_foreground_owner(owner.get("uid", ""))
+            return
+        self._by_uid[uid] = (key, meta.get("namespace", ""), meta["name"])
+        if meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or []):
+            if self.api.store.dependents_of(uid):
+                loop.call_soon(self._collect, uid)
+            else:
+                self._release_foreground_owner(uid)
+
+    def _live(self, uid: str) -> bool:
+        """The owner exists and is not being deleted."""
+        ref = self._by_uid.get(uid)
+        obj = self.api.store.get(*ref) if ref else None
+        return obj is not None and not obj["metadata"].get("deletionTimestamp")
+
+    def _collect(self, owner_uid: str) -> None:
+        for key, namespace, name in self.api.store.dependents_of(owner_uid):
+            obj = self.api.store.get(key, namespace, name)
+            rtype = self.api.storage_type(key)
+            if obj is None or rtype is None or obj["metadata"].get("deletionTimestamp"):
+                continue
+            owners = [o.get("uid", "") for o in obj["metadata"].get("ownerReferences") or []]
+            if any(self._live(uid) for uid in owners if uid != owner_uid):
+                continue  # another owner still holds it
+            with contextlib.suppress(ApiError):
+                self.api.delete(
+                    rtype, namespace or None, name, DeleteOptions(propagation_policy="Background")
+                )
+
+    def _release_foreground_owner(self, owner_uid: str) -> None:
+        ref = self._by_uid.get(owner_uid)
+        if ref is None or self.api.store.dependents_of(owner_uid):
+            return
+        owner = self.api.store.get(*ref)
+        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
+            return
+        asyncio.get_running_loop().call_soon(self._drop_finalizer, ref)
+
+    def _drop_finalizer(self, ref: ObjectRef) -> None:
+        current = self.api.store.get(*ref)
+        rtype = self.api.storage_type(ref[0])
+        if current is None or rtype is None:
+            return
+        remaining = [f for f in current["metadata"].get("finalizers") or [] if f != FOREGROUND]
+        updated: Obj = clone(
+            {**current, "metadata": {**current["metadata"], "finalizers": remaining}}
+        )
+        with contextlib.suppress(ApiError):
+            self.api.update(rtype, ref[1] or None, ref[2], updated)
