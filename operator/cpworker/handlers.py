@@ -14,6 +14,7 @@ lives in the `Runtime` passed in kopf's `memo`, so that two operators can run in
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -628,10 +629,19 @@ async def drain_or_cancel(
         return
     # Drain: keep reporting (tending is not running any more: the daemon stopped).
     await tender.tend(jobs, lambda job_name: job_pods(index_pods, namespace, job_name))
-    raise kopf.TemporaryError(
-        f"draining: {len(jobs)} job(s) in flight; they end by their activeDeadlineSeconds",
-        delay=max(1.0, rt.tend_interval()),
+    message = f"draining: {len(jobs)} job(s) in flight; they end by their activeDeadlineSeconds"
+    now = dt.datetime.now(dt.UTC)
+    status = models.CustomActionWorkerStatus(
+        conditions=[
+            models.ready_condition(
+                ready=False, reason=models.Reason.DELETING, message=message, now=now
+            )
+        ],
+        in_flight=len(jobs),
     )
+    with contextlib.suppress(kube.KubeError):
+        await rt.kube.patch_worker_status(namespace, name, models.status_patch(status))
+    raise kopf.TemporaryError(message, delay=max(1.0, rt.tend_interval()))
 
 
 async def cancel_one(rt: Runtime, job: watcher.JobSummary, message: str) -> None:

@@ -37,6 +37,14 @@ def test_deleting_a_worker_drains_in_flight_jobs(stack: Stack) -> None:
     worker = stack.cluster.worker()
     assert worker is not None
     assert worker["metadata"].get("deletionTimestamp")
+    condition = wait_for(
+        lambda: (
+            (stack.cluster.condition() or {}).get("reason") == "Deleting"
+            and stack.cluster.condition()
+        ),
+        what="the Deleting condition",
+    )
+    assert "draining: 1 job(s)" in condition["message"]
     # ... the job finishes and is reported, then the worker goes.
     assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"
     wait_for(lambda: stack.cluster.worker() is None, what="the worker deleted")
