@@ -1,18 +1,11 @@
-"""A simulated job controller and kubelet (kwok-like) — clearly a simulation, no containers run.
+"""A simulated Job controller — the pods themselves are run by the kubelet (kubelet.py).
 
-A batch/v1 Job that is not suspended gets a Pod; the Pod goes Pending -> Running ->
-Succeeded/Failed, and the Job's status and conditions follow as the real Job controller
-writes them (active/succeeded/failed, startTime/completionTime, SuccessCriteriaMet+Complete,
-FailureTarget+Failed with BackoffLimitExceeded or DeadlineExceeded, Suspended).
-
-Outcomes are scripted per Job by pod-template annotations (`sandbox.cpworker.io/...`):
-  duration              how long containers run (`2s`, `500ms`; default RunnerConfig)
-  exit-code             exit code of every container (`exit-code.<container>` for one)
-  termination-message   the termination message (`termination-message.<container>`)
-  fail-reason           ErrImagePull | ImagePullBackOff (container waiting, pod Pending)
-                        | Unschedulable (PodScheduled False)
-  log                   text served by the pods/log endpoint
-Bare Pods (not owned by a Job) are simulated too; with restartPolicy Always they keep running.
+A batch/v1 Job that is not suspended gets a Pod (labels, controller ownerReference, tracking
+finalizer); its status and conditions follow the pod as the real Job controller writes them
+(active/succeeded/failed, startTime/completionTime, SuccessCriteriaMet+Complete,
+FailureTarget+Failed with BackoffLimitExceeded or DeadlineExceeded, Suspended), with
+backoffLimit retries, activeDeadlineSeconds, suspend/resume, ttlSecondsAfterFinished, and a
+Warning FailedCreate while the pod's ServiceAccount is missing.
 """
 
 from __future__ import annotations
@@ -22,58 +15,27 @@ import contextlib
 import datetime as dt
 import logging
 import random
-import re
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from cpworker.sandbox.kube import localexec
 from cpworker.sandbox.kube.api import Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError
+from cpworker.sandbox.kube.kubelet import Kubelet, RunnerConfig
+from cpworker.sandbox.kube.kubelet import condition as _condition
 from cpworker.sandbox.kube.store import Change, StorageKey, now_rfc3339
+
+__all__ = ["JobRunner", "RunnerConfig", "is_finished"]
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-PREFIX = "sandbox.cpworker.io/"
 JOBS: StorageKey = ("batch", "jobs")
 PODS: StorageKey = ("", "pods")
-SECRETS: StorageKey = ("", "secrets")
 SERVICEACCOUNTS: StorageKey = ("", "serviceaccounts")
+SECRETS: StorageKey = ("", "secrets")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NODE = "sandbox-node"
 TRACKING = "batch.kubernetes.io/job-tracking"
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerConfig:
-    default_duration: float = 1.0  # seconds an unscripted container runs
-    start_delay: float = 0.05  # Pending -> Running
-    retry_delay: float = 0.1  # between failed attempts (the real controller backs off 10 s+)
-    create_retry: float = 0.5  # re-check a missing service account or Secret volume
-    local_exec: bool = False  # run every pod's commands locally (see localexec.py)
-
-
-def parse_duration(text: str | None, default: float) -> float:
-    if not text:
-        return default
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
-    if not match:
-        return default
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
-
-
-def _condition(kind: str, status: str, reason: str, message: str) -> Obj:
-    stamp = now_rfc3339()
-    return {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastProbeTime": stamp,
-        "lastTransitionTime": stamp,
-    }
 
 
 def is_finished(job: Obj) -> bool:
@@ -88,14 +50,15 @@ class JobRunner:
         self.api = api
         self.config = config
         self._jobs: dict[str, asyncio.Task[None]] = {}
-        self._pods: dict[str, asyncio.Task[None]] = {}
+        self.kubelet = Kubelet(api, config)
         self._wake: dict[str, asyncio.Event] = {}
         self._closing = False
         api.store.subscribe(self._on_change)
 
     async def close(self) -> None:
         self._closing = True
-        tasks = list(self._jobs.values()) + list(self._pods.values())
+        await self.kubelet.close()
+        tasks = list(self._jobs.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -133,14 +96,12 @@ class JobRunner:
     def _on_pod_change(self, change: Change) -> None:
         meta = change.obj["metadata"]
         uid = meta["uid"]
-        if change.type == "DELETED":
-            self.api.pod_logs.pop((meta["namespace"], meta["name"]), None)
-            task = self._pods.pop(uid, None)
-            if task:
-                task.cancel()
-        elif change.type == "ADDED" and not _job_owner(change.obj):
-            self._spawn(self._pods, uid, self._bare_pod(meta["namespace"], meta["name"]))
-        elif meta.get("deletionTimestamp") and TRACKING in (meta.get("finalizers") or []):
+        del uid
+        if (
+            change.type != "DELETED"
+            and meta.get("deletionTimestamp")
+            and TRACKING in (meta.get("finalizers") or [])
+        ):
             # The Job controller lets go of a pod that is being deleted.
             loop = asyncio.get_running_loop()
             loop.call_soon(self._drop_tracking_finalizer_of, meta["namespace"], meta["name"])
@@ -298,7 +259,7 @@ class JobRunner:
         namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
         pod_name = pod["metadata"]["name"]
         attempt = asyncio.get_running_loop().create_task(
-            self._run_pod(namespace, pod_name, pod["metadata"]["uid"])
+            self.kubelet.run_pod(namespace, pod_name, pod["metadata"]["uid"])
         )
         loop = asyncio.get_running_loop()
         deadline = None if remaining is None else loop.time() + remaining
@@ -335,6 +296,8 @@ class JobRunner:
         finally:
             if not attempt.done():
                 attempt.cancel()
+        # the Job controller accounts for the finished pod and lets go of it
+        self._drop_tracking_finalizer_of(namespace, pod_name)
         current = self._get(JOBS, namespace, name, uid)
         if current is None:
             return
@@ -509,248 +472,3 @@ class JobRunner:
                 meta["name"],
                 DeleteOptions(propagation_policy="Background"),
             )
-
-    # -- the kubelet ---------------------------------------------------------------------
-    async def _bare_pod(self, namespace: str, name: str) -> None:
-        pod = self._get(PODS, namespace, name)
-        if pod is None:
-            return
-        await self._run_pod(namespace, name, pod["metadata"]["uid"])
-
-    async def _run_pod(self, namespace: str, name: str, uid: str) -> bool | None:  # noqa: PLR0912,PLR0915 - the pod lifecycle, top to bottom
-        """Simulate the pod; answers True (succeeded), False (failed), None (never ends)."""
-        pod = self._get(PODS, namespace, name, uid)
-        if pod is None:
-            return None
-        annotations = pod["metadata"].get("annotations") or {}
-        containers = pod["spec"]["containers"]
-        await asyncio.sleep(self.config.start_delay)
-        fail_reason = annotations.get(PREFIX + "fail-reason", "")
-        if fail_reason == "Unschedulable":
-            self._set_pod_status(
-                pod,
-                {
-                    "phase": "Pending",
-                    "qosClass": "BestEffort",
-                    "conditions": [
-                        _condition(
-                            "PodScheduled",
-                            "False",
-                            "Unschedulable",
-                            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 "
-                            "nodes are available: 1 No preemption victims found for incoming "
-                            "pod.",
-                        )
-                    ],
-                },
-            )
-            await asyncio.Event().wait()
-        scheduled = _condition("PodScheduled", "True", "", "")
-        if fail_reason in {"ErrImagePull", "ImagePullBackOff"}:
-            self._set_pod_status(
-                pod,
-                {
-                    "phase": "Pending",
-                    "qosClass": "BestEffort",
-                    "hostIP": "10.0.0.1",
-                    "conditions": [scheduled],
-                    "containerStatuses": [
-                        _container(
-                            c,
-                            {
-                                "waiting": {
-                                    "reason": fail_reason,
-                                    "message": (
-                                        f'Back-off pulling image "{c.get("image")}"'
-                                        if fail_reason == "ImagePullBackOff"
-                                        else "failed to pull and unpack image "
-                                        f'"{c.get("image")}": not found'
-                                    ),
-                                }
-                            },
-                        )
-                        for c in containers
-                    ],
-                },
-            )
-            await asyncio.Event().wait()
-        while (missing := self._missing_secret(pod)) is not None:
-            self._set_pod_status(
-                pod,
-                {
-                    "phase": "Pending",
-                    "qosClass": "BestEffort",
-                    "conditions": [scheduled],
-                    "containerStatuses": [
-                        _container(c, {"waiting": {"reason": "ContainerCreating"}})
-                        for c in containers
-                    ],
-                },
-            )
-            await asyncio.sleep(self.config.create_retry)
-            pod = self._get(PODS, namespace, name, uid) or pod
-            del missing
-        started = now_rfc3339()
-        running = {"running": {"startedAt": started}}
-        latest = self._set_pod_status(
-            pod,
-            {
-                "phase": "Running",
-                "qosClass": "BestEffort",
-                "hostIP": "10.0.0.1",
-                "podIP": "10.244.0.10",
-                "startTime": started,
-                "conditions": [
-                    scheduled,
-                    _condition("Initialized", "True", "", ""),
-                    _condition("ContainersReady", "True", "", ""),
-                    _condition("Ready", "True", "", ""),
-                ],
-                "initContainerStatuses": [
-                    _container(
-                        c,
-                        {
-                            "terminated": {
-                                "exitCode": 0,
-                                "reason": "Completed",
-                                "startedAt": started,
-                                "finishedAt": started,
-                            }
-                        },
-                    )
-                    for c in pod["spec"].get("initContainers") or []
-                ],
-                "containerStatuses": [_container(c, running, ready=True) for c in containers],
-            },
-        )
-        if latest is None:
-            return None
-        restart_policy = pod["spec"].get("restartPolicy", "Always")
-        if restart_policy == "Always" and not _job_owner(pod):
-            await asyncio.Event().wait()
-        if self.config.local_exec or annotations.get(PREFIX + "exec") == "local":
-            init, main = await localexec.run_pod(pod, self._lookup(namespace))
-            self.api.pod_logs[(namespace, name)] = {o.name: o.log for o in init + main}
-            outcomes = {o.name: (o.exit_code, o.message) for o in init + main}
-            failed_init = next((o for o in init if o.exit_code != 0), None)
-        else:
-            await asyncio.sleep(
-                parse_duration(annotations.get(PREFIX + "duration"), self.config.default_duration)
-            )
-            outcomes = {c["name"]: _scripted(annotations, c["name"]) for c in containers}
-            failed_init = None
-        finished = now_rfc3339()
-        statuses, all_zero = [], failed_init is None
-        for container in containers:
-            if failed_init is not None:
-                statuses.append(_container(container, {"waiting": {"reason": "PodInitializing"}}))
-                continue
-            code, message = outcomes[container["name"]]
-            terminated: Obj = {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "startedAt": started,
-                "finishedAt": finished,
-                "containerID": f"sandbox://{uuid.uuid4().hex}",
-            }
-            if message:
-                terminated["message"] = message
-            all_zero = all_zero and code == 0
-            statuses.append(_container(container, {"terminated": terminated}))
-        init_statuses = [
-            _container(
-                c,
-                {
-                    "terminated": {
-                        "exitCode": outcomes.get(c["name"], (0, ""))[0],
-                        "reason": "Completed"
-                        if outcomes.get(c["name"], (0, ""))[0] == 0
-                        else "Error",
-                        "startedAt": started,
-                        "finishedAt": finished,
-                        **(
-                            {"message": outcomes[c["name"]][1]}
-                            if outcomes.get(c["name"], (0, ""))[1]
-                            else {}
-                        ),
-                    }
-                },
-            )
-            for c in pod["spec"].get("initContainers") or []
-        ]
-        current = self._get(PODS, namespace, name, uid)
-        if current is None:
-            return None
-        status = dict(current.get("status") or {})
-        status.update(
-            {
-                "phase": "Succeeded" if all_zero else "Failed",
-                "conditions": [
-                    scheduled,
-                    _condition("Initialized", "True", "", ""),
-                    _condition("ContainersReady", "False", "PodCompleted", ""),
-                    _condition("Ready", "False", "PodCompleted", ""),
-                ],
-                "containerStatuses": statuses,
-                "initContainerStatuses": init_statuses,
-            }
-        )
-        done = self._set_pod_status(current, status)
-        if done is not None:
-            self._drop_tracking_finalizer(done)
-        return all_zero
-
-    def _lookup(self, namespace: str) -> localexec.Lookup:
-        def find(plural: str, name: str) -> Obj | None:
-            return self.api.store.get(("", plural), namespace, name)
-
-        return find
-
-    def _set_pod_status(self, pod: Obj, status: Obj) -> Obj | None:
-        meta = pod["metadata"]
-        return self._set_status(PODS, meta["namespace"], meta["name"], status)
-
-    def _missing_secret(self, pod: Obj) -> str | None:
-        namespace = pod["metadata"]["namespace"]
-        for volume in pod["spec"].get("volumes") or []:
-            secret = volume.get("secret")
-            if (
-                secret
-                and not secret.get("optional")
-                and self._get(SECRETS, namespace, secret.get("secretName", "")) is None
-            ):
-                return str(secret.get("secretName"))
-        return None
-
-
-def _scripted(annotations: dict[str, str], container: str) -> tuple[int, str]:
-    """(exit code, termination message) a container's annotations script."""
-    code = int(
-        annotations.get(
-            f"{PREFIX}exit-code.{container}", annotations.get(PREFIX + "exit-code", "0")
-        )
-    )
-    message = annotations.get(
-        f"{PREFIX}termination-message.{container}",
-        annotations.get(PREFIX + "termination-message", ""),
-    )
-    return code, message
-
-
-def _container(container: Obj, state: Obj, *, ready: bool = False) -> Obj:
-    return {
-        "name": container["name"],
-        "image": container.get("image", ""),
-        "imageID": "",
-        "ready": ready,
-        "restartCount": 0,
-        "started": "running" in state,
-        "state": state,
-    }
-
-
-def _job_owner(pod: Obj) -> bool:
-    return any(
-        ref.get("kind") == "Job" and ref.get("controller")
-        for ref in pod["metadata"].get("ownerReferences") or []
-    )
