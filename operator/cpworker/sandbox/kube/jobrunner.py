@@ -32,7 +32,6 @@ Obj = dict[str, Any]
 JOBS: StorageKey = ("batch", "jobs")
 PODS: StorageKey = ("", "pods")
 SERVICEACCOUNTS: StorageKey = ("", "serviceaccounts")
-SECRETS: StorageKey = ("", "secrets")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NODE = "sandbox-node"
 TRACKING = "batch.kubernetes.io/job-tracking"
@@ -51,6 +50,7 @@ class JobRunner:
         self.config = config
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self.kubelet = Kubelet(api, config)
+        self._blocked: set[str] = set()  # Jobs waiting for their ServiceAccount
         self._wake: dict[str, asyncio.Event] = {}
         self._closing = False
         api.store.subscribe(self._on_change)
@@ -73,9 +73,11 @@ class JobRunner:
             self._on_job_change(change)
         elif key == PODS:
             self._on_pod_change(change)
-        elif key in {SERVICEACCOUNTS, SECRETS} and change.type == "ADDED":
-            for event in self._wake.values():
-                event.set()
+        elif key == SERVICEACCOUNTS and change.type == "ADDED":
+            # only Jobs waiting for an account (not every Job: bursts stay linear)
+            for uid in list(self._blocked):
+                if uid in self._wake:
+                    self._wake[uid].set()
 
     def _on_job_change(self, change: Change) -> None:
         meta = change.obj["metadata"]
@@ -246,7 +248,11 @@ class JobRunner:
                         f'"{service_account}" not found',
                     )
                     reported_missing_sa = True
-                await self._wait_wake(uid, self.config.create_retry)
+                self._blocked.add(uid)
+                try:
+                    await self._wait_wake(uid, self.config.create_retry)
+                finally:
+                    self._blocked.discard(uid)
                 continue
             pod = self._create_pod(job)
             if pod is None:
