@@ -423,3 +423,32 @@ def test_label_index_follows_relabels_and_deletes(kube_api: kubernetes.client.Ap
     assert "l1" in names("group in (g2)")
     assert names("group=g1,group!=g1") == set()
     assert "l4" not in names("group")
+
+
+def test_watch_list_sends_initial_events_then_a_bookmark(kube: KubeStandIn) -> None:
+    kube.apply_manifests(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "existing", "namespace": NS},
+            }
+        ]
+    )
+    pool = urllib3.HTTPSConnectionPool(
+        "127.0.0.1",
+        int(kube.url.rsplit(":", 1)[1]),
+        ssl_context=ssl.create_default_context(cafile=str(kube.ca_file)),
+    )
+    response = pool.request(
+        "GET",
+        f"/api/v1/namespaces/{NS}/configmaps?watch=true&sendInitialEvents=true"
+        "&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
+        headers={"Authorization": f"Bearer {kube.token}"},
+    )
+    events = [json.loads(line) for line in response.data.decode().splitlines()]
+    assert (events[0]["type"], events[0]["object"]["metadata"]["name"]) == ("ADDED", "existing")
+    marker = events[1]
+    assert marker["type"] == "BOOKMARK"
+    assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    pool.close()

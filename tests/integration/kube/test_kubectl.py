@@ -363,3 +363,50 @@ def test_namespace_lifecycle(kubectl: Kubectl) -> None:
     assert "NotFound" in kubectl("get", "cm", "settings", "-n", "team", check=False).stderr
     refused = kubectl("create", "configmap", "late", "-n", "team", check=False)
     assert 'namespaces "team" not found' in refused.stderr
+
+
+def test_client_side_apply_uses_strategic_merge_for_builtins(kubectl: Kubectl) -> None:
+    def deployment(env: list[dict[str, str]]) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "app"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "app"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "app"}},
+                        "spec": {"containers": [{"name": "c", "image": "x:1", "env": env}]},
+                    },
+                },
+            }
+        )
+
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=deployment([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+    )
+    # someone else adds a sidecar; our next apply must keep it and only drop env B
+    kubectl(
+        "patch",
+        "deployment",
+        "app",
+        "--type=strategic",
+        "-p",
+        json.dumps(
+            {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "y:1"}]}}}}
+        ),
+    )
+    kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=deployment([{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]),
+    )
+    shown = json.loads(kubectl("get", "deployment", "app", "-o", "json").stdout)
+    containers = {c["name"]: c for c in shown["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"c", "side"}
+    assert containers["c"]["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
+    assert shown["metadata"]["generation"] == 3
