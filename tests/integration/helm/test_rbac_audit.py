@@ -46,7 +46,11 @@ class Harness:
     cp_scenario: Any
     cp_client: Any
 
-    def record_operator_calls(self, namespaces: list[str]) -> list[ApiCall]:
+    def record_operator_calls(
+        self, namespaces: list[str], kubeconfig: Path | None = None
+    ) -> list[ApiCall]:
+        """Run one custom action through the operator (as `kubeconfig`'s identity, default
+        the admin) and answer the Kubernetes calls it made."""
         scenario = self.cp_scenario(actions=("Build",))
         annotations = {
             "sandbox.cpworker.io/duration": "200ms",
@@ -55,8 +59,8 @@ class Harness:
         self.cluster.apply(worker_manifest(scenario, annotations=annotations))
         # From here on only the operator talks to Kubernetes: the test waits on CodePipeline.
         self.kube.clear_audit()
-        kubeconfig = str(self.kubeconfig)
-        with OperatorThread(FAST_SETTINGS, namespaces=namespaces, kubeconfig=kubeconfig):
+        identity = str(kubeconfig or self.kubeconfig)
+        with OperatorThread(FAST_SETTINGS, namespaces=namespaces, kubeconfig=identity):
             execution_id = scenario.start(self.cp_client)
             assert scenario.wait(self.cp_client, execution_id, timeout=60) == "Succeeded"
         return calls_from_audit(self.kube.audit())
