@@ -39,8 +39,10 @@ test: lint typecheck $(TOOLS_STAMP)
 sandbox: $(STAMP)
 	$(BIN)/cpworker sandbox demo
 
+# The CRD is generated from the pydantic models; the chart ships a synced copy.
 crds: $(STAMP)
 	$(BIN)/cpworker crd --output crds/
+	$(BIN)/python helm/sync_crds.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache
