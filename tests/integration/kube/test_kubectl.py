@@ -410,3 +410,66 @@ def test_client_side_apply_uses_strategic_merge_for_builtins(kubectl: Kubectl) -
     assert set(containers) == {"c", "side"}
     assert containers["c"]["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
     assert shown["metadata"]["generation"] == 3
+
+
+def test_pod_spec_rules_of_the_api_server(kubectl: Kubectl) -> None:
+    def job(name: str, pod_spec: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name},
+                "spec": {"template": {"spec": {"restartPolicy": "Never", **pod_spec}}},
+            }
+        )
+
+    missing_volume = kubectl(
+        "create",
+        "-f",
+        "-",
+        check=False,
+        stdin=job(
+            "a",
+            {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "x:1",
+                        "volumeMounts": [{"name": "creds", "mountPath": "/c"}],
+                    }
+                ]
+            },
+        ),
+    )
+    assert (
+        'spec.template.spec.containers[0].volumeMounts[0].name: Not found: "creds"'
+        in missing_volume.stderr
+    )
+    duplicate = kubectl(
+        "create",
+        "-f",
+        "-",
+        check=False,
+        stdin=job(
+            "b",
+            {"containers": [{"name": "main", "image": "x:1"}, {"name": "main", "image": "y:1"}]},
+        ),
+    )
+    assert "spec.template.spec.containers[1].name: Duplicate value" in duplicate.stderr
+    long_name = "j" * 64
+    too_long = kubectl(
+        "create",
+        "-f",
+        "-",
+        check=False,
+        stdin=job(long_name, {"containers": [{"name": "main", "image": "x:1"}]}),
+    )
+    assert "must be no more than 63 characters" in too_long.stderr
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "data": {"a/b": "MQ=="},
+    }
+    bad_key = kubectl("create", "-f", "-", stdin=json.dumps(secret), check=False)
+    assert "a valid config key must consist of alphanumeric characters" in bad_key.stderr

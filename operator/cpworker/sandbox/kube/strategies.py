@@ -110,6 +110,15 @@ def _secret(rtype: ResourceType, obj: Obj) -> None:
             data[key] = base64.b64encode(str(value).encode()).decode()
     size = 0
     for key, value in (obj.get("data") or {}).items():
+        if not _CONFIG_KEY.match(key):
+            raise _fail(
+                rtype,
+                obj["metadata"]["name"],
+                f"data[{key}]",
+                f'Invalid value: "{key}": a valid config key must consist of '
+                "alphanumeric characters, '-', '_' or '.'",
+                "FieldValueInvalid",
+            )
         if not isinstance(value, str):
             raise ApiError(400, "BadRequest", f"secret data {key!r} must be base64 text")
         try:
@@ -157,6 +166,67 @@ def default_pod_spec(spec: Obj) -> None:
         container.setdefault("resources", {})
 
 
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def pod_spec_causes(spec: Obj, path: str) -> list[tuple[str, str, str]]:
+    """The API server's pod-spec rules our clients can trip over: container and volume names
+    (DNS labels, unique), mounts of volumes that exist, an image."""
+    causes: list[tuple[str, str, str]] = []
+    volumes: set[str] = set()
+    for index, volume in enumerate(spec.get("volumes") or []):
+        name = str(volume.get("name", ""))
+        where = f"{path}.volumes[{index}].name"
+        if name in volumes:
+            causes.append(("FieldValueDuplicate", where, f'Duplicate value: "{name}"'))
+        elif len(name) > 63 or not _DNS_LABEL.match(name):
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    where,
+                    (
+                        f'Invalid value: "{name}": a lowercase '
+                        "RFC 1123 label must consist of lower case alphanumeric characters "
+                        "or '-'"
+                    ),
+                )
+            )
+        volumes.add(name)
+    names: set[str] = set()
+    for group in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(group) or []):
+            where = f"{path}.{group}[{index}]"
+            name = str(container.get("name", ""))
+            if name in names:
+                causes.append(
+                    ("FieldValueDuplicate", f"{where}.name", f'Duplicate value: "{name}"')
+                )
+            elif len(name) > 63 or not _DNS_LABEL.match(name):
+                causes.append(
+                    (
+                        "FieldValueInvalid",
+                        f"{where}.name",
+                        (
+                            f'Invalid value: "{name}": a lowercase RFC 1123 label must '
+                            "consist of lower case alphanumeric characters or '-'"
+                        ),
+                    )
+                )
+            names.add(name)
+            if not container.get("image"):
+                causes.append(("FieldValueRequired", f"{where}.image", "Required value"))
+            for mount_index, mount in enumerate(container.get("volumeMounts") or []):
+                if mount.get("name") not in volumes:
+                    causes.append(
+                        (
+                            "FieldValueNotFound",
+                            f"{where}.volumeMounts[{mount_index}].name",
+                            f'Not found: "{mount.get("name")}"',
+                        )
+                    )
+    return causes
+
+
 def _pod(rtype: ResourceType, obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     if not spec.get("containers"):
@@ -167,6 +237,9 @@ def _pod(rtype: ResourceType, obj: Obj) -> None:
             "Required value",
             "FieldValueRequired",
         )
+    causes = pod_spec_causes(spec, "spec")
+    if causes:
+        raise invalid(rtype.kind, rtype.group, obj["metadata"]["name"], causes)
     default_pod_spec(spec)
     obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
@@ -204,6 +277,20 @@ def _job(rtype: ResourceType, obj: Obj) -> None:
         labels.update(
             {CONTROLLER_UID: uid, JOB_NAME: name, "controller-uid": uid, "job-name": name}
         )
+    causes = pod_spec_causes(template["spec"], "spec.template.spec")
+    for key, value in ((template.get("metadata") or {}).get("labels") or {}).items():
+        if len(str(value)) > 63 or not _LABEL_VALUE.match(str(value)):
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    "spec.template.labels",
+                    f'Invalid value: "{value}": must be no more than 63 characters'
+                    if len(str(value)) > 63
+                    else f'Invalid value: "{value}" ({key})',
+                )
+            )
+    if causes:
+        raise invalid(rtype.kind, rtype.group, name, causes)
     default_pod_spec(template["spec"])
 
 
