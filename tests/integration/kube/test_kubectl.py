@@ -456,6 +456,32 @@ def test_pod_spec_rules_of_the_api_server(kubectl: Kubectl) -> None:
         ),
     )
     assert "spec.template.spec.containers[1].name: Duplicate value" in duplicate.stderr
+    bad_container = kubectl(
+        "create",
+        "-f",
+        "-",
+        check=False,
+        stdin=job(
+            "c",
+            {
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "x:1",
+                        "env": [{"name": "1X", "value": "v"}],
+                        "resources": {"limits": {"cpu": "lots"}},
+                        "ports": [{"containerPort": 70000}],
+                    }
+                ]
+            },
+        ),
+    )
+    for field in (
+        "containers[0].env[0].name",
+        "containers[0].resources.limits[cpu]",
+        "containers[0].ports[0].containerPort",
+    ):
+        assert f"spec.template.spec.{field}" in bad_container.stderr
     long_name = "j" * 64
     too_long = kubectl(
         "create",

@@ -245,15 +245,15 @@ class Api:
 
     def _admit(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
         """Kind-specific defaults and validation for a create (old None) or an update."""
-        if old is None:
-            strategies.prepare_create(rtype, obj)
-        else:
-            strategies.prepare_update(rtype, obj, old)
-        if not rtype.custom:
+        if not rtype.custom:  # decode first: the strategies may rely on the types
             decoded = builtin_schema.decode(obj, strict=STRICT_FIELDS.get())
             if decoded is not obj:
                 obj.clear()
                 obj.update(decoded)
+        if old is None:
+            strategies.prepare_create(rtype, obj)
+        else:
+            strategies.prepare_update(rtype, obj, old)
         if rtype.custom and rtype.schema:
             self._admit_custom(rtype, obj, old)
         if rtype.storage_key == CRDS:

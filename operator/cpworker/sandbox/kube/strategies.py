@@ -167,6 +167,47 @@ def default_pod_spec(spec: Obj) -> None:
 
 
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+def _container_causes(container: Obj, where: str) -> list[tuple[str, str, str]]:
+    causes: list[tuple[str, str, str]] = []
+    for index, variable in enumerate(container.get("env") or []):
+        name = str(variable.get("name", ""))
+        if not _ENV_NAME.match(name):
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    f"{where}.env[{index}].name",
+                    (
+                        f'Invalid value: "{name}": a valid environment variable name must '
+                        "consist of alphabetic characters, digits, '_', '-', or '.', and "
+                        "must not start with a digit"
+                    ),
+                )
+            )
+    for kind in ("limits", "requests"):
+        for resource, amount in ((container.get("resources") or {}).get(kind) or {}).items():
+            if not QUANTITY.match(str(amount)):
+                causes.append(
+                    (
+                        "FieldValueInvalid",
+                        f"{where}.resources.{kind}[{resource}]",
+                        (f'Invalid value: "{amount}": must match the regex {QUANTITY.pattern}'),
+                    )
+                )
+    for index, port in enumerate(container.get("ports") or []):
+        number = port.get("containerPort")
+        if not isinstance(number, int) or not 0 < number < 65536:
+            causes.append(
+                (
+                    "FieldValueInvalid",
+                    f"{where}.ports[{index}].containerPort",
+                    f"Invalid value: {number}: must be between 1 and 65535, inclusive",
+                )
+            )
+    return causes
 
 
 def pod_spec_causes(spec: Obj, path: str) -> list[tuple[str, str, str]]:
@@ -215,6 +256,7 @@ def pod_spec_causes(spec: Obj, path: str) -> list[tuple[str, str, str]]:
             names.add(name)
             if not container.get("image"):
                 causes.append(("FieldValueRequired", f"{where}.image", "Required value"))
+            causes += _container_causes(container, where)
             for mount_index, mount in enumerate(container.get("volumeMounts") or []):
                 if mount.get("name") not in volumes:
                     causes.append(
