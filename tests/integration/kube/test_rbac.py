@@ -82,3 +82,20 @@ def test_service_account_is_held_to_its_bindings(
     assert as_operator("get", "jobs", "-n", "kube-system").returncode != 0  # Role is namespaced
     users = {record.user for record in kube.audit() if record.code == 403}
     assert users == {"system:serviceaccount:default:operator"}
+
+
+def test_auth_can_i_and_impersonation(kube: KubeStandIn, kubectl: Kubectl, tmp_path: Path) -> None:
+    kube.apply_manifests([ROLE, BINDING])
+    operator = "--as=system:serviceaccount:default:operator"
+    assert kubectl("auth", "can-i", "list", "jobs.batch", operator).stdout.strip() == "yes"
+    refused = kubectl("auth", "can-i", "delete", "jobs.batch", operator, check=False)
+    assert refused.stdout.strip() == "no"
+    assert kubectl("auth", "can-i", "delete", "jobs.batch").stdout.strip() == "yes"  # admin
+    assert kubectl("get", "jobs", operator).returncode == 0
+    denied = kubectl("get", "secrets", operator, check=False)
+    assert "cannot list resource" in denied.stderr
+    # a service account cannot impersonate
+    token = kube.service_account_token(NS, "operator")
+    config = kube.write_kubeconfig(tmp_path / "op.kubeconfig", token=token)
+    sneaky = kubectl("--kubeconfig", str(config), "get", "pods", "--as=admin", check=False)
+    assert "cannot impersonate" in sneaky.stderr

@@ -1,5 +1,6 @@
 """Minimal decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
-for the kinds clients send that way to us: Secret, ConfigMap, Namespace, DeleteOptions.
+for the kinds clients send that way to us: Secret, ConfigMap, Namespace, DeleteOptions,
+(Self)SubjectAccessReview.
 
 The body is the 4-byte magic `k8s\\0` and a `runtime.Unknown` envelope
 {typeMeta{apiVersion, kind}, raw, contentEncoding, contentType}; `raw` holds the message.
@@ -180,12 +181,54 @@ def _delete_options(data: bytes) -> Obj:
     return obj
 
 
+def _strings(data: bytes, names: dict[int, str]) -> Obj:
+    return {names[number]: _text(item) for number, _, item in fields(data) if number in names}
+
+
+_RESOURCE_ATTRIBUTES = {
+    1: "namespace",
+    2: "verb",
+    3: "group",
+    4: "version",
+    5: "resource",
+    6: "subresource",
+    7: "name",
+}
+
+
+def _review_spec(data: bytes) -> Obj:
+    """(Self)SubjectAccessReviewSpec: attributes, and for SubjectAccessReview user/groups."""
+    spec: Obj = {}
+    for number, _, item in fields(data):
+        if number == 1:
+            spec["resourceAttributes"] = _strings(item, _RESOURCE_ATTRIBUTES)
+        elif number == 2:
+            spec["nonResourceAttributes"] = _strings(item, {1: "path", 2: "verb"})
+        elif number == 3:
+            spec["user"] = _text(item)
+        elif number == 4:
+            spec.setdefault("groups", []).append(_text(item))
+    return spec
+
+
+def _review(data: bytes) -> Obj:
+    obj: Obj = {"metadata": {}}
+    for number, _, item in fields(data):
+        if number == 1:
+            obj["metadata"] = object_meta(item)
+        elif number == 2:
+            obj["spec"] = _review_spec(item)
+    return obj
+
+
 DECODERS: dict[tuple[str, str], Callable[[bytes], Obj]] = {
     ("v1", "Secret"): _secret,
     ("v1", "ConfigMap"): _config_map,
     ("v1", "Namespace"): _namespace,
     ("v1", "DeleteOptions"): _delete_options,
     ("meta.k8s.io/v1", "DeleteOptions"): _delete_options,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _review,
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): _review,
 }
 
 

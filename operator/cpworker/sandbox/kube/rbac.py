@@ -99,8 +99,18 @@ def _role_rules(read: Reader, ref: Obj, namespace: str | None) -> list[Obj]:
     return [rule for role in found for rule in role.get("rules") or []]
 
 
+# What the default `system:basic-user` ClusterRole grants every authenticated identity.
+_BASIC_USER = (
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "verbs": ["create"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+)
+
+
 def allowed(identity: Identity, request: Request, read: Reader) -> bool:
-    if identity.unrestricted:
+    if identity.unrestricted or any(_rule_allows(rule, request) for rule in _BASIC_USER):
         return True
     for binding in read("rbac.authorization.k8s.io", "clusterrolebindings", None):
         if any(_subject_matches(s, identity, None) for s in binding.get("subjects") or []) and any(

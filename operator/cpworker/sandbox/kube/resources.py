@@ -42,6 +42,7 @@ class ResourceType:
     custom: bool = False
     # Another resource's storage this one is a view of (events.k8s.io Events are core Events).
     stored_as: tuple[str, str] | None = None
+    verbs: tuple[str, ...] = ALL_VERBS
 
     @property
     def api_version(self) -> str:
@@ -65,7 +66,7 @@ class ResourceType:
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": list(ALL_VERBS),
+            "verbs": list(self.verbs),
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)
@@ -329,6 +330,23 @@ BUILTINS: tuple[ResourceType, ...] = (
         ("pc",),
         columns=(_AGE,),
     ),
+    # Reviews are answered, never stored (server.py): `kubectl auth can-i`.
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        False,
+        verbs=("create",),
+    ),
 )
 
 # Group preference order for discovery (legacy core first, as the real server lists them).
@@ -342,6 +360,7 @@ PREFERRED_GROUP_ORDER = (
     "coordination.k8s.io",
     "scheduling.k8s.io",
     "apiextensions.k8s.io",
+    "authorization.k8s.io",
 )
 
 

@@ -31,6 +31,7 @@ from cpworker.sandbox.kube.store import Store, TooOldError, Watcher
 
 logger = logging.getLogger(__name__)
 USER_KEY = web.RequestKey("user", str)  # who sent the request, for the audit of watches
+IDENTITY_KEY = web.RequestKey("identity", rbac.Identity)
 Obj = dict[str, Any]
 USER = "sandbox-admin"
 PATCH_TYPES = frozenset(
@@ -173,11 +174,9 @@ class KubeServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one branch per case of the protocol
         if request.path in {"/healthz", "/readyz", "/livez"}:
             return web.Response(text="ok")
-        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        identity = self.identities.get(bearer)
-        if identity is None:
-            self._record(request.method.lower(), parse_route(request.path), 401, "")
-            return _json(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
+        identity = self._authenticate(request)
+        if not isinstance(identity, rbac.Identity):
+            return identity
         static = self._static(request)
         if static is not None:
             return static
@@ -191,6 +190,7 @@ class KubeServer:
             )
         verb = _verb(request, route)
         request[USER_KEY] = identity.user
+        request[IDENTITY_KEY] = identity
         if not identity.unrestricted:
             ask = rbac.Request(
                 verb=verb,
@@ -231,6 +231,64 @@ class KubeServer:
         if verb != "watch":  # a watch is recorded when its stream opens
             self._record(verb, route, response.status, identity.user)
         return response
+
+    def _authenticate(self, request: web.Request) -> rbac.Identity | web.Response:
+        """The caller's identity (impersonation honoured for the admin), or a refusal."""
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        identity = self.identities.get(bearer)
+        if identity is None:
+            self._record(request.method.lower(), parse_route(request.path), 401, "")
+            return _json(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
+        if "Impersonate-User" not in request.headers:  # `kubectl --as=...`
+            return identity
+        if not identity.unrestricted:
+            self._record("impersonate", None, 403, identity.user)
+            refusal = ApiError(
+                403, "Forbidden", f'users "{identity.user}" is forbidden: cannot impersonate'
+            )
+            return _json(refusal.status(), 403)
+        return _impersonated(request)
+
+    def _review(self, rtype: ResourceType, body: Any, asker: rbac.Identity) -> web.Response:
+        """Answer a (Self)SubjectAccessReview from the stored RBAC objects."""
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be an object")
+        spec = body.get("spec") or {}
+        if rtype.kind == "SubjectAccessReview":
+            user = str(spec.get("user", ""))
+            groups = tuple(spec.get("groups") or ())
+            subject = (
+                rbac.Identity(user, groups)
+                if groups or not user.startswith("system:serviceaccount:")
+                else rbac.Identity.service_account(
+                    *user.removeprefix("system:serviceaccount:").split(":", 1)
+                )
+            )
+        else:
+            subject = asker
+        attributes = spec.get("resourceAttributes")
+        if attributes is None:  # nonResourceAttributes: discovery is open to everyone
+            allowed = True
+        else:
+            resource = str(attributes.get("resource", ""))
+            if attributes.get("subresource"):
+                resource += f"/{attributes['subresource']}"
+            ask = rbac.Request(
+                verb=str(attributes.get("verb", "")),
+                group=str(attributes.get("group", "")),
+                resource=resource,
+                namespace=attributes.get("namespace") or None,
+                name=attributes.get("name") or None,
+            )
+            allowed = rbac.allowed(subject, ask, self._read)
+        answer = {
+            "apiVersion": rtype.api_version,
+            "kind": rtype.kind,
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": {"allowed": allowed},
+        }
+        return _json(answer, 201)
 
     def _read(self, group: str, plural: str, namespace: str | None) -> list[Obj]:
         return list(self.store.iterate((group, plural), namespace))
@@ -290,6 +348,10 @@ class KubeServer:
     async def _dispatch(self, request: web.Request, route: Route, verb: str) -> web.StreamResponse:  # noqa: PLR0911,PLR0912 - one branch per case of the protocol
         rtype = self._resource_type(route)
         query = request.query
+        if rtype.group == "authorization.k8s.io":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")
+            return self._review(rtype, await _read_body(request), request[IDENTITY_KEY])
         if verb == "watch":
             return await self._watch(request, route, rtype)
         if verb == "list":
@@ -535,6 +597,15 @@ class KubeServer:
         finally:
             self.store.unwatch(key, watcher)
         return response
+
+
+def _impersonated(request: web.Request) -> rbac.Identity:
+    user = request.headers["Impersonate-User"]
+    groups = tuple(request.headers.getall("Impersonate-Group", []))
+    if user.startswith("system:serviceaccount:") and not groups:
+        namespace, _, name = user.removeprefix("system:serviceaccount:").partition(":")
+        return rbac.Identity.service_account(namespace, name)
+    return rbac.Identity(user, (*groups, "system:authenticated"))
 
 
 def _table_include(request: web.Request) -> str | None:
