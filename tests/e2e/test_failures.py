@@ -139,7 +139,10 @@ def test_pipeline_stopped_mid_job_deletes_the_job(
         lambda: job["metadata"]["name"] not in {j["metadata"]["name"] for j in cluster.jobs()},
         what="the Kubernetes Job deleted after the stop",
     )
-    assert "JobCancelled" in [e["reason"] for e in cluster.events()]
+    wait_for(
+        lambda: "JobCancelled" in [e["reason"] for e in cluster.events()],
+        what="the JobCancelled event",
+    )
     wait_for(lambda: not cluster.secrets(), what="its Secret deleted")
 
 
@@ -202,7 +205,11 @@ def test_invalid_spec_sets_condition_and_never_polls(
     )
     assert condition["status"] == "False"
     assert expected in condition["message"]
-    assert "InvalidSpec" in [e["reason"] for e in cluster.events()]
+    # The event comes from the create handler, the condition from the worker's loop.
+    wait_for(
+        lambda: "InvalidSpec" in [e["reason"] for e in cluster.events()],
+        what="the InvalidSpec event",
+    )
     time.sleep(2.5)  # longer than the poll interval: a valid worker would have polled
     assert stack.calls("PollForJobs") == 0
 
@@ -236,7 +243,10 @@ def test_malformed_job_data_is_failed_as_configuration_error(stack: Stack) -> No
     assert "malformed CodePipeline job data" in error["message"]
     assert "inputArtifacts" in error["message"]
     assert not stack.cluster.jobs()  # nothing ran
-    assert "JobRejected" in [e["reason"] for e in stack.cluster.events()]
+    wait_for(
+        lambda: "JobRejected" in [e["reason"] for e in stack.cluster.events()],
+        what="the JobRejected event",
+    )
     # The corrupted answer broke the service model on purpose.
     stack.codepipeline.clear_violations()
 
