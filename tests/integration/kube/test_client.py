@@ -452,3 +452,31 @@ def test_watch_list_sends_initial_events_then_a_bookmark(kube: KubeStandIn) -> N
     assert marker["type"] == "BOOKMARK"
     assert marker["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
     pool.close()
+
+
+def test_deletecollection_preconditions_and_dry_run(
+    kube_api: kubernetes.client.ApiClient,
+) -> None:
+    core: Any = CoreV1Api(kube_api)
+    for index in range(4):
+        core.create_namespaced_config_map(
+            NS, {"metadata": {"name": f"dc{index}", "labels": {"batch": str(index % 2)}}}
+        )
+    core.delete_collection_namespaced_config_map(NS, label_selector="batch=0")
+    left = {c.metadata.name for c in core.list_namespaced_config_map(NS).items}
+    assert {"dc1", "dc3"} <= left
+    assert not {"dc0", "dc2"} & left
+
+    stale = core.read_namespaced_config_map("dc1", NS).metadata.resource_version
+    core.patch_namespaced_config_map("dc1", NS, {"data": {"k": "v"}})
+    with pytest.raises(ApiException) as conflict:
+        core.delete_namespaced_config_map(
+            "dc1", NS, body={"preconditions": {"resourceVersion": stale}}
+        )
+    assert conflict.value.status == 409
+    core.delete_namespaced_config_map("dc3", NS, dry_run="All")
+    assert core.read_namespaced_config_map("dc3", NS).metadata.name == "dc3"
+    core.create_namespaced_config_map(NS, {"metadata": {"name": "ghost"}}, dry_run="All")
+    with pytest.raises(ApiException) as missing:
+        core.read_namespaced_config_map("ghost", NS)
+    assert missing.value.status == 404
