@@ -133,6 +133,10 @@ def test_server_side_apply_and_status_patch(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(configmap))
     data = kubectl("get", "cm", "ssa", "-o", "jsonpath={.data}").stdout
     assert json.loads(data) == {"a": "1"}
+    stored = json.loads(kubectl("get", "cm", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    assert [(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]] == [
+        ("kubectl", "Apply")
+    ]
 
 
 def test_invalid_resource_is_refused_with_field_path(kubectl: Kubectl) -> None:

@@ -143,10 +143,16 @@ class Api:
         *,
         dry_run: bool = False,
         field_manager: str | None = None,
+        operation: str = "Update",
     ) -> Obj:
         if rtype.stored_as is None:
             return self._create(
-                rtype, namespace, body, dry_run=dry_run, field_manager=field_manager
+                rtype,
+                namespace,
+                body,
+                dry_run=dry_run,
+                field_manager=field_manager,
+                operation=operation,
             )
         created = self._create(
             self._stored_type(rtype),
@@ -165,6 +171,7 @@ class Api:
         *,
         dry_run: bool = False,
         field_manager: str | None = None,
+        operation: str = "Update",
     ) -> Obj:
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
@@ -224,7 +231,7 @@ class Api:
         self._admit(rtype, obj, None)
         strategies.validate_metadata(rtype, obj)
         if field_manager:
-            meta["managedFields"] = [self._managed_entry(rtype, field_manager, "Update")]
+            meta["managedFields"] = [self._managed_entry(rtype, field_manager, operation)]
         if dry_run:
             meta["resourceVersion"] = ""
             return obj
@@ -480,10 +487,11 @@ class Api:
                 raise not_found(rtype.group, rtype.plural, name)
             body = clone(config)
             body.setdefault("metadata", {})["name"] = name
-            created = self.create(rtype, namespace, body, dry_run=dry_run)
+            created = self.create(
+                rtype, namespace, body, dry_run=dry_run, field_manager=manager, operation="Apply"
+            )
             if not dry_run:
                 self._applied[(created["metadata"]["uid"], manager)] = clone(config)
-                created = self._with_managed(rtype, created, manager)
             return created, True
         uid = current["metadata"]["uid"]
         previous = self._applied.get((uid, manager))
@@ -492,25 +500,17 @@ class Api:
             _remove_dropped(document, previous, config)
         patched = strategic_merge(document, config)
         patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        entries = [
+            e for e in current["metadata"].get("managedFields") or [] if e.get("manager") != manager
+        ]
+        patched["metadata"]["managedFields"] = [
+            *entries,
+            self._managed_entry(rtype, manager, "Apply"),
+        ]
         result = self._replace(rtype, current, patched, subresource, dry_run=dry_run)
         if not dry_run:
             self._applied[(uid, manager)] = clone(config)
-            result = self._with_managed(rtype, result, manager)
         return result, False
-
-    def _with_managed(self, rtype: ResourceType, obj: Obj, manager: str) -> Obj:
-        entries = [
-            e for e in obj["metadata"].get("managedFields") or [] if e.get("manager") != manager
-        ]
-        entries.append(self._managed_entry(rtype, manager, "Apply"))
-        stored = self.store.get(
-            rtype.storage_key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-        )
-        if stored is None:
-            return obj
-        updated = {**stored, "metadata": {**stored["metadata"], "managedFields": entries}}
-        self.store.put(rtype.storage_key, self._stamp(updated))
-        return self.present(rtype, updated)
 
     # -- delete --------------------------------------------------------------------------
     def delete(
