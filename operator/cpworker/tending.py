@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from cpworker import claimer, codepipeline, dispatcher, jobdata, manifests, names, results
-from cpworker.kube import Body, KubeClient, KubeError
+from cpworker.kube import Body, ConflictError, KubeClient, KubeError, NotFoundError
 from cpworker.reporter import ReportGuard, report, secret_values, send
-from cpworker.watcher import JobSummary, PodSummary
+from cpworker.watcher import JobSummary, PodSummary, summarize_job
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,9 @@ class Tender:
             status = "Superseded"
         if status == claimer.IN_PROGRESS:
             return False
-        await cancel(self.kube, job, status, self.post_event)
-        return True
+        if job.name in self.guard.busy or self.guard.done.get(job.name) == job.job_id:
+            return False  # being (or already) reported: that ended the job, not a stop
+        return await cancel(self.kube, job, status, self.post_event)
 
     async def _maybe_continue(self, job: JobSummary) -> None:
         after = self.settings.continuation_after_seconds
@@ -271,13 +272,37 @@ async def cancel(
     job: JobSummary,
     status: str,
     post_event: Callable[[str, str, str], Awaitable[None]],
-) -> None:
-    """CodePipeline no longer wants this job: record it and delete the Kubernetes Job."""
-    await kube.patch_job(
-        job.namespace,
-        job.name,
-        {"metadata": {"annotations": {names.ANNOTATION_PHASE: names.Phase.CANCELLED.value}}},
-    )
+) -> bool:
+    """CodePipeline no longer wants this job: record it and delete the Kubernetes Job.
+
+    The index may be stale: the Job may have finished and been reported (which is why
+    CodePipeline no longer says InProgress). So the Job is re-read, and only a Job that is
+    still `running`, unfinished and on the same CodePipeline job is cancelled, with a
+    resourceVersion precondition so that a change in between wins.
+    """
+    try:
+        fresh = summarize_job(await kube.get_job(job.namespace, job.name))
+    except NotFoundError:
+        return True
+    if (
+        fresh.phase != names.Phase.RUNNING
+        or fresh.finished is not None
+        or fresh.job_id != job.job_id
+    ):
+        return False
+    try:
+        await kube.patch_job(
+            job.namespace,
+            job.name,
+            {
+                "metadata": {
+                    "resourceVersion": fresh.body["metadata"].get("resourceVersion"),
+                    "annotations": {names.ANNOTATION_PHASE: names.Phase.CANCELLED.value},
+                }
+            },
+        )
+    except ConflictError:
+        return False
     await dispatcher.abandon(kube, job.namespace, job.name)
     await post_event(
         "JobCancelled",
@@ -285,6 +310,7 @@ async def cancel(
         f"Kubernetes Job {job.name} deleted",
         "Warning",
     )
+    return True
 
 
 async def report_finished(

@@ -354,3 +354,5 @@ def test_pipeline_succeeds_despite_injected_codepipeline_faults(stack: Stack) ->
     faulted = [r for r in stack.codepipeline.requests() if r.outcome == "fault"]
     assert faulted  # the faults did happen
     assert len(stack.cluster.jobs()) == 2
+    # A finished job is never mistaken for a cancelled one (CodePipeline says "Succeeded").
+    assert "JobCancelled" not in [e["reason"] for e in stack.cluster.events()]

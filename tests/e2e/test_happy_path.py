@@ -75,3 +75,4 @@ def test_two_custom_actions_succeed(
     reasons = [e["reason"] for e in cluster.events()]
     assert reasons.count("JobDispatched") == 2
     assert reasons.count("JobSucceeded") == 2
+    assert "JobCancelled" not in reasons
