@@ -231,7 +231,7 @@ class Tender:
 
     async def _maybe_continue(self, job: JobSummary) -> None:
         after = self.settings.continuation_after_seconds
-        if after <= 0:
+        if after <= 0 or job.name in self.guard.busy:
             return
         key = (job.name, job.job_id)
         now = self.clock()
