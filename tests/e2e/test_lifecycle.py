@@ -176,3 +176,50 @@ def test_two_operators_never_dispatch_a_job_twice(stack: Stack) -> None:
         lambda: ((stack.cluster.worker() or {}).get("status") or {}).get("succeeded") == 3,
         what="succeeded == 3",
     )
+
+
+def clone_pipelines(stack: Stack, scenario: Any, count: int) -> list[str]:
+    """More pipelines using the scenario's custom action type (so that jobs run side by side)."""
+    declaration = stack.cp_client.get_pipeline(name=scenario.pipeline_name)["pipeline"]
+    names = []
+    for index in range(count):
+        clone = {**declaration, "name": f"{scenario.pipeline_name}-{index}"}
+        clone.pop("version", None)
+        stack.cp_client.create_pipeline(pipeline=clone)
+        names.append(clone["name"])
+    return names
+
+
+def test_max_in_flight_bounds_running_jobs_and_batches_dispatch(stack: Stack) -> None:
+    scenario = stack.cp_scenario()
+    pipelines = [scenario.pipeline_name, *clone_pipelines(stack, scenario, 4)]
+    executions = {
+        name: stack.cp_client.start_pipeline_execution(name=name)["pipelineExecutionId"]
+        for name in pipelines
+    }
+    stack.start_operator()
+    manifest = worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "1s"})
+    manifest["spec"]["maxInFlight"] = 2
+    stack.cluster.apply(manifest)
+
+    most = 0
+
+    def all_done() -> bool:
+        nonlocal most
+        live = [
+            j
+            for j in stack.cluster.jobs()
+            if j["metadata"]["annotations"].get("cpworker.io/phase") in {"claiming", "running"}
+        ]
+        most = max(most, len(live))
+        statuses = [
+            stack.cp_client.get_pipeline_execution(pipelineName=name, pipelineExecutionId=eid)[
+                "pipelineExecution"
+            ]["status"]
+            for name, eid in executions.items()
+        ]
+        return all(status == "Succeeded" for status in statuses)
+
+    wait_for(all_done, timeout=90, interval=0.05, what="all five executions Succeeded")
+    assert most <= 2
+    assert len(stack.cluster.jobs()) == 5
