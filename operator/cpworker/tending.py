@@ -245,18 +245,36 @@ class Tender:
             report=results.ContainerReport(summary=f"Kubernetes Job {job.name} still running"),
             continuation_token=token,
         )
-        accepted = await send(await self._client(job), call)
+        # Intent first: a crash between the Put and the `result: continued` annotation must
+        # not make the next probe (which then sees "Succeeded") cancel the running Job.
         await self.kube.patch_job(
             job.namespace,
             job.name,
-            {"metadata": {"annotations": {names.ANNOTATION_RESULT: names.Result.CONTINUED.value}}},
+            {"metadata": {"annotations": {ANNOTATION_HANDOVER: job.job_id}}},
         )
+        accepted = await send(await self._client(job), call)
+        if self.hook is not None:
+            self.hook("after-handover")
         if accepted:
+            await mark_continued(self.kube, job)
             await self.post_event(
                 "JobHandedOver",
                 f"job {job.job_id} handed over with a continuation token (Job {job.name} runs on)",
                 "Normal",
             )
+
+
+# The CodePipeline job id a hand-over (continuation token) was attempted for.
+ANNOTATION_HANDOVER = f"{names.GROUP}/handover-of"
+
+
+async def mark_continued(kube: KubeClient, job: JobSummary) -> None:
+    """Record that the Job's current CodePipeline job ended with a continuation token."""
+    await kube.patch_job(
+        job.namespace,
+        job.name,
+        {"metadata": {"annotations": {names.ANNOTATION_RESULT: names.Result.CONTINUED.value}}},
+    )
 
 
 def secret_names_for(
@@ -289,6 +307,10 @@ async def cancel(
         or fresh.finished is not None
         or fresh.job_id != job.job_id
     ):
+        return False
+    if status == "Succeeded" and fresh.annotations.get(ANNOTATION_HANDOVER) == job.job_id:
+        # Our own hand-over went through but a crash lost its annotation: finish recording it.
+        await mark_continued(kube, job)
         return False
     try:
         await kube.patch_job(

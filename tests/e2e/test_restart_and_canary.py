@@ -135,3 +135,32 @@ def test_canary_secrets_never_leak(stack: Stack, operator_process: Any) -> None:
     for where, text in visible.items():
         for canary in (CANARY_SECRET_KEY, CANARY_SESSION_TOKEN, CANARY_CONFIG):
             assert canary not in text, f"a canary secret leaked into the {where}"
+
+
+def test_operator_restarted_between_hand_over_and_its_record(
+    stack: Stack, operator_process: Any
+) -> None:
+    scenario = stack.cp_scenario()
+    stack.codepipeline.config.continuation_delay = 2.0
+    stack.cluster.apply(
+        worker_manifest(
+            scenario,
+            annotations={
+                "sandbox.cpworker.io/duration": "5s",
+                "sandbox.cpworker.io/termination-message": '{"summary": "long job done"}',
+            },
+        )
+    )
+    execution_id = scenario.start(stack.cp_client)
+    crashing = operator_process(crash_at="after-handover", continuation_after_seconds=1.0)
+    assert crashing.wait_exit(timeout=60) == CRASH_EXIT_CODE, crashing.output[-3000:]
+
+    survivor = operator_process()
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded", survivor.output[
+        -3000:
+    ]
+    jobs = stack.cluster.jobs()
+    assert len(jobs) == 1
+    assert jobs[0]["metadata"]["annotations"].get("cpworker.io/continuation-of")
+    reasons = [e["reason"] for e in stack.cluster.events()]
+    assert "JobCancelled" not in reasons
