@@ -110,6 +110,7 @@ class Runtime:
             continuation_after_seconds=s.continuation_after_seconds,
             # A claim takes a few calls; a claiming Job older than this was abandoned.
             claim_recovery_age_seconds=min(30.0, s.cancel_probe_seconds),
+            finished_job_ttl_seconds=s.finished_job_ttl_seconds,
         )
 
     def tend_interval(self) -> float:
@@ -479,6 +480,7 @@ async def run_worker(  # noqa: PLR0915 - one closure per collaborator of the pol
 
     publisher = poller.StatusPublisher(write_status)
     publisher.adopt(status)
+    await reporter.initialise_counters(rt.kube, namespace, name)
     tender = make_tender(rt, namespace, name, uid)
     cache: dict[str, Any] = {}
 

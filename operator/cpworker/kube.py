@@ -101,6 +101,11 @@ def connection_info(configuration: Any) -> Any:
     """A kopf.ConnectionInfo with the same server, credentials and TLS as `configuration`."""
     import kopf  # noqa: PLC0415 - only the operator's login needs kopf here
 
+    # In-cluster tokens are projected files that rotate. kopf calls the login handler again
+    # after a 401, so re-reading the token here (the client's own hook) keeps kopf logged in.
+    refresh = getattr(configuration, "refresh_api_key_hook", None)
+    if callable(refresh):
+        refresh(configuration)
     api_key = dict(getattr(configuration, "api_key", None) or {})
     header = str(api_key.get("authorization") or api_key.get("BearerToken") or "")
     scheme, _, token = header.partition(" ")

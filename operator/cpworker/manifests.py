@@ -579,12 +579,13 @@ def build_job(
         "completions": 1,
         "backoffLimit": user_spec.get("backoffLimit", 0),
         "activeDeadlineSeconds": deadline,
-        "ttlSecondsAfterFinished": settings.finished_job_ttl_seconds,
+        # No TTL yet: a finished Job must outlive an operator outage until its result is
+        # reported (reported_patch sets it), or the result would be lost with the Job.
         "template": _pod_template(
             user_spec.get("template") or {}, labels, job_name, operator_env, region
         ),
     }
-    for field in ("selector", "manualSelector", "managedBy"):
+    for field in ("selector", "manualSelector", "managedBy", "ttlSecondsAfterFinished"):
         job_spec.pop(field, None)
     annotations = job_annotations(
         job=job, worker_name=worker.name, region=region, role_arn=spec.role_arn, now=now
@@ -623,6 +624,19 @@ def release_patch() -> dict[str, Any]:
 def phase_patch(phase: names.Phase) -> dict[str, Any]:
     """Merge patch that records a new phase on a Job."""
     return {"metadata": {"annotations": {names.ANNOTATION_PHASE: phase.value}}}
+
+
+def reported_patch(result: names.Result, finished_ttl_seconds: int) -> dict[str, Any]:
+    """Merge patch for a Job whose result CodePipeline has: phase, result, and now its TTL."""
+    return {
+        "metadata": {
+            "annotations": {
+                names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
+                names.ANNOTATION_RESULT: result.value,
+            }
+        },
+        "spec": {"ttlSecondsAfterFinished": finished_ttl_seconds},
+    }
 
 
 def credentials_patch(

@@ -107,10 +107,20 @@ def worker_reference(job_body: Mapping[str, Any]) -> dict[str, Any] | None:
 # One lock per worker: counter updates of one process never race each other; across
 # replicas the resourceVersion precondition catches the race.
 _COUNTER_LOCKS: dict[tuple[int, str, str], asyncio.Lock] = {}
+COUNTERS = ("succeeded", "failed", "lostRaces")
 
 
-async def increment_counter(kube: KubeClient, namespace: str, worker: str, field: str) -> None:
-    """Add one to `status.<field>` (optimistic concurrency; the worker may be gone)."""
+async def _update_status(
+    kube: KubeClient,
+    namespace: str,
+    worker: str,
+    change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+) -> None:
+    """Read-modify-write of the worker's status under a resourceVersion precondition.
+
+    `change` maps the current status to the fields to write, or None when nothing is to be
+    written. The worker may be gone: then there is nothing to count.
+    """
     key = (id(asyncio.get_running_loop()), namespace, worker)
     lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
     async with lock:
@@ -119,10 +129,12 @@ async def increment_counter(kube: KubeClient, namespace: str, worker: str, field
                 body = await kube.get_worker(namespace, worker)
             except NotFoundError:
                 return
-            current = int((body.get("status") or {}).get(field) or 0)
+            fields = change(body.get("status") or {})
+            if not fields:
+                return
             patch = {
                 "metadata": {"resourceVersion": body["metadata"].get("resourceVersion")},
-                "status": {field: current + 1},
+                "status": fields,
             }
             try:
                 await kube.request(
@@ -137,7 +149,24 @@ async def increment_counter(kube: KubeClient, namespace: str, worker: str, field
             except NotFoundError:
                 return
             return
-        log.warning("could not update %s of worker %s/%s (conflicts)", field, namespace, worker)
+        log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
+
+
+async def increment_counter(kube: KubeClient, namespace: str, worker: str, field: str) -> None:
+    """Add one to `status.<field>` (optimistic concurrency; the worker may be gone)."""
+    await _update_status(
+        kube, namespace, worker, lambda status: {field: int(status.get(field) or 0) + 1}
+    )
+
+
+async def initialise_counters(kube: KubeClient, namespace: str, worker: str) -> None:
+    """Start absent counters at 0 (so `kubectl get caw` shows 0, not blank); never resets one."""
+    await _update_status(
+        kube,
+        namespace,
+        worker,
+        lambda status: {c: 0 for c in COUNTERS if c not in status} or None,
+    )
 
 
 @dataclass
@@ -226,19 +255,10 @@ async def claim_report(
     return True
 
 
-async def mark_reported(kube: KubeClient, namespace: str, name: str, result: names.Result) -> None:
-    await kube.patch_job(
-        namespace,
-        name,
-        {
-            "metadata": {
-                "annotations": {
-                    names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
-                    names.ANNOTATION_RESULT: result.value,
-                }
-            }
-        },
-    )
+async def mark_reported(
+    kube: KubeClient, namespace: str, name: str, result: names.Result, finished_ttl_seconds: int
+) -> None:
+    await kube.patch_job(namespace, name, manifests.reported_patch(result, finished_ttl_seconds))
 
 
 async def report(
@@ -251,6 +271,7 @@ async def report(
     hook: Callable[[str], None] | None = None,
     reporter_id: str = "",
     lease_seconds: float = 30.0,
+    finished_ttl_seconds: int,
 ) -> bool:
     """Report one job and clean up.
 
@@ -274,7 +295,7 @@ async def report(
     if hook is not None:
         hook("after-put")
     with contextlib.suppress(NotFoundError):
-        await mark_reported(kube, namespace, name, result_of(call))
+        await mark_reported(kube, namespace, name, result_of(call), finished_ttl_seconds)
     await kube.delete_secret(namespace, name)
     if delete_job:
         await kube.delete_job(namespace, name)

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
+import os
+import socket
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -54,6 +57,23 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
+def effective_priority(
+    explicit: int | None, configured: int, *, peering: bool, replica: str
+) -> int:
+    """The peering priority of this replica.
+
+    kopf pauses every replica that shares the highest priority, and a Deployment cannot give
+    its pods different arguments: so, with peering on and no priority chosen, each replica
+    derives a stable one of its own from its pod name.
+    """
+    if explicit is not None:
+        return explicit
+    if not peering or configured != 0:
+        return configured
+    digest = hashlib.sha256(replica.encode()).digest()
+    return 1 + int.from_bytes(digest[:4], "big") % 1_000_000
+
+
 def operator_kwargs(
     settings: OperatorSettings,
     *,
@@ -68,8 +88,13 @@ def operator_kwargs(
     """Keyword arguments for `kopf.operator` (registry, settings, memo, scope, peering)."""
     watched = list(namespaces) or list(settings.namespaces)
     peering_name = None if standalone else (peering or settings.peering_name)
-    if priority is not None:
-        settings = settings.model_copy(update={"peering_priority": priority})
+    priority = effective_priority(
+        priority,
+        settings.peering_priority,
+        peering=peering_name is not None,
+        replica=os.environ.get("POD_NAME") or socket.gethostname(),
+    )
+    settings = settings.model_copy(update={"peering_priority": priority})
     kopf_settings = kopf.OperatorSettings()
     handlers.kopf_settings(kopf_settings, settings)
     runtime = handlers.Runtime.create(settings, kubeconfig=kubeconfig)

@@ -34,6 +34,7 @@ class TendingSettings:
     never_started_grace_seconds: float
     continuation_after_seconds: float
     claim_recovery_age_seconds: float
+    finished_job_ttl_seconds: int
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Tender:
                     hook=self.hook,
                     reporter_id=self.guard.reporter_id,
                     lease_seconds=self.guard.lease_seconds,
+                    finished_ttl_seconds=self.settings.finished_job_ttl_seconds,
                 )
 
             await self.guard.once(job.name, job.job_id, fail_never_started)
@@ -157,6 +159,7 @@ class Tender:
                 hook=self.hook,
                 reporter_id=self.guard.reporter_id,
                 lease_seconds=self.guard.lease_seconds,
+                finished_ttl_seconds=self.settings.finished_job_ttl_seconds,
             )
 
         return await self.guard.once(job.name, job.job_id, send_report)
@@ -181,6 +184,7 @@ class Tender:
                 hook=self.hook,
                 reporter_id=self.guard.reporter_id,
                 lease_seconds=self.guard.lease_seconds,
+                finished_ttl_seconds=self.settings.finished_job_ttl_seconds,
             )
 
         return await self.guard.once(job.name, job.job_id, send_failure)
@@ -344,6 +348,7 @@ async def report_finished(
     hook: Callable[[str], None] | None = None,
     reporter_id: str = "",
     lease_seconds: float = 30.0,
+    finished_ttl_seconds: int,
 ) -> bool:
     """Report a Job that ended in Kubernetes (the watcher's and tending's common path)."""
     metadata = job_body["metadata"]
@@ -367,4 +372,5 @@ async def report_finished(
         hook=hook,
         reporter_id=reporter_id,
         lease_seconds=lease_seconds,
+        finished_ttl_seconds=finished_ttl_seconds,
     )

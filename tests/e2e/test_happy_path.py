@@ -54,6 +54,8 @@ def test_two_custom_actions_succeed(
     for job in jobs:
         assert job["metadata"]["annotations"]["cpworker.io/phase"] == "reported"
         assert job["metadata"]["annotations"]["cpworker.io/result"] == "succeeded"
+        # The TTL is set only once CodePipeline has the result (the operator's default).
+        assert job["spec"]["ttlSecondsAfterFinished"] == 3600
     wait_for(lambda: not cluster.secrets(), what="the job Secrets deleted")
 
     def counted() -> dict[str, Any] | None:
@@ -61,17 +63,19 @@ def test_two_custom_actions_succeed(
         return status if status.get("succeeded") == 2 else None
 
     status = wait_for(counted, what="succeeded == 2 in the status")
-    assert status.get("failed", 0) == 0
+    assert status["failed"] == 0  # counters start at 0, so the column never shows blank
     # What `kubectl get caw` prints, from the Table API and from kubectl itself.
     row = cluster.table()
     assert row["Name"] == "builds"
     assert row["Ready"] == "True"
     assert row["Succeeded"] == "2"
+    assert row["Failed"] == "0"
     header, line = kubectl("get", "caw", "-n", NAMESPACE).stdout.splitlines()[:2]
     columns = dict(zip(header.split(), line.split(), strict=False))
     assert columns["NAME"] == "builds"
     assert columns["READY"] == "True"
     assert columns["SUCCEEDED"] == "2"
+    assert columns["FAILED"] == "0"
     reasons = [e["reason"] for e in cluster.events()]
     assert reasons.count("JobDispatched") == 2
     assert reasons.count("JobSucceeded") == 2

@@ -148,7 +148,7 @@ def test_demo_runs_a_pipeline_through_the_operator() -> None:
         header = next(line for line in out.splitlines() if line.startswith("NAME"))
         assert header.split()[:6] == ["NAME", "READY", "REASON", "IN-FLIGHT", "SUCCEEDED", "FAILED"]
         row = next(line for line in out.splitlines() if line.startswith("demo-builds"))
-        assert row.split()[1:5] == ["True", "Polling", "0", "2"]
+        assert row.split()[1:6] == ["True", "Polling", "0", "2", "0"]
     assert out.strip().endswith("demo succeeded")
     # The secret configuration value travels only inside the job's Secret.
     assert DEMO_SECRET not in out + result.stderr

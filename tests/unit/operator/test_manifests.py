@@ -258,7 +258,8 @@ def test_job_spec_operator_parts() -> None:
     assert job_spec["parallelism"] == job_spec["completions"] == 1
     assert job_spec["backoffLimit"] == 0
     assert job_spec["activeDeadlineSeconds"] == 3300
-    assert job_spec["ttlSecondsAfterFinished"] == 3600
+    # No TTL until the result is reported: a finished Job must survive an operator outage.
+    assert "ttlSecondsAfterFinished" not in job_spec
     pod_spec = job_spec["template"]["spec"]
     assert pod_spec["restartPolicy"] == "Never"
     assert job_spec["template"]["metadata"]["labels"]["cpworker.io/job-id"] == JOB_ID
@@ -276,7 +277,7 @@ def test_operator_owned_fields_are_overwritten_even_if_validation_was_skipped() 
     job_spec = _job(jobTemplate=template)["spec"]
     assert job_spec["suspend"] is True
     assert job_spec["parallelism"] == job_spec["completions"] == 1
-    assert job_spec["ttlSecondsAfterFinished"] == 3600
+    assert "ttlSecondsAfterFinished" not in job_spec
     assert "manualSelector" not in job_spec
     assert job_spec["template"]["spec"]["restartPolicy"] == "Never"
 
@@ -615,3 +616,12 @@ def test_without_kubernetes_validate_the_client_models_still_catch_broken_templa
     assert any(
         "restartPolicy" in p for p in validate_job_template(_template(restartPolicy="Always"))
     )
+
+
+def test_reported_patch_sets_the_ttl_only_now() -> None:
+    patch = manifests.reported_patch(names.Result.SUCCEEDED, 600)
+    assert patch["spec"] == {"ttlSecondsAfterFinished": 600}
+    assert patch["metadata"]["annotations"] == {
+        names.ANNOTATION_PHASE: "reported",
+        names.ANNOTATION_RESULT: "succeeded",
+    }
