@@ -152,10 +152,7 @@ async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]
     try:
         job_manifest = ctx.build.job(job, secret_properties)
     except ManifestError as exc:
-        message = f"the worker's job template cannot run this job: {exc}"
-        await fail_unclaimable(ctx.client, job.id, job.nonce, "ConfigurationError", message)
-        await ctx.post_event("JobRejected", f"job {job.id}: {message}", "Warning")
-        return ClaimOutcome.REJECTED
+        return await _reject(ctx, job, f"the worker's job template cannot run this job: {exc}")
 
     name = str(job_manifest["metadata"]["name"])
     ctx.claiming_now.add(name)
@@ -163,6 +160,17 @@ async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]
         return await _claim(ctx, job, secret_properties, job_manifest, name)
     finally:
         ctx.claiming_now.discard(name)
+
+
+# 400 BadRequest / 422 Invalid: the Job as built can never be created.
+REFUSED_STATUSES = frozenset({400, 422})
+
+
+async def _reject(ctx: ClaimContext, job: jobdata.Job, message: str) -> ClaimOutcome:
+    """Fail a job whose Kubernetes Job cannot exist, so CodePipeline hears why at once."""
+    await fail_unclaimable(ctx.client, job.id, job.nonce, "ConfigurationError", message)
+    await ctx.post_event("JobRejected", f"job {job.id}: {message}"[:1024], "Warning")
+    return ClaimOutcome.REJECTED
 
 
 async def _claim(
@@ -176,9 +184,18 @@ async def _claim(
         ANNOTATION_NONCE_CANDIDATES
     ] = job.nonce
     ctx.hook("before-job")
-    body, created = await dispatcher.create_claiming_job(
-        ctx.kube, ctx.namespace, job_manifest, job.nonce
-    )
+    try:
+        body, created = await dispatcher.create_claiming_job(
+            ctx.kube, ctx.namespace, job_manifest, job.nonce
+        )
+    except KubeError as exc:
+        if exc.status not in REFUSED_STATUSES:
+            raise
+        # No retry can fix what the API server refuses; without this the job would be
+        # polled, refused and redelivered until CodePipeline times it out silently.
+        return await _reject(
+            ctx, job, f"the Kubernetes API refused the Job built from the job template: {exc}"
+        )
     if not created:
         phase = dispatcher.phase_of(body)
         if phase in (names.Phase.REPORTED, names.Phase.CANCELLED):

@@ -251,6 +251,30 @@ def test_malformed_job_data_is_failed_as_configuration_error(stack: Stack) -> No
     stack.codepipeline.clear_violations()
 
 
+def test_job_the_api_server_refuses_is_failed_as_configuration_error(stack: Stack) -> None:
+    # Schema-valid, so the operator's own template check passes; the API server refuses it
+    # (a volumeMount naming no volume). The job must fail with the reason, not time out.
+    scenario = stack.cp_scenario()
+    container = {
+        "name": "build",
+        "image": "example.com/builder:1",
+        "volumeMounts": [{"name": "no-such-volume", "mountPath": "/cache"}],
+    }
+    stack.start_operator()
+    stack.cluster.apply(worker_manifest(scenario, container=container))
+    execution_id = scenario.start(stack.cp_client)
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Failed"
+    error = error_of(stack.cp_client, scenario, execution_id)
+    assert error["code"] == "ConfigurationError"
+    assert "the Kubernetes API refused the Job" in error["message"]
+    assert "no-such-volume" in error["message"]
+    assert not stack.cluster.jobs()
+    wait_for(
+        lambda: "JobRejected" in [e["reason"] for e in stack.cluster.events()],
+        what="the JobRejected event",
+    )
+
+
 def test_throttling_shows_in_the_worker_condition(stack: Stack) -> None:
     scenario = stack.cp_scenario()
     stack.codepipeline.faults.set("PollForJobs", throttle_probability=1.0)
