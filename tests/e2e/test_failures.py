@@ -65,36 +65,22 @@ def test_failing_container_reports_job_failed(
     assert "JobFailed" in [e["reason"] for e in cluster.events()]
 
 
-def test_image_pull_failure_reports_system_unavailable(
-    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
+@pytest.mark.parametrize("reason", ["ImagePullBackOff", "Unschedulable"])
+def test_pod_that_never_starts_reports_system_unavailable(
+    reason: str, cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
 ) -> None:
     scenario, execution_id = run_one(
         cp_scenario,
         cp_client,
         cluster,
         operator_thread,
-        {"sandbox.cpworker.io/fail-reason": "ImagePullBackOff"},
+        {"sandbox.cpworker.io/fail-reason": reason},
     )
     error = error_of(cp_client, scenario, execution_id)
     assert error["code"] == "SystemUnavailable"
-    assert "ImagePullBackOff" in error["message"]
+    assert reason in error["message"]
     # The Job that could never start is removed rather than left pending.
     wait_for(lambda: not cluster.jobs(), what="the stuck Job deleted")
-
-
-def test_unschedulable_pod_reports_system_unavailable(
-    cp_scenario: Any, cp_client: Any, cluster: Cluster, operator_thread: Any
-) -> None:
-    scenario, execution_id = run_one(
-        cp_scenario,
-        cp_client,
-        cluster,
-        operator_thread,
-        {"sandbox.cpworker.io/fail-reason": "Unschedulable"},
-    )
-    error = error_of(cp_client, scenario, execution_id)
-    assert error["code"] == "SystemUnavailable"
-    assert "Unschedulable" in error["message"]
 
 
 def test_deadline_exceeded_reports_job_failed(
