@@ -10,10 +10,11 @@ anywhere leaves a labelled Job whose phase says where it stopped.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import logging
 from typing import Any
 
-from cpworker import names
+from cpworker import manifests, names
 from cpworker.kube import AlreadyExistsError, Body, ConflictError, KubeClient, NotFoundError
 
 # Every nonce this cluster tried to claim a job with (see claimer.py for why).
@@ -85,15 +86,8 @@ async def ensure_secret(kube: KubeClient, namespace: str, secret_manifest: Body,
 
 
 async def release(kube: KubeClient, namespace: str, name: str) -> Body:
-    """Let the acknowledged Job run: `suspend: false`, phase `running`."""
-    return await kube.patch_job(
-        namespace,
-        name,
-        {
-            "metadata": {"annotations": {names.ANNOTATION_PHASE: names.Phase.RUNNING.value}},
-            "spec": {"suspend": False},
-        },
-    )
+    """Let the acknowledged Job run: `suspend: false`, phase `running`, release time."""
+    return await kube.patch_job(namespace, name, manifests.release_patch(dt.datetime.now(dt.UTC)))
 
 
 async def abandon(kube: KubeClient, namespace: str, name: str) -> None:

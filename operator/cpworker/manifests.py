@@ -613,10 +613,15 @@ def build_job(
     }
 
 
-def release_patch() -> dict[str, Any]:
-    """Merge patch that starts a claimed Job: `suspend: false`, phase `running`."""
+def release_patch(now: datetime) -> dict[str, Any]:
+    """Merge patch that starts a claimed Job: `suspend: false`, phase `running`, and when."""
     return {
-        "metadata": {"annotations": {names.ANNOTATION_PHASE: names.Phase.RUNNING.value}},
+        "metadata": {
+            "annotations": {
+                names.ANNOTATION_PHASE: names.Phase.RUNNING.value,
+                names.ANNOTATION_RELEASED_AT: _rfc3339(now),
+            }
+        },
         "spec": {"suspend": False},
     }
 

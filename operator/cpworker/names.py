@@ -51,6 +51,9 @@ ANNOTATION_PIPELINE: Final = f"{GROUP}/pipeline"
 ANNOTATION_STAGE: Final = f"{GROUP}/stage"
 ANNOTATION_ACTION: Final = f"{GROUP}/action"
 ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result value
+# When the claimed Job was released (RFC 3339): a Job can wait suspended through a long claim
+# or an operator outage, so "never started" is measured from here, not from its creation.
+ANNOTATION_RELEASED_AT: Final = f"{GROUP}/released-at"
 
 # Kubernetes limits (apimachinery validation).
 DNS_LABEL_MAX: Final = 63

@@ -26,6 +26,8 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from cpworker import names
+
 # Limits from the CodePipeline service model.
 SUMMARY_MAX: Final = 2048
 EXTERNAL_ID_MAX: Final = 1500
@@ -253,8 +255,12 @@ def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> O
         return Outcome(kind=OutcomeKind.PENDING, reason="Suspended")
     live = [p for p in newest_first if _get(p, "status", "phase") not in ("Succeeded", "Failed")]
     if not live and not newest_first:
-        since = _time(_get(job, "status", "startTime")) or _time(
-            _get(job, "metadata", "creationTimestamp")
+        # startTime is written by the Job controller some time after the release; until then
+        # the release time counts (a Job waits suspended through its claim, or an outage).
+        since = (
+            _time(_get(job, "status", "startTime"))
+            or _time(_get(job, "metadata", "annotations", names.ANNOTATION_RELEASED_AT))
+            or _time(_get(job, "metadata", "creationTimestamp"))
         )
         return Outcome(
             kind=OutcomeKind.NEVER_STARTED,

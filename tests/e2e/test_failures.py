@@ -360,7 +360,13 @@ def test_pipeline_succeeds_despite_injected_codepipeline_faults(stack: Stack) ->
         worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "200ms"})
     )
     execution_id = scenario.start(stack.cp_client)
-    assert scenario.wait(stack.cp_client, execution_id, timeout=90) == "Succeeded"
+    status = scenario.wait(stack.cp_client, execution_id, timeout=90)
+    assert status == "Succeeded", [
+        (detail["actionName"], detail["status"], detail.get("output", {}).get("executionResult"))
+        for detail in stack.cp_client.list_action_executions(
+            pipelineName=scenario.pipeline_name, filter={"pipelineExecutionId": execution_id}
+        )["actionExecutionDetails"]
+    ]
     faulted = [r for r in stack.codepipeline.requests() if r.outcome == "fault"]
     assert faulted  # the faults did happen
     assert len(stack.cluster.jobs()) == 2

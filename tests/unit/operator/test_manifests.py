@@ -499,8 +499,13 @@ def test_colliding_property_names_get_distinct_env_names() -> None:
 
 
 def test_release_patch() -> None:
-    assert manifests.release_patch() == {
-        "metadata": {"annotations": {"cpworker.io/phase": "running"}},
+    assert manifests.release_patch(NOW) == {
+        "metadata": {
+            "annotations": {
+                "cpworker.io/phase": "running",
+                "cpworker.io/released-at": "2026-11-29T10:00:00Z",
+            }
+        },
         "spec": {"suspend": False},
     }
 

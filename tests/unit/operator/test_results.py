@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import botocore.session
@@ -12,7 +12,7 @@ from botocore.validate import validate_parameters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpworker import results
+from cpworker import names, results
 from cpworker.results import (
     ContainerReport,
     InvalidReportError,
@@ -203,6 +203,18 @@ def test_released_job_without_pods_is_never_started_since_its_start() -> None:
     assert outcome.reason == results.NO_POD_REASON
     assert outcome.since is not None
     assert outcome.since.minute == 30
+
+
+def test_just_released_job_is_not_stuck_since_its_creation() -> None:
+    # Created suspended at 09:00, held through a long claim (or an operator outage), released
+    # at 09:45; the Job controller has not written startTime yet. The grace counts from the
+    # release, or a healthy Job would be failed as never started the moment it is released.
+    released = job()
+    released["metadata"]["annotations"] = {names.ANNOTATION_RELEASED_AT: "2026-11-29T09:45:00Z"}
+    outcome = outcome_from(released, [])
+    assert outcome.kind is OutcomeKind.NEVER_STARTED
+    assert outcome.since == datetime(2026, 11, 29, 9, 45, tzinfo=UTC)
+    assert not never_started_expired(outcome, datetime(2026, 11, 29, 9, 45, 1, tzinfo=UTC), 300)
 
 
 def test_never_started_expiry() -> None:
