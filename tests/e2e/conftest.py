@@ -30,7 +30,9 @@ REGION = "us-east-1"
 FAST_SETTINGS: dict[str, Any] = {
     "default_region": REGION,
     "cancel_probe_seconds": 0.5,
-    "never_started_grace_seconds": 1.0,
+    # Short enough for fast tests of pods that never start, long enough that a starved job
+    # controller on a loaded 2-core machine does not look like one.
+    "never_started_grace_seconds": 3.0,
     "credentials_refresh_seconds": 600.0,
     "log_format": "text",
     "log_level": "INFO",
