@@ -523,9 +523,6 @@ class CodePipelineClients:
                 self._clients[key] = client
         return client
 
-    def all_clients(self) -> list[CodePipelineClient]:
-        return list(self._clients.values())
-
 
 async def gather_limited(aws: list[Awaitable[T]], limit: int) -> list[T]:
     """Await `aws` with at most `limit` running at once (keeps the executor from flooding)."""

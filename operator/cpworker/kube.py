@@ -138,13 +138,11 @@ class KubeClient:
         *,
         attempts: int = 4,
         request_timeout: float = 30.0,
-        field_manager: str = "cpworker",
     ) -> None:
         self._api = api_client
         self._executor = executor
         self._attempts = attempts
         self._timeout = request_timeout
-        self._field_manager = field_manager
 
     @property
     def configuration(self) -> Any:
@@ -301,11 +299,6 @@ class KubeClient:
             self._workers(namespace, name) + "/status",
             {"status": status},
             content_type=MERGE_PATCH,
-        )
-
-    async def patch_worker(self, namespace: str, name: str, patch: Body) -> Body:
-        return await self.request(
-            "PATCH", self._workers(namespace, name), patch, content_type=MERGE_PATCH
         )
 
     # ---- Events ---------------------------------------------------------------------------

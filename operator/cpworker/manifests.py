@@ -626,11 +626,6 @@ def release_patch(now: datetime) -> dict[str, Any]:
     }
 
 
-def phase_patch(phase: names.Phase) -> dict[str, Any]:
-    """Merge patch that records a new phase on a Job."""
-    return {"metadata": {"annotations": {names.ANNOTATION_PHASE: phase.value}}}
-
-
 def reported_patch(result: names.Result, finished_ttl_seconds: int) -> dict[str, Any]:
     """Merge patch for a Job whose result CodePipeline has: phase, result, and now its TTL."""
     return {

@@ -532,11 +532,6 @@ def set_condition(
     return result
 
 
-def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    """The condition of `type_`, if any."""
-    return next((c for c in conditions if c.type == type_), None)
-
-
 def last_error(reason: Reason | str, message: str, *, now: datetime) -> LastError:
     """A `status.lastError` value (message truncated to a bounded size)."""
     return LastError(

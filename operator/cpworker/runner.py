@@ -201,10 +201,6 @@ class OperatorThread:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def __enter__(self) -> OperatorThread:
         return self.start()
 
@@ -215,14 +211,3 @@ class OperatorThread:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def start_operator_in_thread(
-    settings: OperatorSettings | Mapping[str, Any] | None = None,
-    *,
-    namespaces: Sequence[str] = (),
-    kubeconfig: str | None = None,
-    **options: Any,
-) -> OperatorThread:
-    """Start the operator in a background thread; call `.stop()` when done."""
-    return OperatorThread(settings, namespaces=namespaces, kubeconfig=kubeconfig, **options).start()

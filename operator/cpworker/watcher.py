@@ -3,15 +3,14 @@
 handlers.py registers `kopf.index` on batch/v1 Jobs and v1 Pods with label filters (never
 on.create/on.update: kopf would write its annotations and finalizers onto them). The index
 functions here turn each body into a small immutable summary keyed by worker (Jobs) or by
-owning Job (Pods); the pure `assess` decides what a Job needs next. Nothing here calls an
+owning Job (Pods). Nothing here calls an
 API: the watch stream is the only input, so a thousand in-flight Jobs cost no polling.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +129,8 @@ def owning_job(body: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class PodSummary:
-    """Why a pod is (not) running: what the never-started check and the reporter need."""
+    """Why a pod is (not) running. The waiting and scheduling fields take part in equality
+    (the body does not), so a pod that starts failing to pull is a change the index sees."""
 
     name: str
     phase: str
@@ -173,70 +173,3 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         unschedulable_message=unschedulable,
         body=_plain(body),
     )
-
-
-class Need(enum.StrEnum):
-    NOTHING = "nothing"
-    RECOVER_CLAIM = "recover-claim"
-    REPORT = "report"
-    NEVER_STARTED = "never-started"
-    TEND = "tend"  # running: credentials, cancellation probe, continuation
-
-
-@dataclass(frozen=True)
-class Assessment:
-    need: Need
-    reason: str = ""
-    message: str = ""
-
-
-def never_started(
-    job: JobSummary, pods: Iterable[PodSummary], now: dt.datetime, grace: float
-) -> Assessment | None:
-    """A running Job whose pod could not start within the grace period, with the reason."""
-    pods = list(pods)
-    if any(pod.phase in {"Running", "Succeeded", "Failed"} for pod in pods):
-        return None
-    for pod in pods:
-        if pod.created is None or (now - pod.created).total_seconds() < grace:
-            continue
-        if pod.waiting_reason in FATAL_WAITING_REASONS:
-            return Assessment(
-                Need.NEVER_STARTED,
-                pod.waiting_reason or "",
-                f"pod {pod.name} could not start: {pod.waiting_reason}: "
-                f"{(pod.waiting_message or '')[:500]}",
-            )
-        if pod.unschedulable_message is not None:
-            return Assessment(
-                Need.NEVER_STARTED,
-                "Unschedulable",
-                f"pod {pod.name} could not be scheduled: {pod.unschedulable_message[:500]}",
-            )
-    started = _time((job.body.get("status") or {}).get("startTime")) or job.created
-    if not pods and started is not None and (now - started).total_seconds() >= grace:
-        return Assessment(
-            Need.NEVER_STARTED,
-            "FailedCreate",
-            f"Kubernetes created no pod for Job {job.name} within {grace:.0f}s (a missing "
-            "service account, a quota or an admission webhook; see "
-            f"`kubectl describe job {job.name} -n {job.namespace}`)",
-        )
-    return None
-
-
-def assess(
-    job: JobSummary, pods: Iterable[PodSummary], now: dt.datetime, grace: float
-) -> Assessment:
-    """What a Job needs next. Pure: the tending loop and the event handler both use it."""
-    if job.deleting:
-        return Assessment(Need.NOTHING)
-    if job.phase == names.Phase.CLAIMING:
-        return Assessment(Need.RECOVER_CLAIM)
-    if job.phase != names.Phase.RUNNING:
-        return Assessment(Need.NOTHING)
-    if job.finished is not None:
-        # Handed over with a continuation token: the next CodePipeline job reports it.
-        continued = job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED
-        return Assessment(Need.NOTHING if continued else Need.REPORT)
-    return never_started(job, pods, now, grace) or Assessment(Need.TEND)

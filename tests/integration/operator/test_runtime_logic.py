@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import logging
 import random
@@ -62,19 +61,6 @@ def _job(phase: str, *, finished: bool = False, result: str | None = None) -> wa
             "status": {"conditions": conditions},
         }
     )
-
-
-def test_assess_decides_the_next_step() -> None:
-    now = dt.datetime(2026, 1, 1, 0, 0, 5, tzinfo=dt.UTC)
-    assert watcher.assess(_job("claiming"), [], now, 60).need is watcher.Need.RECOVER_CLAIM
-    assert watcher.assess(_job("running", finished=True), [], now, 60).need is watcher.Need.REPORT
-    continued = _job("running", finished=True, result="continued")
-    assert watcher.assess(continued, [], now, 60).need is watcher.Need.NOTHING
-    assert watcher.assess(_job("reported", finished=True), [], now, 60).need is watcher.Need.NOTHING
-    assert watcher.assess(_job("running"), [], now, 60).need is watcher.Need.TEND
-    stuck = watcher.assess(_job("running"), [], now, 1)
-    assert stuck.need is watcher.Need.NEVER_STARTED
-    assert stuck.reason == "FailedCreate"
 
 
 def test_live_jobs_count_claiming_and_running_only() -> None:
