@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import boto3
 import botocore.credentials
@@ -28,13 +28,13 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from cpworker.jobdata import ALL_SECRET, SecretProperties
+from cpworker.results import ReportCall
+
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline.client import CodePipelineClient as BotoCodePipeline
     from mypy_boto3_codepipeline.type_defs import (
         ActionTypeIdTypeDef,
-        CurrentRevisionTypeDef,
-        ExecutionDetailsTypeDef,
-        FailureDetailsTypeDef,
         JobDetailsTypeDef,
         JobTypeDef,
     )
@@ -201,29 +201,6 @@ class RetryPolicy:
         return (rng or random).uniform(0, ceiling)
 
 
-# --------------------------------------------------------------------------------------------
-# Secret configuration properties
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretProperties:
-    """Which configuration properties of an action type are secret.
-
-    When the action type could not be described, every property is treated as secret: it is
-    safer to hide a harmless value from the Job's environment than to expose a password.
-    """
-
-    names: frozenset[str] = frozenset()
-    all_secret: bool = False
-
-    def is_secret(self, name: str) -> bool:
-        return self.all_secret or name in self.names
-
-
-ALL_SECRET = SecretProperties(all_secret=True)
-
-
 def _action_type_key(action_type_id: ActionTypeIdTypeDef | Mapping[str, str]) -> tuple[str, ...]:
     return (
         str(action_type_id["category"]),
@@ -336,37 +313,18 @@ class CodePipelineClient:
 
         return await self._call("GetJobDetails", call)
 
-    async def put_job_success_result(
-        self,
-        job_id: str,
-        *,
-        execution_details: ExecutionDetailsTypeDef | None = None,
-        output_variables: Mapping[str, str] | None = None,
-        current_revision: CurrentRevisionTypeDef | None = None,
-        continuation_token: str | None = None,
-    ) -> None:
-        kwargs: dict[str, Any] = {"jobId": job_id}
-        if execution_details:
-            kwargs["executionDetails"] = execution_details
-        if output_variables:
-            kwargs["outputVariables"] = dict(output_variables)
-        if current_revision:
-            kwargs["currentRevision"] = current_revision
-        if continuation_token:
-            kwargs["continuationToken"] = continuation_token
+    async def put_result(self, call: ReportCall) -> None:
+        """Send a PutJobSuccessResult / PutJobFailureResult built by `cpworker.results`.
 
-        def call() -> None:
-            self._boto.put_job_success_result(**kwargs)
+        The call is taken whole, as results built it: its strings are already cleaned and
+        within the service model's limits.
+        """
+        params = dict(call.params)
 
-        await self._call("PutJobSuccessResult", call)
+        def send() -> None:
+            getattr(self._boto, call.method)(**params)
 
-    async def put_job_failure_result(
-        self, job_id: str, failure_details: FailureDetailsTypeDef
-    ) -> None:
-        def call() -> None:
-            self._boto.put_job_failure_result(jobId=job_id, failureDetails=failure_details)
-
-        await self._call("PutJobFailureResult", call)
+        await self._call(call.operation, send)
 
     async def secret_properties(
         self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]

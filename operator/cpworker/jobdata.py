@@ -13,6 +13,7 @@ report the job as failed (ConfigurationError) instead of crashing or losing it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -196,6 +197,28 @@ def job_document(
             key for key in data.configuration() if key in secret_property_names
         ),
     }
+
+
+@dataclass(frozen=True)
+class SecretProperties:
+    """Which configuration properties of an action type are secret (from ListActionTypes).
+
+    When the action type could not be described, every property is treated as secret: it is
+    safer to hide a harmless value from the Job's environment than to expose a password.
+    """
+
+    names: frozenset[str] = frozenset()
+    all_secret: bool = False
+
+    def is_secret(self, name: str) -> bool:
+        return self.all_secret or name in self.names
+
+    def of(self, data: JobData) -> frozenset[str]:
+        """The configuration properties of `data` to treat as secret."""
+        return frozenset(key for key in data.configuration() if self.is_secret(key))
+
+
+ALL_SECRET: Final = SecretProperties(all_secret=True)
 
 
 def credentials_need_refresh(issued_at: datetime, now: datetime, refresh_after: float) -> bool:

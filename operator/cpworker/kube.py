@@ -13,7 +13,6 @@ Kubernetes answers are mapped to a few exceptions the stages decide on: `Already
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
@@ -28,12 +27,9 @@ import kubernetes
 import kubernetes.client
 import kubernetes.config
 
-log = logging.getLogger(__name__)
+from cpworker import names, timestamps
 
-GROUP = "cpworker.io"
-VERSION = "v1alpha1"
-PLURAL = "customactionworkers"
-KIND = "CustomActionWorker"
+log = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 
@@ -122,10 +118,6 @@ def connection_info(configuration: Any) -> Any:
         username=configuration.username or None,
         password=configuration.password or None,
     )
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeClient:
@@ -287,18 +279,27 @@ class KubeClient:
 
     @staticmethod
     def _workers(namespace: str, name: str) -> str:
-        return f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace)}/{PLURAL}/{quote(name)}"
+        return (
+            f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{quote(namespace)}/"
+            f"{names.PLURAL}/{quote(name)}"
+        )
 
     async def get_worker(self, namespace: str, name: str) -> Body:
         return await self.request("GET", self._workers(namespace, name))
 
-    async def patch_worker_status(self, namespace: str, name: str, status: Body) -> Body:
-        """Merge-patch the status subresource (lists such as conditions are replaced whole)."""
+    async def patch_worker_status(
+        self, namespace: str, name: str, status: Body, *, resource_version: str | None = None
+    ) -> Body:
+        """Merge-patch the status subresource (lists such as conditions are replaced whole).
+
+        With `resource_version`, the patch applies only if the worker is unchanged since it was
+        read (ConflictError otherwise): read-modify-write of the counters.
+        """
+        patch: Body = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         return await self.request(
-            "PATCH",
-            self._workers(namespace, name) + "/status",
-            {"status": status},
-            content_type=MERGE_PATCH,
+            "PATCH", self._workers(namespace, name) + "/status", patch, content_type=MERGE_PATCH
         )
 
     # ---- Events ---------------------------------------------------------------------------
@@ -315,6 +316,7 @@ class KubeClient:
         """Record a core/v1 Event on `involved` (a body or a reference). Best effort."""
         metadata = involved.get("metadata", involved)
         namespace = str(metadata.get("namespace") or "default")
+        now = timestamps.now()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -323,8 +325,8 @@ class KubeClient:
                 "namespace": namespace,
             },
             "involvedObject": {
-                "apiVersion": str(involved.get("apiVersion", f"{GROUP}/{VERSION}")),
-                "kind": str(involved.get("kind", KIND)),
+                "apiVersion": str(involved.get("apiVersion", names.API_VERSION)),
+                "kind": str(involved.get("kind", names.KIND)),
                 "name": str(metadata.get("name", "")),
                 "namespace": namespace,
                 "uid": str(metadata.get("uid", "")),
@@ -333,8 +335,8 @@ class KubeClient:
             "message": message[:1024],
             "type": type_,
             "source": {"component": component},
-            "firstTimestamp": _now(),
-            "lastTimestamp": _now(),
+            "firstTimestamp": timestamps.rfc3339(now),
+            "lastTimestamp": timestamps.rfc3339(now),
             "count": 1,
             "reportingComponent": component,
         }

@@ -302,11 +302,20 @@ class CustomActionWorkerSpec(_Model):
         """This worker's region: its own, else the operator's default (None if neither)."""
         return self.region or default_region
 
+    @property
+    def batch_cap(self) -> int:
+        """The most jobs one poll claims: maxBatchSize, or the default cap."""
+        return self.max_batch_size if self.max_batch_size is not None else DEFAULT_BATCH_CAP
+
     def batch_size(self, in_flight: int) -> int:
         """How many jobs the next poll may ask for, given the live in-flight count (0 = none)."""
-        free = max(self.max_in_flight - in_flight, 0)
-        cap = self.max_batch_size if self.max_batch_size is not None else DEFAULT_BATCH_CAP
-        return min(free, cap)
+        return batch_size(self.max_in_flight, self.batch_cap, in_flight)
+
+
+def batch_size(max_in_flight: int, batch_cap: int, in_flight: int) -> int:
+    """PollForJobs' maxBatchSize: the free capacity (maxInFlight minus live Jobs), at most the
+    cap; 0 means do not poll at all. The one place capacity is computed."""
+    return max(0, min(max_in_flight - in_flight, batch_cap))
 
 
 # Rules attached to the spec object itself (rendered into the CRD).

@@ -10,7 +10,7 @@ import hashlib
 import re
 import uuid
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 # --- The CustomActionWorker API ------------------------------------------------------------
 GROUP: Final = "cpworker.io"
@@ -54,6 +54,21 @@ ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result valu
 # When the claimed Job was released (RFC 3339): a Job can wait suspended through a long claim
 # or an operator outage, so "never started" is measured from here, not from its creation.
 ANNOTATION_RELEASED_AT: Final = f"{GROUP}/released-at"
+# When PollForJobs handed the job to this cluster (RFC 3339; the first delivery it saw).
+ANNOTATION_POLLED_AT: Final = f"{GROUP}/polled-at"
+# When the result was accepted by CodePipeline (RFC 3339), written with phase `reported`.
+ANNOTATION_REPORTED_AT: Final = f"{GROUP}/reported-at"
+# Every nonce this cluster tried to claim the job with, oldest first (comma-separated): a
+# replica records its nonce here *before* acknowledging (docs/architecture.md, claimer.py).
+ANNOTATION_NONCE_CANDIDATES: Final = f"{GROUP}/nonce-candidates"
+# The CodePipeline job id a continuation hand-over was attempted for (intent, written before
+# the Put, so a crash in between is not mistaken for a cancellation).
+ANNOTATION_HANDOVER_OF: Final = f"{GROUP}/handover-of"
+# Who is sending the Job's result, and since when: "<reporter id> <epoch seconds>" (a lease).
+ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
+
+# Continuation tokens the operator hands CodePipeline start with this (continuation.py).
+CONTINUATION_TOKEN_PREFIX: Final = f"{GROUP}/v1"
 
 # Kubernetes limits (apimachinery validation).
 DNS_LABEL_MAX: Final = 63
@@ -79,6 +94,22 @@ class Result(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CONTINUED = "continued"  # success with a continuation token: the action goes on
+
+
+def controller_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
+    """The ownerReference of every object the operator creates: its controller, GC-linked.
+
+    The Job is owned by its worker and the Secret by its Job, so deleting a worker (after its
+    finalizer) garbage-collects its Jobs, and deleting a Job its Secret and pods.
+    """
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _short_hash(text: str, length: int) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,19 +37,22 @@ class PollTarget:
     action_type_id: ActionTypeIdTypeDef
     query_param: Mapping[str, str] | None
     max_in_flight: int
-    max_batch_size: int
+    batch_cap: int
     min_interval: float
     max_interval: float
 
-
-def free_capacity(max_in_flight: int, live_jobs: int) -> int:
-    """How many more jobs this worker may take (never negative)."""
-    return max(0, max_in_flight - live_jobs)
-
-
-def batch_size(max_batch_size: int, free: int) -> int:
-    """PollForJobs' maxBatchSize: never more than the free capacity (0 = do not poll)."""
-    return max(0, min(max_batch_size, free))
+    @classmethod
+    def of(cls, spec: models.CustomActionWorkerSpec) -> PollTarget:
+        """What a validated worker spec polls for."""
+        action_type: ActionTypeIdTypeDef = spec.action_type_id.model_dump()  # type: ignore[assignment]
+        return cls(
+            action_type_id=action_type,
+            query_param=dict(spec.query_param) or None,
+            max_in_flight=spec.max_in_flight,
+            batch_cap=spec.batch_cap,
+            min_interval=float(spec.polling.min_interval_seconds),
+            max_interval=float(spec.polling.max_interval_seconds),
+        )
 
 
 @dataclass
@@ -106,7 +108,7 @@ async def poll_once(
     client: codepipeline.CodePipelineClient, target: PollTarget, live_jobs: int
 ) -> PollOutcome:
     """One PollForJobs within the free capacity; errors are returned, not raised."""
-    requested = batch_size(target.max_batch_size, free_capacity(target.max_in_flight, live_jobs))
+    requested = models.batch_size(target.max_in_flight, target.batch_cap, live_jobs)
     if requested == 0:
         return PollOutcome(polled=False)
     try:
@@ -114,34 +116,6 @@ async def poll_once(
     except codepipeline.CodePipelineError as exc:
         return PollOutcome(polled=True, requested=requested, error=exc)
     return PollOutcome(polled=True, jobs=jobs, requested=requested)
-
-
-def condition_for_error(error: codepipeline.CodePipelineError) -> tuple[str, str]:
-    """(reason, message) of the Ready=False condition for a poll error: says what to do."""
-    if isinstance(error, codepipeline.ActionTypeNotFoundError):
-        return (
-            "ActionTypeNotFound",
-            (
-                "CodePipeline does not know this action type in this region: create it "
-                "(e.g. with the cpworker Terraform module) or fix spec.actionTypeId / spec.region"
-            ),
-        )
-    if isinstance(error, codepipeline.AccessDeniedError):
-        return (
-            "AccessDenied",
-            (
-                "the operator's AWS identity may not poll this action type: grant "
-                "codepipeline:PollForJobs/AcknowledgeJob/GetJobDetails/PutJob*Result "
-                "(or fix spec.roleArn and its trust policy)"
-            ),
-        )
-    if isinstance(error, codepipeline.ThrottledError):
-        return ("Throttled", "CodePipeline is throttling; polling backs off")
-    if isinstance(error, codepipeline.UnavailableError):
-        return ("ServiceUnavailable", "CodePipeline could not be reached; polling backs off")
-    if isinstance(error, codepipeline.RequestValidationError):
-        return ("InvalidRequest", f"CodePipeline rejected the poll: {error.detail[:300]}")
-    return ("PollFailed", f"PollForJobs failed: {error.code}")
 
 
 # Errors that a retry after a short time will not fix: poll slowly until the spec changes.
@@ -161,6 +135,7 @@ class PollLoop:
     counts live labelled Jobs from the index, `handle_jobs` claims and dispatches, `tend`
     looks after in-flight jobs, and `report` publishes each poll's outcome to the status.
     `wake` (set by the Job event handler or a spec change) makes the next poll immediate.
+    The worker's status is not this loop's business: `report` publishes it (workerstatus).
     """
 
     client: Callable[[], Awaitable[codepipeline.CodePipelineClient]]
@@ -236,68 +211,3 @@ class PollLoop:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=step)
             remaining -= step
-
-
-@dataclass
-class StatusPublisher:
-    """Turns cycle outcomes into the worker's status, written only when it changes.
-
-    kopf flushes a daemon's `patch` only when the daemon returns, so the status is patched
-    through the API. To keep a thousand workers cheap, a write happens when anything but
-    `lastPollTime` changed, or when `lastPollTime` is older than `refresh_seconds`.
-    """
-
-    write: Callable[[dict[str, Any]], Awaitable[Any]]
-    refresh_seconds: float = 30.0
-    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
-    _last_written: dict[str, Any] | None = None
-    _last_write_at: float = 0.0
-    _conditions: list[models.Condition] = field(default_factory=list)
-    _last_poll: dt.datetime | None = None
-    _last_error: models.LastError | None = None
-
-    async def publish(
-        self,
-        *,
-        ready: bool,
-        reason: str,
-        message: str,
-        generation: int | None,
-        in_flight: int,
-        polled_ok: bool = False,
-        error: tuple[str, str] | None = None,
-    ) -> None:
-        now = dt.datetime.now(dt.UTC)
-        condition = models.ready_condition(
-            ready, reason, message, now=now, observed_generation=generation
-        )
-        self._conditions = models.set_condition(self._conditions, condition, now)
-        if polled_ok:
-            self._last_poll = now
-        if error is not None:
-            self._last_error = models.last_error(error[0], error[1], now=now)
-        status = models.CustomActionWorkerStatus(
-            conditions=self._conditions,
-            observed_generation=generation,
-            in_flight=in_flight,
-            last_poll_time=self._last_poll,
-            last_error=self._last_error,
-        )
-        patch = models.status_patch(status)
-        comparable = {k: v for k, v in patch.items() if k != "lastPollTime"}
-        due = self.clock() - self._last_write_at >= self.refresh_seconds
-        if self._last_written is not None and comparable == self._last_written and not due:
-            return
-        await self.write(patch)
-        self._last_written = comparable
-        self._last_write_at = self.clock()
-
-    def adopt(self, status: Mapping[str, Any]) -> None:
-        """Start from the stored status (keeps lastTransitionTime across restarts)."""
-        try:
-            parsed = models.CustomActionWorkerStatus.model_validate(dict(status or {}))
-        except ValueError:
-            return
-        self._conditions = list(parsed.conditions)
-        self._last_poll = parsed.last_poll_time
-        self._last_error = parsed.last_error

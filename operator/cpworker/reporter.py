@@ -1,50 +1,44 @@
-"""Sends a finished job's result to CodePipeline, then cleans up after it.
+"""Where a result is sent to CodePipeline: the one way a result leaves the operator.
 
-Order: PutJob*Result -> annotate the Job `phase: reported` (+ result) -> delete the Secret ->
-event on the worker -> counters in the worker's status. A crash after the Put and before the
-annotation repeats the Put after a restart; CodePipeline then answers
-InvalidJobStateException ("already ended"), which counts as done. So reporting is
-idempotent across restarts and never retried forever.
+`Reporter` has one method per reason a CodePipeline job ends here:
 
-Everything needed (job id, region, role, worker) is read from the Job's annotations, so a
-job is reported even after its worker resource is gone.
+- `finished`: the Kubernetes Job ended (Complete/Failed): success or failure from its pods;
+- `vanished`: a running Job was deleted by someone else before it finished;
+- `never_started`: its pod could not start within the grace period (SystemUnavailable);
+- `hand_over`: a long job is handed over with a continuation token (the action goes on);
+- `cancel`: its worker was deleted with deletionPolicy Cancel;
+- `reject`: a polled job that cannot run at all (malformed data, unusable template).
+
+Order for a Job: take the report lease (replicas do not all send it) -> PutJob*Result ->
+`mark_reported` (phase, result, TTL) -> delete the Secret -> event and counter on the worker.
+A crash after the Put and before `mark_reported` repeats the Put after a restart;
+CodePipeline then answers InvalidJobStateException ("already ended"), which counts as done.
+Everything needed (job id, region, role, worker) is read from the Job's annotations, so a job
+is reported even after its worker resource is gone.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import json
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker import codepipeline, manifests, names, results
-from cpworker.kube import Body, ConflictError, KubeClient, KubeError, NotFoundError
+from cpworker import codepipeline, continuation, names, results, workerstatus
+from cpworker.jobindex import JobSummary, PodSummary, owning_job, summarize_pod
+from cpworker.jobrecord import JobRecords
+from cpworker.kube import KubeClient, KubeError
 
 log = logging.getLogger(__name__)
 
 
 async def send(client: codepipeline.CodePipelineClient, call: results.ReportCall) -> bool:
     """Put the result. False when CodePipeline says the job already ended (or is unknown)."""
-    params = call.params
-    job_id = str(params["jobId"])
     try:
-        if call.succeeded:
-            await client.put_job_success_result(
-                job_id,
-                execution_details=params.get("executionDetails"),
-                output_variables=params.get("outputVariables"),
-                current_revision=params.get("currentRevision"),
-                continuation_token=params.get("continuationToken"),
-            )
-        else:
-            await client.put_job_failure_result(job_id, params["failureDetails"])
+        await client.put_result(call)
     except (codepipeline.InvalidJobStateError, codepipeline.JobNotFoundError) as exc:
+        job_id = call.params.get("jobId")
         log.info("job %s had already ended in CodePipeline (%s): recorded", job_id, exc.code)
         return False
     return True
@@ -60,30 +54,6 @@ def summary_of(call: results.ReportCall) -> str:
     if call.succeeded:
         return str((call.params.get("executionDetails") or {}).get("summary", "succeeded"))
     return str((call.params.get("failureDetails") or {}).get("message", "failed"))
-
-
-async def secret_values(kube: KubeClient, namespace: str, name: str) -> list[str]:
-    """The job's secret configuration values (to redact them from what is reported)."""
-    try:
-        secret = await kube.get_secret(namespace, name)
-    except NotFoundError:
-        return []
-    values: list[str] = []
-    for key, encoded in (secret.get("data") or {}).items():
-        if not key.startswith(manifests.SECRET_CONFIG_FILE_PREFIX) and key != (
-            manifests.SECRET_CONFIG_KEY
-        ):
-            continue
-        try:
-            text = base64.b64decode(encoded).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if key == manifests.SECRET_CONFIG_KEY:
-            with contextlib.suppress(ValueError, AttributeError):
-                values += [str(v) for v in json.loads(text).values()]
-        else:
-            values.append(text)
-    return [v for v in values if v]
 
 
 def worker_reference(job_body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -104,86 +74,17 @@ def worker_reference(job_body: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-# One lock per worker: counter updates of one process never race each other; across
-# replicas the resourceVersion precondition catches the race.
-_COUNTER_LOCKS: dict[tuple[int, str, str], asyncio.Lock] = {}
-COUNTERS = ("succeeded", "failed", "lostRaces")
-
-
-async def _update_status(
-    kube: KubeClient,
-    namespace: str,
-    worker: str,
-    change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
-) -> None:
-    """Read-modify-write of the worker's status under a resourceVersion precondition.
-
-    `change` maps the current status to the fields to write, or None when nothing is to be
-    written. The worker may be gone: then there is nothing to count.
-    """
-    key = (id(asyncio.get_running_loop()), namespace, worker)
-    lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
-    async with lock:
-        for _ in range(5):
-            try:
-                body = await kube.get_worker(namespace, worker)
-            except NotFoundError:
-                return
-            fields = change(body.get("status") or {})
-            if not fields:
-                return
-            patch = {
-                "metadata": {"resourceVersion": body["metadata"].get("resourceVersion")},
-                "status": fields,
-            }
-            try:
-                await kube.request(
-                    "PATCH",
-                    f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/"
-                    f"{names.PLURAL}/{worker}/status",
-                    patch,
-                    content_type="application/merge-patch+json",
-                )
-            except ConflictError:
-                continue
-            except NotFoundError:
-                return
-            return
-        log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
-
-
-async def increment_counter(kube: KubeClient, namespace: str, worker: str, field: str) -> None:
-    """Add one to `status.<field>` (optimistic concurrency; the worker may be gone)."""
-    await _update_status(
-        kube, namespace, worker, lambda status: {field: int(status.get(field) or 0) + 1}
-    )
-
-
-async def initialise_counters(kube: KubeClient, namespace: str, worker: str) -> None:
-    """Start absent counters at 0 (so `kubectl get caw` shows 0, not blank); never resets one."""
-    await _update_status(
-        kube,
-        namespace,
-        worker,
-        lambda status: {c: 0 for c in COUNTERS if c not in status} or None,
-    )
-
-
 @dataclass
 class ReportGuard:
     """Reports each (Job, CodePipeline job) once per process, whoever notices first.
 
-    The Job event handler and the tending loop may both see a finished Job; the index that
-    tending reads can lag behind the annotation the first report wrote. Without this, the
-    second report would reach CodePipeline and come back "already ended".
+    The Job event handler and the in-flight supervisor may both see a finished Job; the index
+    the supervisor reads can lag behind the annotation the first report wrote. Without this,
+    the second report would reach CodePipeline and come back "already ended".
     """
 
     busy: set[str] = field(default_factory=set)
     done: dict[str, str] = field(default_factory=dict)
-    # Identifies this operator instance in the Job's reporter annotation.
-    reporter_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    # How long a reporter's claim on a Job holds before another may take over.
-    lease_seconds: float = 30.0
 
     async def once(self, job_name: str, job_id: str, action: Callable[[], Awaitable[bool]]) -> bool:
         """Run `action` unless it runs or ran for this job; it returns whether it is done."""
@@ -198,122 +99,181 @@ class ReportGuard:
             self.busy.discard(job_name)
         return handled
 
+    def covers(self, job_name: str, job_id: str) -> bool:
+        """True while this job is being reported, or once it was."""
+        return job_name in self.busy or self.done.get(job_name) == job_id
+
     def forget(self, job_name: str) -> None:
         self.done.pop(job_name, None)
 
 
-# Who is sending a Job's result, and since when: "<reporter id> <epoch seconds>".
-ANNOTATION_REPORTER = f"{names.GROUP}/reporter"
+@dataclass
+class Reporter:
+    """Sends every result for one operator instance (shared by all its workers)."""
 
+    records: JobRecords
+    kube: KubeClient
+    clients: codepipeline.CodePipelineClients
+    finished_ttl_seconds: int
+    # How long a reporter's claim on a Job holds before another replica may take over.
+    lease_seconds: float = 30.0
+    # Crash hooks for restart tests: called with a stage name.
+    hook: Callable[[str], None] = field(default=lambda _stage: None)
+    guard: ReportGuard = field(default_factory=ReportGuard)
+    # Identifies this operator instance in the Job's reporter annotation.
+    reporter_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
-async def claim_report(
-    kube: KubeClient,
-    namespace: str,
-    name: str,
-    job_id: str,
-    *,
-    reporter_id: str,
-    lease_seconds: float = 30.0,
-) -> bool:
-    """Take the right to report this Job, so that replicas do not all send the result.
+    # ---- why a job ends ------------------------------------------------------------------
 
-    A conditional patch (the resourceVersion just read) records the reporter; a replica
-    that loses the race gets Conflict and leaves it. A claim older than the lease is taken
-    over (its reporter crashed before `phase: reported`). Duplicates would be harmless
-    (CodePipeline answers "already ended") but noisy.
-    """
-    try:
-        fresh = await kube.get_job(namespace, name)
-    except NotFoundError:
-        return True  # report anyway: the result must reach CodePipeline
-    metadata = fresh.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
-    if (
-        annotations.get(names.ANNOTATION_PHASE) != names.Phase.RUNNING
-        or annotations.get(names.ANNOTATION_JOB_ID) != job_id
-    ):
-        return False
-    holder, _, since = str(annotations.get(ANNOTATION_REPORTER, "")).partition(" ")
-    try:
-        age = time.time() - float(since)
-    except ValueError:
-        age = float("inf")
-    if holder and holder != reporter_id and age < lease_seconds:
-        return False
-    patch = {
-        "metadata": {
-            "resourceVersion": metadata.get("resourceVersion"),
-            "annotations": {ANNOTATION_REPORTER: f"{reporter_id} {time.time():.0f}"},
-        }
-    }
-    try:
-        await kube.patch_job(namespace, name, patch)
-    except ConflictError:
-        return False
-    except NotFoundError:
+    async def finished(self, job: JobSummary) -> bool:
+        """Report a Job that ended in Kubernetes, once (event handler and supervisor share it)."""
+
+        async def send_report() -> bool:
+            pods = await self._fresh_pods(job)
+            outcome = results.outcome_from(job.body, [p.body for p in pods])
+            if not outcome.finished:
+                return False
+            call = results.result_for(
+                outcome,
+                job_id=job.job_id,
+                namespace=job.namespace,
+                job_name=job.name,
+                redact=await self.records.secret_configuration(job.body),
+            )
+            return await self._report(job, call)
+
+        return await self.guard.once(job.name, job.job_id, send_report)
+
+    async def vanished(self, job: JobSummary) -> bool:
+        """A `running` Job was deleted (not by us) before it was reported."""
+        if job.finished is not None:
+            return await self.finished(job)
+        call = results.failure_result(
+            job_id=job.job_id,
+            failure_type="JobFailed",
+            message=f"Kubernetes Job {job.namespace}/{job.name} was deleted before it finished",
+            external_execution_id=results.external_execution_id(job.namespace, job.name),
+        )
+        return await self.guard.once(job.name, job.job_id, lambda: self._report(job, call))
+
+    async def never_started(self, job: JobSummary, outcome: results.Outcome) -> bool:
+        """The Job's pod could not start within the grace period: fail it and delete the Job."""
+        call = results.result_for(
+            outcome, job_id=job.job_id, namespace=job.namespace, job_name=job.name
+        )
+        return await self.guard.once(
+            job.name, job.job_id, lambda: self._report(job, call, delete_job=True)
+        )
+
+    async def hand_over(self, job: JobSummary) -> bool:
+        """End the current CodePipeline job with a continuation token; the Job runs on."""
+        token = continuation.continuation_token(job.name, job.uid, job.namespace)
+        call = results.success_result(
+            job_id=job.job_id,
+            external_execution_id=results.external_execution_id(job.namespace, job.name),
+            report=results.ContainerReport(summary=f"Kubernetes Job {job.name} still running"),
+            continuation_token=token,
+        )
+        # Intent first: a crash between the Put and `mark_continued` must not make the next
+        # probe (which then hears "Succeeded") cancel the running Job.
+        await self.records.record_handover_intent(job.body, job.job_id)
+        accepted = await send(await self._client(job.body), call)
+        self.hook("after-handover")
+        if accepted:
+            await self.records.mark_continued(job.body)
+            await self._post(
+                job.body,
+                "JobHandedOver",
+                f"job {job.job_id} handed over with a continuation token (Job {job.name} runs on)",
+                "Normal",
+            )
+        return accepted
+
+    async def cancel(self, job: JobSummary, message: str) -> None:
+        """Fail one in-flight job in CodePipeline (its worker was deleted with deletionPolicy
+        Cancel) and delete its Kubernetes Job."""
+        if job.phase == names.Phase.RUNNING and job.job_id:
+            call = results.failure_result(
+                job_id=job.job_id,
+                failure_type="JobFailed",
+                message=message,
+                external_execution_id=results.external_execution_id(job.namespace, job.name),
+            )
+            await send(await self._client(job.body), call)
+        await self.records.mark_cancelled_by_worker(job.body)
+
+    async def reject(
+        self,
+        client: codepipeline.CodePipelineClient,
+        job_id: str,
+        failure_type: results.FailureType,
+        message: str,
+    ) -> bool:
+        """Fail an acknowledged job that never got a Kubernetes Job (it cannot run)."""
+        return await send(
+            client,
+            results.failure_result(job_id=job_id, failure_type=failure_type, message=message),
+        )
+
+    def covers(self, job: JobSummary) -> bool:
+        """True while this job is being reported by this process, or once it was: then its
+        end in CodePipeline is ours, not a cancellation."""
+        return self.guard.covers(job.name, job.job_id)
+
+    def forget(self, job_name: str) -> None:
+        """The Job is gone: a later Job of the same name is a new record."""
+        self.guard.forget(job_name)
+
+    # ---- the one sequence every report of a Job follows -------------------------------
+
+    async def _report(
+        self, job: JobSummary, call: results.ReportCall, *, delete_job: bool = False
+    ) -> bool:
+        """Returns True when the job is settled (result accepted, or CodePipeline says it had
+        already ended); False when another reporter holds the claim (we try again later)."""
+        if str(call.params.get("jobId")) != job.job_id:
+            raise ValueError("the report is for another job than the Job's annotation")
+        if not await self.records.claim_report(
+            job.body, job.job_id, reporter_id=self.reporter_id, lease_seconds=self.lease_seconds
+        ):
+            return False
+        accepted = await send(await self._client(job.body), call)
+        self.hook("after-put")
+        await self.records.mark_reported(job.body, result_of(call), self.finished_ttl_seconds)
+        await self.records.delete_secret(job.body)
+        if delete_job:
+            await self.records.delete(job.body)
+        if accepted:
+            reason = "JobSucceeded" if call.succeeded else "JobFailed"
+            message = f"job {job.job_id} (Job {job.name}): {summary_of(call)}"
+            event_type = "Normal" if call.succeeded else "Warning"
+            counter = "succeeded" if call.succeeded else "failed"
+        else:
+            reason, event_type, counter = "JobAlreadyEnded", "Normal", ""
+            message = f"job {job.job_id} (Job {job.name}) had already ended in CodePipeline"
+        try:
+            await self._post(job.body, reason, message, event_type)
+            if counter and job.worker:
+                await workerstatus.increment_counter(self.kube, job.namespace, job.worker, counter)
+        except KubeError as exc:
+            log.warning("reported job %s but could not update its worker: %s", job.job_id, exc)
         return True
-    return True
 
+    async def _client(self, job_body: Mapping[str, Any]) -> codepipeline.CodePipelineClient:
+        annotations = (job_body.get("metadata") or {}).get("annotations") or {}
+        return await self.clients.for_worker(
+            annotations.get(names.ANNOTATION_REGION, ""), annotations.get(names.ANNOTATION_ROLE_ARN)
+        )
 
-async def mark_reported(
-    kube: KubeClient, namespace: str, name: str, result: names.Result, finished_ttl_seconds: int
-) -> None:
-    await kube.patch_job(namespace, name, manifests.reported_patch(result, finished_ttl_seconds))
+    async def _post(
+        self, job_body: Mapping[str, Any], reason: str, message: str, event_type: str
+    ) -> None:
+        worker = worker_reference(job_body)
+        if worker is not None:
+            await self.kube.post_event(worker, reason, message[:1024], type_=event_type)
 
-
-async def report(
-    kube: KubeClient,
-    clients: codepipeline.CodePipelineClients,
-    job_body: Body,
-    call: results.ReportCall,
-    *,
-    delete_job: bool = False,
-    hook: Callable[[str], None] | None = None,
-    reporter_id: str = "",
-    lease_seconds: float = 30.0,
-    finished_ttl_seconds: int,
-) -> bool:
-    """Report one job and clean up.
-
-    Returns True when the job is settled (result accepted, or CodePipeline says it had
-    already ended); False when another reporter holds the claim (tending tries again).
-    """
-    metadata = job_body["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    annotations = metadata.get("annotations") or {}
-    job_id = annotations[names.ANNOTATION_JOB_ID]
-    client = await clients.for_worker(
-        annotations.get(names.ANNOTATION_REGION, ""), annotations.get(names.ANNOTATION_ROLE_ARN)
-    )
-    if str(call.params.get("jobId")) != job_id:
-        raise ValueError("the report is for another job than the Job's annotation")
-    if reporter_id and not await claim_report(
-        kube, namespace, name, job_id, reporter_id=reporter_id, lease_seconds=lease_seconds
-    ):
-        return False
-    accepted = await send(client, call)
-    if hook is not None:
-        hook("after-put")
-    with contextlib.suppress(NotFoundError):
-        await mark_reported(kube, namespace, name, result_of(call), finished_ttl_seconds)
-    await kube.delete_secret(namespace, name)
-    if delete_job:
-        await kube.delete_job(namespace, name)
-    worker = worker_reference(job_body)
-    if worker is None:
-        return True
-    if accepted:
-        reason = "JobSucceeded" if call.succeeded else "JobFailed"
-        message = f"job {job_id} (Job {name}): {summary_of(call)}"
-        event_type = "Normal" if call.succeeded else "Warning"
-        counter = "succeeded" if call.succeeded else "failed"
-    else:
-        reason, event_type, counter = "JobAlreadyEnded", "Normal", ""
-        message = f"job {job_id} (Job {name}) had already ended in CodePipeline"
-    try:
-        await kube.post_event(worker, reason, message[:1024], type_=event_type)
-        if counter:
-            await increment_counter(kube, namespace, worker["metadata"]["name"], counter)
-    except KubeError as exc:
-        log.warning("reported job %s but could not update its worker: %s", job_id, exc)
-    return True
+    async def _fresh_pods(self, job: JobSummary) -> list[PodSummary]:
+        """A Job's pods, fresh from the API (the pod index may lag behind the Job's end)."""
+        selector = f"{names.LABEL_WORKER}={names.worker_label_value(job.worker)}"
+        pods = await self.kube.list_pods(job.namespace, selector)
+        return [summarize_pod(p) for p in pods if owning_job(p) == job.name]

@@ -21,12 +21,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from cpworker import names
+from cpworker import names, timestamps
 
 # Limits from the CodePipeline service model.
 SUMMARY_MAX: Final = 2048
@@ -50,18 +50,11 @@ FailureType = Literal[
     "RevisionUnavailable",
     "SystemUnavailable",
 ]
-FAILURE_TYPES: Final[frozenset[str]] = frozenset(
-    {
-        "JobFailed",
-        "ConfigurationError",
-        "PermissionError",
-        "RevisionOutOfSync",
-        "RevisionUnavailable",
-        "SystemUnavailable",
-    }
-)
+FAILURE_TYPES: Final[frozenset[str]] = frozenset(get_args(FailureType))
 
-# Container waiting reasons that mean "this pod will not start by itself".
+# Container waiting reasons that mean "this pod will not start by itself". jobindex.PodSummary
+# keeps the first of these it finds in its equality fields, so the index stores a fresh pod
+# body as soon as a pod starts waiting for one of them (equality is freshness there).
 NEVER_START_REASONS: Final = frozenset(
     {
         "ErrImagePull",
@@ -116,18 +109,6 @@ def _get(obj: object, *path: str) -> Any:
     return obj
 
 
-def _time(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value)  # 3.11 reads the "Z" suffix
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
 def _true_condition(obj: Mapping[str, Any], types: Collection[str]) -> Mapping[str, Any] | None:
     for condition in _get(obj, "status", "conditions") or []:
         if (
@@ -142,7 +123,9 @@ def _true_condition(obj: Mapping[str, Any], types: Collection[str]) -> Mapping[s
 def _by_creation(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     epoch = datetime.min.replace(tzinfo=UTC)
     return sorted(
-        pods, key=lambda p: _time(_get(p, "metadata", "creationTimestamp")) or epoch, reverse=True
+        pods,
+        key=lambda p: timestamps.parse(_get(p, "metadata", "creationTimestamp")) or epoch,
+        reverse=True,
     )
 
 
@@ -198,7 +181,7 @@ def _ended(
 
 
 def _never_started(pod: Mapping[str, Any]) -> Outcome | None:
-    created = _time(_get(pod, "metadata", "creationTimestamp"))
+    created = timestamps.parse(_get(pod, "metadata", "creationTimestamp"))
     for condition in _get(pod, "status", "conditions") or []:
         if (
             _get(condition, "type") == "PodScheduled"
@@ -209,7 +192,7 @@ def _never_started(pod: Mapping[str, Any]) -> Outcome | None:
                 kind=OutcomeKind.NEVER_STARTED,
                 reason=UNSCHEDULABLE_REASON,
                 detail=str(_get(condition, "message") or ""),
-                since=_time(_get(condition, "lastTransitionTime")) or created,
+                since=timestamps.parse(_get(condition, "lastTransitionTime")) or created,
             )
     for status in _statuses(pod):
         waiting = _get(status, "state", "waiting")
@@ -218,7 +201,7 @@ def _never_started(pod: Mapping[str, Any]) -> Outcome | None:
                 kind=OutcomeKind.NEVER_STARTED,
                 reason=str(waiting["reason"]),
                 detail=str(waiting.get("message") or ""),
-                since=_time(_get(pod, "status", "startTime")) or created,
+                since=timestamps.parse(_get(pod, "status", "startTime")) or created,
                 container=status.get("name"),
             )
     return None
@@ -258,9 +241,9 @@ def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> O
         # startTime is written by the Job controller some time after the release; until then
         # the release time counts (a Job waits suspended through its claim, or an outage).
         since = (
-            _time(_get(job, "status", "startTime"))
-            or _time(_get(job, "metadata", "annotations", names.ANNOTATION_RELEASED_AT))
-            or _time(_get(job, "metadata", "creationTimestamp"))
+            timestamps.parse(_get(job, "status", "startTime"))
+            or timestamps.parse(_get(job, "metadata", "annotations", names.ANNOTATION_RELEASED_AT))
+            or timestamps.parse(_get(job, "metadata", "creationTimestamp"))
         )
         return Outcome(
             kind=OutcomeKind.NEVER_STARTED,

@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 
 from cpworker import handlers, logging_setup
+from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def operator_kwargs(
     settings = settings.model_copy(update={"peering_priority": priority})
     kopf_settings = kopf.OperatorSettings()
     handlers.kopf_settings(kopf_settings, settings)
-    runtime = handlers.Runtime.create(settings, kubeconfig=kubeconfig)
+    runtime = Runtime.create(settings, kubeconfig=kubeconfig)
     kwargs: dict[str, Any] = {
         "registry": handlers.build_registry(),
         "settings": kopf_settings,
@@ -173,7 +174,7 @@ class OperatorThread:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.runtime: handlers.Runtime | None = None
+        self.runtime: Runtime | None = None
 
     def start(self) -> OperatorThread:
         kwargs = operator_kwargs(self.settings, **self._options)

@@ -142,6 +142,32 @@ class OperatorSettings(BaseSettings):
         "(a custom action runs at most 24 hours in total).",
     )
 
+    # --- Policy derived from the settings (one place, so every stage agrees) --------------
+
+    @property
+    def claim_recovery_age_seconds(self) -> float:
+        """A `claiming` Job older than this was abandoned by its claimer (a claim takes a few
+        calls); recovery re-acknowledges it."""
+        return min(30.0, self.cancel_probe_seconds)
+
+    @property
+    def report_lease_seconds(self) -> float:
+        """How long a reporter's claim on a Job holds before another replica may take over:
+        a crashed reporter's claim expires after a few supervision rounds (2-30 s)."""
+        return max(2.0, min(30.0, 4 * self.cancel_probe_seconds))
+
+    @property
+    def supervise_interval_seconds(self) -> float:
+        """How often each worker looks after its in-flight Jobs (0.2-5 s): often enough for the
+        cancellation probe and for noticing a pod that cannot start within its grace."""
+        return max(0.2, min(5.0, self.cancel_probe_seconds, self.never_started_grace_seconds / 2))
+
+    @property
+    def slow_retry_seconds(self) -> float:
+        """Pause before polling again after an error a quick retry cannot fix (a missing
+        action type, access denied, an invalid or paused spec): the spec must change first."""
+        return 60.0
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split_namespaces(cls, value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cpworker.handlers import CRASH_EXIT_CODE
+from cpworker.runtime import CRASH_EXIT_CODE
 from tests.e2e.conftest import Stack, wait_for, worker_manifest
 
 STAGES = [

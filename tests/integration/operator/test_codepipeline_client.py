@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from cpworker import codepipeline as cp
+from cpworker import results
 
 REGION = "us-east-1"
 
@@ -55,11 +56,17 @@ async def test_job_calls_round_trip(
     secret = await client.secret_properties(scenario.action_type_id)
     assert secret.is_secret("Password")
     assert not secret.is_secret("Pool")
-    await client.put_job_success_result(
-        job["id"], execution_details={"summary": "done", "percentComplete": 100}
+    await client.put_result(
+        results.success_result(
+            job_id=job["id"],
+            external_execution_id="ns/cpw-x",
+            report=results.ContainerReport(summary="done"),
+        )
     )
     with pytest.raises(cp.InvalidJobStateError):
-        await client.put_job_failure_result(job["id"], {"type": "JobFailed", "message": "late"})
+        await client.put_result(
+            results.failure_result(job_id=job["id"], failure_type="JobFailed", message="late")
+        )
     assert client.stats.by_operation["AcknowledgeJob"] == 2
 
 

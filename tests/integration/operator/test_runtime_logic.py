@@ -6,13 +6,13 @@ import io
 import logging
 import random
 
-from cpworker import codepipeline, logging_setup, names, poller, watcher
+from cpworker import codepipeline, jobindex, logging_setup, models, names, poller, workerstatus
 
 
 def test_batch_never_exceeds_free_capacity() -> None:
-    assert poller.batch_size(10, poller.free_capacity(5, 3)) == 2
-    assert poller.batch_size(1, poller.free_capacity(5, 0)) == 1
-    assert poller.batch_size(10, poller.free_capacity(5, 7)) == 0
+    assert models.batch_size(5, 10, 3) == 2
+    assert models.batch_size(5, 1, 0) == 1
+    assert models.batch_size(5, 10, 7) == 0
 
 
 def test_backoff_full_batch_repolls_at_once_and_idle_grows_to_the_ceiling() -> None:
@@ -32,23 +32,23 @@ def test_idle_worker_averages_the_ceiling() -> None:
 
 
 def test_condition_for_errors_says_what_to_do() -> None:
-    reason, message = poller.condition_for_error(
+    reason, message = workerstatus.condition_for_error(
         codepipeline.ActionTypeNotFoundError("PollForJobs", "ActionTypeNotFoundException", "x")
     )
     assert reason == "ActionTypeNotFound"
     assert "create it" in message
-    reason, _ = poller.condition_for_error(
+    reason, _ = workerstatus.condition_for_error(
         codepipeline.ThrottledError("PollForJobs", "ThrottlingException", "slow down")
     )
     assert reason == "Throttled"
 
 
-def _job(phase: str, *, finished: bool = False, result: str | None = None) -> watcher.JobSummary:
+def _job(phase: str, *, finished: bool = False, result: str | None = None) -> jobindex.JobSummary:
     annotations = {names.ANNOTATION_PHASE: phase}
     if result:
         annotations[names.ANNOTATION_RESULT] = result
     conditions = [{"type": "Complete", "status": "True"}] if finished else []
-    return watcher.summarize_job(
+    return jobindex.summarize_job(
         {
             "metadata": {
                 "name": "cpw-x",

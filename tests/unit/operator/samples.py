@@ -9,7 +9,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from cpworker.manifests import WorkerRef
+from cpworker.jobmanifest import WorkerRef
 from cpworker.settings import OperatorSettings
 
 CANARY_ACCESS_KEY = "AKIACANARY0ACCESS0KEY"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from cpworker import manifests
+from cpworker import jobmanifest, jobsecret, jobtemplate
 from cpworker.jobdata import parse_job
 from cpworker.models import CustomActionWorkerStatus, parse_spec
 from cpworker.settings import ENV_PREFIX, OperatorSettings
@@ -33,11 +33,11 @@ def test_the_example_worker_is_valid() -> None:
     assert block is not None
     resource = yaml.safe_load(block.group(1))
     spec = parse_spec(resource["spec"])
-    assert manifests.validate_job_template(spec.job_template) == []
+    assert jobtemplate.validate_job_template(spec.job_template) == []
 
 
 def test_every_environment_variable_given_to_containers_is_documented() -> None:
-    job = manifests.build_job(
+    job = jobmanifest.build_job(
         worker=samples.WORKER,
         spec=parse_spec(samples.spec()),
         job=parse_job(samples.RAW_JOB),
@@ -48,13 +48,13 @@ def test_every_environment_variable_given_to_containers_is_documented() -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     for variable in container["env"]:
         name = variable["name"]
-        if name.startswith(manifests.ENV_CONFIG_PREFIX) or name == "MODE":
+        if name.startswith(jobmanifest.ENV_CONFIG_PREFIX) or name == "MODE":
             continue
         assert f"`{name}`" in CONTRACT, name
     assert "CPWORKER_CONFIG_<NAME>" in CONTRACT
 
 
 def test_every_secret_file_is_documented() -> None:
-    for key in (manifests.CREDENTIALS_KEY, manifests.JOB_KEY, manifests.SECRET_CONFIG_KEY):
+    for key in (jobsecret.CREDENTIALS_KEY, jobsecret.JOB_KEY, jobsecret.SECRET_CONFIG_KEY):
         assert f"`{key}`" in CONTRACT
-    assert manifests.MOUNT_PATH in CONTRACT
+    assert jobmanifest.MOUNT_PATH in CONTRACT

@@ -15,15 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpworker import manifests, names
+from cpworker import continuation, jobmanifest, jobrecord, jobsecret, jobtemplate, names
 from cpworker.jobdata import parse_job
-from cpworker.manifests import (
-    MOUNT_PATH,
-    ManifestError,
-    build_job,
-    build_secret,
-    validate_job_template,
-)
+from cpworker.jobmanifest import MOUNT_PATH, ManifestError, build_job
+from cpworker.jobsecret import build_secret
+from cpworker.jobtemplate import validate_job_template
 from cpworker.models import parse_spec
 from tests.unit.operator import samples
 from tests.unit.operator.samples import (
@@ -459,14 +455,14 @@ def test_secret_identity_and_ownership() -> None:
 
 def test_credentials_patch_has_the_same_keys_as_the_secret() -> None:
     job = parse_job(raw_job())
-    patch = manifests.credentials_patch(job.id, job.account_id, job.data, SECRET_PROPERTIES)
+    patch = jobsecret.credentials_patch(job.id, job.account_id, job.data, SECRET_PROPERTIES)
     assert set(patch["data"]) == set(_secret()["data"])
 
 
 def test_job_without_credentials_gets_an_empty_credentials_file() -> None:
     raw = raw_job()
     del raw["data"]["artifactCredentials"]
-    text = manifests.credentials_file(parse_job(raw).data.artifact_credentials)
+    text = jobsecret.credentials_file(parse_job(raw).data.artifact_credentials)
     parser = configparser.ConfigParser()
     parser.read_string(text)
     assert parser.sections() == []
@@ -477,8 +473,8 @@ def test_job_without_credentials_gets_an_empty_credentials_file() -> None:
 
 @given(st.sets(st.text(min_size=1, max_size=50), max_size=10))
 def test_derived_env_and_file_names_are_valid_and_unique(property_names: set[str]) -> None:
-    envs = manifests.config_env_names(property_names)
-    files = manifests.secret_file_names(property_names)
+    envs = jobmanifest.config_env_names(property_names)
+    files = jobsecret.secret_file_names(property_names)
     assert set(envs) == set(files) == property_names
     assert len(set(envs.values())) == len(envs)
     assert len(set(files.values())) == len(files)
@@ -490,7 +486,7 @@ def test_derived_env_and_file_names_are_valid_and_unique(property_names: set[str
 
 
 def test_colliding_property_names_get_distinct_env_names() -> None:
-    envs = manifests.config_env_names(["make-target", "Make Target"])
+    envs = jobmanifest.config_env_names(["make-target", "Make Target"])
     assert len(set(envs.values())) == 2
     assert all(v.startswith("CPWORKER_CONFIG_MAKE_TARGET") for v in envs.values())
 
@@ -499,7 +495,7 @@ def test_colliding_property_names_get_distinct_env_names() -> None:
 
 
 def test_release_patch() -> None:
-    assert manifests.release_patch(NOW) == {
+    assert jobrecord.release_patch(NOW) == {
         "metadata": {
             "annotations": {
                 "cpworker.io/phase": "running",
@@ -511,15 +507,18 @@ def test_release_patch() -> None:
 
 
 def test_continuation_patch_moves_the_job_to_the_new_id() -> None:
+    # Applied once CodePipeline answered InProgress to the continuation's nonce (the nonce was
+    # a candidate before): the Job runs on, so it is `running` at once, never `claiming`.
     new_id = "5f0d3c1e-2b7a-4c55-9e1d-0a1b2c3d4e5f"
     job = parse_job(raw_job(id=new_id, nonce="9"))
-    patch = manifests.continuation_patch(job, previous_job_id=JOB_ID, now=NOW)
+    patch = jobrecord.continuation_patch(job, previous_job_id=JOB_ID, now=NOW)
     assert patch["metadata"]["labels"][names.LABEL_JOB_ID] == new_id
     annotations = patch["metadata"]["annotations"]
     assert annotations[names.ANNOTATION_JOB_ID] == new_id
     assert annotations[names.ANNOTATION_NONCE] == "9"
     assert annotations[names.ANNOTATION_CONTINUATION_OF] == JOB_ID
-    assert annotations[names.ANNOTATION_PHASE] == "claiming"
+    assert annotations[names.ANNOTATION_PHASE] == "running"
+    assert annotations[names.ANNOTATION_RESULT] is None  # the previous job's `continued` goes
 
 
 dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")
@@ -528,10 +527,10 @@ dns_labels = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")
 @settings(max_examples=100)
 @given(dns_labels, st.uuids(), st.one_of(st.none(), dns_labels))
 def test_continuation_tokens_round_trip(name: str, uid: Any, namespace: str | None) -> None:
-    token = manifests.continuation_token(name, str(uid), namespace)
+    token = continuation.continuation_token(name, str(uid), namespace)
     assert 1 <= len(token) <= 2048
-    ref = manifests.parse_continuation_token(token)
-    assert ref == manifests.ContinuationRef(namespace=namespace, job_name=name, job_uid=str(uid))
+    ref = continuation.parse_continuation_token(token)
+    assert ref == continuation.ContinuationRef(namespace=namespace, job_name=name, job_uid=str(uid))
 
 
 @pytest.mark.parametrize(
@@ -545,12 +544,12 @@ def test_continuation_tokens_round_trip(name: str, uid: Any, namespace: str | No
     ],
 )
 def test_foreign_or_broken_tokens_are_not_ours(token: str) -> None:
-    assert manifests.parse_continuation_token(token) is None
+    assert continuation.parse_continuation_token(token) is None
 
 
 @given(st.text(max_size=200))
 def test_any_token_parses_or_is_ignored(token: str) -> None:
-    ref = manifests.parse_continuation_token(token)
+    ref = continuation.parse_continuation_token(token)
     if ref is not None:
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", ref.job_name)
 
@@ -599,10 +598,10 @@ def test_any_configuration_gives_valid_secret_free_manifests(
     (container,) = built["spec"]["template"]["spec"]["containers"]
     env = _env(container)
     for name, value in public.items():
-        assert env[manifests.config_env_names(public)[name]] == value
+        assert env[jobmanifest.config_env_names(public)[name]] == value
     decoded = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert json.loads(decoded["secret-config.json"]) == secret_values
-    for name, key in manifests.secret_file_names(secret_values).items():
+    for name, key in jobsecret.secret_file_names(secret_values).items():
         assert decoded[key] == secret_values[name]
 
 
@@ -610,7 +609,7 @@ def test_without_kubernetes_validate_the_client_models_still_catch_broken_templa
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The operator image may ship without kubernetes-validate (about 100 MiB of schemas).
-    monkeypatch.setattr(manifests, "_job_validator", lambda: None)
+    monkeypatch.setattr(jobtemplate, "_job_validator", lambda: None)
     assert validate_job_template(samples.SPEC["jobTemplate"]) == []
     missing_image_name = _template(containers=[{"image": "i"}])
     assert any("name" in p for p in validate_job_template(missing_image_name))
@@ -624,9 +623,10 @@ def test_without_kubernetes_validate_the_client_models_still_catch_broken_templa
 
 
 def test_reported_patch_sets_the_ttl_only_now() -> None:
-    patch = manifests.reported_patch(names.Result.SUCCEEDED, 600)
+    patch = jobrecord.reported_patch(names.Result.SUCCEEDED, 600, NOW)
     assert patch["spec"] == {"ttlSecondsAfterFinished": 600}
     assert patch["metadata"]["annotations"] == {
         names.ANNOTATION_PHASE: "reported",
         names.ANNOTATION_RESULT: "succeeded",
+        names.ANNOTATION_REPORTED_AT: "2026-11-29T10:00:00Z",
     }

@@ -1,10 +1,15 @@
-"""What the operator knows about its Jobs and Pods, from watch events (kopf indexes).
+"""The entries of the operator's two watch indexes: summaries of labelled Jobs and Pods. Pure.
 
 handlers.py registers `kopf.index` on batch/v1 Jobs and v1 Pods with label filters (never
-on.create/on.update: kopf would write its annotations and finalizers onto them). The index
-functions here turn each body into a small immutable summary keyed by worker (Jobs) or by
-owning Job (Pods). Nothing here calls an
-API: the watch stream is the only input, so a thousand in-flight Jobs cost no polling.
+on.create/on.update: kopf would write its annotations and finalizers onto them). The functions
+here turn each watched body into a small immutable summary keyed by worker (Jobs) or by owning
+Job (Pods). Nothing here calls an API: the watch stream is the only input, so a thousand
+in-flight Jobs cost no polling.
+
+Equality is freshness: kopf stores an index entry only when the new value differs from the old
+one, so the fields that take part in a summary's equality decide how fresh the `body` is that
+callers classify (results.outcome_from). That is why PodSummary compares the waiting reason:
+a pod that starts failing to pull its image must replace the stored entry.
 """
 
 from __future__ import annotations
@@ -14,30 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker import names
-
-# Waiting reasons that mean "this pod will not start by itself soon".
-FATAL_WAITING_REASONS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-    }
-)
-
-
-def _time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+from cpworker import names, timestamps
+from cpworker.results import NEVER_START_REASONS
 
 
 @dataclass(frozen=True)
@@ -97,7 +80,7 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         annotations=annotations,
         suspended=bool((body.get("spec") or {}).get("suspend")),
         finished=finished_condition(body),
-        created=_time(metadata.get("creationTimestamp")),
+        created=timestamps.parse(metadata.get("creationTimestamp")),
         deleting=bool(metadata.get("deletionTimestamp")),
         body=_plain(body),
     )
@@ -109,6 +92,18 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
         k: (_plain(v) if isinstance(v, Mapping) else list(v) if isinstance(v, list) else v)
         for k, v in body.items()
     }
+
+
+def worker_jobs(index: Mapping[Any, Any], namespace: str, worker: str) -> list[JobSummary]:
+    """Every indexed Job of one worker (the index is keyed by the worker label value)."""
+    key = (namespace, names.worker_label_value(worker))
+    return list(index[key]) if key in index else []
+
+
+def job_pods(index: Mapping[Any, Any], namespace: str, job_name: str) -> list[PodSummary]:
+    """Every indexed Pod of one Job."""
+    key = (namespace, job_name)
+    return list(index[key]) if key in index else []
 
 
 def job_index_key(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -129,8 +124,8 @@ def owning_job(body: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class PodSummary:
-    """Why a pod is (not) running. The waiting and scheduling fields take part in equality
-    (the body does not), so a pod that starts failing to pull is a change the index sees."""
+    """Why a pod is (not) running. The phase, waiting and scheduling fields take part in
+    equality (the body does not): see the module doc, equality is freshness."""
 
     name: str
     phase: str
@@ -154,7 +149,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         if waiting and waiting.get("reason"):
             waiting_reason = str(waiting["reason"])
             waiting_message = str(waiting.get("message") or "")
-            if waiting_reason in FATAL_WAITING_REASONS:
+            if waiting_reason in NEVER_START_REASONS:
                 break
     unschedulable = None
     for condition in status.get("conditions") or []:
@@ -167,7 +162,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
     return PodSummary(
         name=str(metadata.get("name", "")),
         phase=str(status.get("phase", "Pending")),
-        created=_time(metadata.get("creationTimestamp")),
+        created=timestamps.parse(metadata.get("creationTimestamp")),
         waiting_reason=waiting_reason,
         waiting_message=waiting_message,
         unschedulable_message=unschedulable,

@@ -1,0 +1,196 @@
+"""Supervises one worker's in-flight Jobs (called from its poll task: no extra tasks).
+
+For every Job of the worker, from the watch index (no listing calls):
+
+- `claiming` (older than the recovery age, not being claimed by us right now) -> recover
+  the claim (claimer.recover_claiming);
+- `running` and finished in Kubernetes -> report it (the Job event handler's fast path may
+  have failed, e.g. throttled: this is the level-based safety net);
+- `running`, its pod never started within the grace period -> report SystemUnavailable;
+- `running` -> refresh its credentials before they expire (GetJobDetails), probe for
+  cancellation (AcknowledgeJob with the recorded nonce answers the job's current status),
+  hand long jobs over with a continuation token when enabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from cpworker import claimer, codepipeline, jobdata, names, results, timestamps
+from cpworker.jobindex import JobSummary, PodSummary, summarize_job
+from cpworker.jobrecord import JobRecords
+from cpworker.kube import KubeError
+from cpworker.reporter import Reporter
+from cpworker.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+# What the cancellation probe calls a job CodePipeline no longer knows, or handed to another
+# delivery (re-queued): either way it is not ours anymore.
+NOT_FOUND = "NotFound"
+SUPERSEDED = "Superseded"
+
+
+@dataclass
+class SupervisionState:
+    """Per-worker memory of probes and hand-over clocks (lost on restart: probes sooner)."""
+
+    last_probe: dict[str, float] = field(default_factory=dict)
+    tracked_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    busy: set[str] = field(default_factory=set)
+
+
+@dataclass
+class InFlightSupervisor:
+    records: JobRecords
+    reporter: Reporter
+    clients: codepipeline.CodePipelineClients
+    settings: OperatorSettings
+    # (reason, message, type) -> event on the worker
+    post_event: Callable[[str, str, str], Awaitable[None]]
+    # Job names being claimed by this process right now: recovery leaves them alone.
+    claiming_now: set[str]
+    state: SupervisionState = field(default_factory=SupervisionState)
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+
+    async def supervise(
+        self, jobs: Iterable[JobSummary], pods_of: Callable[[str], list[PodSummary]]
+    ) -> None:
+        now = timestamps.now()
+        seen: set[str] = set()
+        for job in list(jobs):
+            seen.add(job.name)
+            if job.name in self.state.busy or job.deleting:
+                continue
+            self.state.busy.add(job.name)
+            try:
+                await self._one(job, pods_of(job.name), now)
+            except (codepipeline.CodePipelineError, KubeError) as exc:
+                log.warning("supervising Job %s/%s: %s", job.namespace, job.name, exc)
+            finally:
+                self.state.busy.discard(job.name)
+        for gone in set(self.state.last_probe) - seen:
+            self.state.last_probe.pop(gone, None)
+        for key in [k for k in self.state.tracked_since if k[0] not in seen]:
+            self.state.tracked_since.pop(key, None)
+
+    async def _client(self, job: JobSummary) -> codepipeline.CodePipelineClient:
+        return await self.clients.for_worker(
+            job.annotations.get(names.ANNOTATION_REGION, ""),
+            job.annotations.get(names.ANNOTATION_ROLE_ARN),
+        )
+
+    async def _one(self, job: JobSummary, pods: list[PodSummary], now: dt.datetime) -> None:
+        if job.phase == names.Phase.CLAIMING:
+            if job.name not in self.claiming_now:
+                await claimer.recover_claiming(
+                    self.records,
+                    await self._client(job),
+                    job.body,
+                    min_age_seconds=self.settings.claim_recovery_age_seconds,
+                    now=now,
+                )
+            return
+        if job.phase != names.Phase.RUNNING:
+            return
+        continued = job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED
+        outcome = results.outcome_from(job.body, [p.body for p in pods])
+        if outcome.finished:
+            if not continued:
+                await self.reporter.finished(job)
+            return
+        if results.never_started_expired(outcome, now, self.settings.never_started_grace_seconds):
+            await self.reporter.never_started(job, outcome)
+            return
+        if continued:
+            return
+        await self._refresh_credentials(job, now)
+        if await self._probe_cancelled(job):
+            return
+        await self._maybe_hand_over(job)
+
+    async def _refresh_credentials(self, job: JobSummary, now: dt.datetime) -> None:
+        issued = timestamps.parse(job.annotations.get(names.ANNOTATION_CREDENTIALS_ISSUED_AT))
+        if issued is not None and not jobdata.credentials_need_refresh(
+            issued, now, self.settings.credentials_refresh_seconds
+        ):
+            return
+        client = await self._client(job)
+        details = jobdata.parse_job_details(await client.get_job_details(job.job_id))
+        await self.records.refresh_credentials(
+            job.body,
+            job_id=details.id,
+            account_id=details.account_id,
+            data=details.data,
+            secret_property_names=await claimer.secret_names(client, details.data),
+            now=now,
+        )
+        log.info("refreshed the artifact credentials of Job %s/%s", job.namespace, job.name)
+
+    async def _probe_cancelled(self, job: JobSummary) -> bool:
+        now = self.clock()
+        last = self.state.last_probe.get(job.name)
+        if last is not None and now - last < self.settings.cancel_probe_seconds:
+            return False
+        self.state.last_probe[job.name] = now
+        nonce = job.annotations.get(names.ANNOTATION_NONCE, "")
+        client = await self._client(job)
+        try:
+            status = await client.acknowledge_job(job.job_id, nonce)
+        except codepipeline.JobNotFoundError:
+            status = NOT_FOUND
+        except codepipeline.InvalidNonceError:
+            status = SUPERSEDED
+        if status == claimer.IN_PROGRESS:
+            return False
+        if self.reporter.covers(job):
+            return False  # being (or already) reported: that ended the job, not a stop
+        return await self._cancel(job, status)
+
+    async def _cancel(self, job: JobSummary, status: str) -> bool:
+        """CodePipeline no longer wants this job: record it and delete the Kubernetes Job.
+
+        The index may be stale: the Job may have finished and been reported (which is why
+        CodePipeline no longer says InProgress). So the Job is re-read, and only a Job that is
+        still `running`, unfinished and on the same CodePipeline job is cancelled, with a
+        resourceVersion precondition so that a change in between wins.
+        """
+        body = await self.records.get(job.namespace, job.name)
+        if body is None:
+            return True
+        fresh = summarize_job(body)
+        if (
+            fresh.phase != names.Phase.RUNNING
+            or fresh.finished is not None
+            or fresh.job_id != job.job_id
+        ):
+            return False
+        if (
+            status == "Succeeded"
+            and fresh.annotations.get(names.ANNOTATION_HANDOVER_OF) == job.job_id
+        ):
+            # Our own hand-over went through but a crash lost its record: finish recording it.
+            await self.records.mark_continued(body)
+            return False
+        if not await self.records.mark_cancelled(body):
+            return False
+        await self.post_event(
+            "JobCancelled",
+            f"job {job.job_id} is {status} in CodePipeline (stopped, superseded or timed out): "
+            f"Kubernetes Job {job.name} deleted",
+            "Warning",
+        )
+        return True
+
+    async def _maybe_hand_over(self, job: JobSummary) -> None:
+        after = self.settings.continuation_after_seconds
+        if after <= 0 or self.reporter.covers(job):
+            return
+        now = self.clock()
+        since = self.state.tracked_since.setdefault((job.name, job.job_id), now)
+        if now - since >= after:
+            await self.reporter.hand_over(job)

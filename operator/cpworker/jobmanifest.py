@@ -1,0 +1,240 @@
+"""Where the Kubernetes Job is built: (worker, CodePipeline job, settings) -> batch/v1 Job. Pure.
+
+What a job's containers get (documented for users in docs/job-contract.md):
+
+- environment: `CPWORKER_JOB_ID`, `CPWORKER_PIPELINE_NAME`, `CPWORKER_STAGE_NAME`,
+  `CPWORKER_ACTION_NAME`, `CPWORKER_PIPELINE_EXECUTION_ID`, `CPWORKER_ACTION_EXECUTION_ID`,
+  `CPWORKER_ACCOUNT_ID`, `CPWORKER_REGION`, `CPWORKER_CONFIG_<NAME>` for every NON-secret
+  configuration property, `CPWORKER_JOB_FILE`, `CPWORKER_SECRET_CONFIG_FILE`,
+  `CPWORKER_RESULT_FILE`, `AWS_SHARED_CREDENTIALS_FILE` (and `AWS_REGION` unless set);
+- a read-only volume at `/var/run/cpworker` of the job's Secret (jobsecret.py).
+
+The Job is created suspended, carrying the initial Job record (`job_annotations`): everything
+needed to claim, supervise and report it, even after a restart. Every later change to that
+record is a named operation of `jobrecord`. Secret values never appear here (no env literals,
+no annotations), so `kubectl get job -o yaml` never shows one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from cpworker import jobsecret, names, timestamps
+from cpworker.jobdata import Job
+from cpworker.models import CustomActionWorkerSpec
+from cpworker.settings import OperatorSettings
+
+MOUNT_PATH: Final = "/var/run/cpworker"
+SECRET_VOLUME_NAME: Final = "cpworker-job"  # noqa: S105 - a volume name, not a secret
+DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+
+RESERVED_VOLUME_PREFIX: Final = "cpworker-"
+RESERVED_ENV_PREFIX: Final = "CPWORKER_"
+ENV_SHARED_CREDENTIALS: Final = "AWS_SHARED_CREDENTIALS_FILE"
+RESERVED_ENV_NAMES: Final = frozenset({ENV_SHARED_CREDENTIALS})
+ENV_CONFIG_PREFIX: Final = "CPWORKER_CONFIG_"
+_ENV_NAME_RE: Final = re.compile(r"[^A-Z0-9_]")
+
+
+class ManifestError(ValueError):
+    """The manifests cannot be built (for example: no region). Safe to show."""
+
+
+@dataclass(frozen=True)
+class WorkerRef:
+    """The CustomActionWorker a Job belongs to (its ownerReference)."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def config_env_names(property_names: Collection[str]) -> dict[str, str]:
+    """Environment variable for each NON-secret property: `CPWORKER_CONFIG_<NAME>` sanitised."""
+    result: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in sorted(property_names):
+        sanitised = ENV_CONFIG_PREFIX + _ENV_NAME_RE.sub("_", name.upper())
+        env = jobsecret.disambiguate(sanitised, name, taken, upper=True)
+        taken.add(env)
+        result[name] = env
+    return result
+
+
+def _env(name: str, value: str) -> dict[str, str]:
+    return {"name": name, "value": value}
+
+
+def _operator_env(
+    job: Job, region: str, secret_property_names: Collection[str]
+) -> list[dict[str, str]]:
+    context = job.data.pipeline_context
+    plain = {
+        "CPWORKER_JOB_ID": job.id,
+        "CPWORKER_PIPELINE_NAME": context.pipeline_name or "",
+        "CPWORKER_STAGE_NAME": context.stage.name or "",
+        "CPWORKER_ACTION_NAME": context.action.name or "",
+        "CPWORKER_PIPELINE_EXECUTION_ID": context.pipeline_execution_id or "",
+        "CPWORKER_ACTION_EXECUTION_ID": context.action.action_execution_id or "",
+        "CPWORKER_ACCOUNT_ID": job.account_id,
+        "CPWORKER_REGION": region,
+        "CPWORKER_JOB_FILE": f"{MOUNT_PATH}/{jobsecret.JOB_KEY}",
+        "CPWORKER_SECRET_CONFIG_FILE": f"{MOUNT_PATH}/{jobsecret.SECRET_CONFIG_KEY}",
+        ENV_SHARED_CREDENTIALS: f"{MOUNT_PATH}/{jobsecret.CREDENTIALS_KEY}",
+    }
+    env = [_env(name, value) for name, value in plain.items()]
+    configuration = job.data.configuration()
+    public = [name for name in configuration if name not in secret_property_names]
+    for name, env_name in config_env_names(public).items():
+        env.append(_env(env_name, configuration[name].get_secret_value()))
+    return env
+
+
+def _with_operator_parts(
+    container: Mapping[str, Any], operator_env: list[dict[str, str]], region: str
+) -> dict[str, Any]:
+    result = dict(container)
+    user_env = [dict(e) for e in container.get("env") or []]
+    result_file = container.get("terminationMessagePath") or DEFAULT_TERMINATION_MESSAGE_PATH
+    extra = [_env("CPWORKER_RESULT_FILE", result_file)]
+    if not any(e.get("name") == "AWS_REGION" for e in user_env):
+        extra.append(_env("AWS_REGION", region))
+    # Ours first, so that the user's env may refer to them as $(CPWORKER_JOB_ID).
+    result["env"] = [*operator_env, *extra, *user_env]
+    mount = {"name": SECRET_VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": True}
+    result["volumeMounts"] = [*(container.get("volumeMounts") or []), mount]
+    security = dict(container.get("securityContext") or {})
+    if not security.get("privileged"):
+        security.setdefault("allowPrivilegeEscalation", False)
+    security.setdefault("capabilities", {"drop": ["ALL"]})
+    result["securityContext"] = security
+    return result
+
+
+def _pod_security(pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+    security = dict(pod_spec.get("securityContext") or {})
+    # A template that explicitly runs as root keeps working rather than failing admission.
+    if security.get("runAsUser") != 0:
+        security.setdefault("runAsNonRoot", True)
+    security.setdefault("seccompProfile", {"type": "RuntimeDefault"})
+    return security
+
+
+def _pod_template(
+    template: Mapping[str, Any],
+    labels: Mapping[str, str],
+    job_name: str,
+    operator_env: list[dict[str, str]],
+    region: str,
+) -> dict[str, Any]:
+    metadata = dict(template.get("metadata") or {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    pod_spec = dict(template.get("spec") or {})
+    pod_spec["restartPolicy"] = "Never"
+    pod_spec["securityContext"] = _pod_security(pod_spec)
+    for key in ("initContainers", "containers"):
+        if key in pod_spec:
+            pod_spec[key] = [
+                _with_operator_parts(c, operator_env, region) for c in pod_spec[key] or []
+            ]
+    volume = {
+        "name": SECRET_VOLUME_NAME,
+        "secret": {"secretName": job_name, "defaultMode": 0o444},
+    }
+    pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), volume]
+    return {"metadata": metadata, "spec": pod_spec}
+
+
+def job_annotations(
+    *,
+    job: Job,
+    worker_name: str,
+    region: str,
+    role_arn: str | None,
+    now: datetime,
+    continuation_of: str | None = None,
+) -> dict[str, str]:
+    """The operator's annotations on a Job: everything needed to claim, tend and report it."""
+    context = job.data.pipeline_context
+    annotations = {
+        names.ANNOTATION_PHASE: names.Phase.CLAIMING.value,
+        names.ANNOTATION_JOB_ID: job.id,
+        names.ANNOTATION_NONCE: job.nonce,
+        names.ANNOTATION_REGION: region,
+        names.ANNOTATION_ACCOUNT_ID: job.account_id,
+        names.ANNOTATION_WORKER: worker_name,
+        names.ANNOTATION_CREDENTIALS_ISSUED_AT: timestamps.rfc3339(now),
+    }
+    optional = {
+        names.ANNOTATION_ROLE_ARN: role_arn,
+        names.ANNOTATION_CONTINUATION_OF: continuation_of,
+        names.ANNOTATION_PIPELINE: context.pipeline_name,
+        names.ANNOTATION_STAGE: context.stage.name,
+        names.ANNOTATION_ACTION: context.action.name,
+    }
+    annotations |= {key: value for key, value in optional.items() if value}
+    return annotations
+
+
+def build_job(
+    *,
+    worker: WorkerRef,
+    spec: CustomActionWorkerSpec,
+    job: Job,
+    secret_property_names: Collection[str],
+    settings: OperatorSettings,
+    now: datetime,
+) -> dict[str, Any]:
+    """The suspended batch/v1 Job for a CodePipeline job (phase `claiming`).
+
+    Raises ManifestError when the worker has no region. The template should have passed
+    `validate_job_template` already; operator-owned fields are overwritten regardless.
+    """
+    region = spec.effective_region(settings.default_region)
+    if region is None:
+        raise ManifestError("no region: set spec.region or the operator's CPWORKER_DEFAULT_REGION")
+    job_name = names.job_object_name(job.id)
+    labels = names.job_labels(worker.name, job.id)
+    template = spec.job_template
+    user_spec = dict(template.spec)
+    deadline = user_spec.get("activeDeadlineSeconds")
+    if not isinstance(deadline, int) or deadline > settings.default_active_deadline_seconds:
+        deadline = settings.default_active_deadline_seconds
+    operator_env = _operator_env(job, region, frozenset(secret_property_names))
+    job_spec = {
+        **user_spec,
+        "suspend": True,
+        # One CodePipeline job is one pod at a time: a second one would run the job twice.
+        "parallelism": 1,
+        "completions": 1,
+        "backoffLimit": user_spec.get("backoffLimit", 0),
+        "activeDeadlineSeconds": deadline,
+        # No TTL yet: a finished Job must outlive an operator outage until its result is
+        # reported (reported_patch sets it), or the result would be lost with the Job.
+        "template": _pod_template(
+            user_spec.get("template") or {}, labels, job_name, operator_env, region
+        ),
+    }
+    for field in ("selector", "manualSelector", "managedBy", "ttlSecondsAfterFinished"):
+        job_spec.pop(field, None)
+    annotations = job_annotations(
+        job=job, worker_name=worker.name, region=region, role_arn=spec.role_arn, now=now
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name,
+            "namespace": worker.namespace,
+            "labels": {**template.metadata.labels, **labels},
+            "annotations": {**template.metadata.annotations, **annotations},
+            "ownerReferences": [
+                names.controller_reference(names.API_VERSION, names.KIND, worker.name, worker.uid)
+            ],
+        },
+        "spec": job_spec,
+    }

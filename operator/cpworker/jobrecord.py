@@ -1,0 +1,413 @@
+"""The Job record: every write to a Kubernetes Job and its Secret, as the protocol's verbs.
+
+The Job (its annotations) and its Secret are the operator's durable record of a CodePipeline
+job: what phase the claim is in, which nonces were tried, when it was released, who reports
+it, what was reported. This module is the only one that changes them, so the stages read as
+protocol steps (`create_suspended`, `add_nonce_candidate`, `release`, ...) and a newcomer finds
+every state transition in one file:
+
+    create_suspended ──► add_nonce_candidate ──► record_nonce ──► release ──► claim_report
+      (claiming)            (before each ack)     (the winner)    (running)       │
+          │                                                                       ▼
+          └──► abandon / abandon_unless_contested              mark_reported (reported, TTL)
+                                                 mark_cancelled (cancelled) ──► abandon
+    hand-over:  record_handover_intent ──► mark_continued ──► adopt_continuation (new job id)
+
+The Secret is built by `jobsecret.build_secret` (the one builder) and written only here
+(`ensure_secret`, `refresh_credentials`, `delete_secret`); every path that writes secret values
+registers them with the log filter first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Collection, Mapping
+from typing import Any, Final
+
+from cpworker import jobsecret, logging_setup, names, timestamps
+from cpworker.jobdata import Job, JobData
+from cpworker.kube import AlreadyExistsError, Body, ConflictError, KubeClient, NotFoundError
+
+# At most this many nonces are kept as candidates (each redelivery adds one).
+MAX_NONCE_CANDIDATES: Final = 4
+
+
+# --- Reading the record (pure) ---------------------------------------------------------------
+
+
+def annotations_of(job: Mapping[str, Any]) -> dict[str, str]:
+    return dict((job.get("metadata") or {}).get("annotations") or {})
+
+
+def phase_of(job: Mapping[str, Any]) -> str:
+    return annotations_of(job).get(names.ANNOTATION_PHASE, "")
+
+
+def nonce_candidates(job: Mapping[str, Any]) -> list[str]:
+    """The nonces recorded as tried, oldest first."""
+    raw = annotations_of(job).get(names.ANNOTATION_NONCE_CANDIDATES, "")
+    return [n for n in raw.split(",") if n]
+
+
+def known_nonces(job: Mapping[str, Any]) -> list[str]:
+    """The recorded nonce and every candidate, newest first, without repeats."""
+    recorded = annotations_of(job).get(names.ANNOTATION_NONCE, "")
+    nonces = [n for n in [recorded, *nonce_candidates(job)] if n]
+    return list(dict.fromkeys(reversed(nonces)))
+
+
+def _with_candidate(job: Mapping[str, Any], nonce: str) -> str:
+    current = [n for n in nonce_candidates(job) if n != nonce]
+    return ",".join([*current, nonce][-MAX_NONCE_CANDIDATES:])
+
+
+def _where(job: Mapping[str, Any]) -> tuple[str, str]:
+    metadata = job["metadata"]
+    return str(metadata["namespace"]), str(metadata["name"])
+
+
+# --- Patches (pure: the shape of each transition) ---------------------------------------------
+
+
+def _annotate(annotations: Mapping[str, str | None], **metadata: Any) -> Body:
+    return {"metadata": {**metadata, "annotations": dict(annotations)}}
+
+
+def as_claiming(manifest: Mapping[str, Any], nonce: str, polled_at: dt.datetime) -> Body:
+    """The Job manifest forced into the claiming state, whatever the builder produced."""
+    job = {**manifest, "spec": {**manifest.get("spec", {}), "suspend": True}}
+    metadata = dict(manifest.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        names.ANNOTATION_PHASE: names.Phase.CLAIMING.value,
+        names.ANNOTATION_NONCE: nonce,
+        names.ANNOTATION_NONCE_CANDIDATES: nonce,
+        names.ANNOTATION_POLLED_AT: timestamps.rfc3339(polled_at),
+    }
+    job["metadata"] = metadata
+    return job
+
+
+def release_patch(now: dt.datetime) -> Body:
+    """Merge patch that starts a claimed Job: `suspend: false`, phase `running`, and when."""
+    return {
+        **_annotate(
+            {
+                names.ANNOTATION_PHASE: names.Phase.RUNNING.value,
+                names.ANNOTATION_RELEASED_AT: timestamps.rfc3339(now),
+            }
+        ),
+        "spec": {"suspend": False},
+    }
+
+
+def reported_patch(result: names.Result, finished_ttl_seconds: int, now: dt.datetime) -> Body:
+    """Merge patch for a Job whose result CodePipeline has: phase, result, when, and its TTL.
+
+    The TTL is set only now: a finished but unreported Job must outlive an operator outage,
+    or its result would be lost with it.
+    """
+    return {
+        **_annotate(
+            {
+                names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
+                names.ANNOTATION_RESULT: result.value,
+                names.ANNOTATION_REPORTED_AT: timestamps.rfc3339(now),
+            }
+        ),
+        "spec": {"ttlSecondsAfterFinished": finished_ttl_seconds},
+    }
+
+
+def continuation_patch(job: Job, *, previous_job_id: str, now: dt.datetime) -> Body:
+    """Merge patch that makes an existing Job track continuation job `job`, once CodePipeline
+    answered InProgress to its nonce: the Job keeps its name (named after the first job); its
+    job-id label and annotations move to the new job, which is `running` at once."""
+    return {
+        "metadata": {
+            "labels": {names.LABEL_JOB_ID: names.job_label_value(job.id)},
+            "annotations": {
+                names.ANNOTATION_JOB_ID: job.id,
+                names.ANNOTATION_NONCE: job.nonce,
+                names.ANNOTATION_ACCOUNT_ID: job.account_id,
+                names.ANNOTATION_CONTINUATION_OF: previous_job_id,
+                names.ANNOTATION_PHASE: names.Phase.RUNNING.value,
+                names.ANNOTATION_RESULT: None,
+                names.ANNOTATION_CREDENTIALS_ISSUED_AT: timestamps.rfc3339(now),
+            },
+        }
+    }
+
+
+def held_by_another_reporter(
+    job: Mapping[str, Any], reporter_id: str, *, now: float, lease_seconds: float
+) -> bool:
+    """True while another reporter's claim on this Job is younger than the lease.
+
+    The annotation is "<reporter id> <epoch seconds>"; `now` is epoch seconds too. An
+    unreadable claim counts as expired.
+    """
+    holder, _, since = annotations_of(job).get(names.ANNOTATION_REPORTER, "").partition(" ")
+    try:
+        age = now - float(since)
+    except ValueError:
+        return False
+    return bool(holder) and holder != reporter_id and age < lease_seconds
+
+
+# --- The verbs --------------------------------------------------------------------------------
+
+
+class JobRecords:
+    """Every write to Jobs and their Secrets, through one Kubernetes client."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    async def get(self, namespace: str, name: str) -> Body | None:
+        """The Job as stored now, or None if it does not exist."""
+        try:
+            return await self.kube.get_job(namespace, name)
+        except NotFoundError:
+            return None
+
+    # ---- the claim ------------------------------------------------------------------------
+
+    async def create_suspended(
+        self, manifest: Mapping[str, Any], nonce: str, *, polled_at: dt.datetime
+    ) -> tuple[Body, bool]:
+        """Create the suspended Job (phase claiming, `nonce` recorded and a candidate).
+
+        Returns (the Job, whether we created it). `AlreadyExists` means this job was dispatched
+        before (by us in an earlier life, or by another replica): the existing Job is returned
+        untouched and the claimer decides.
+        """
+        job = as_claiming(manifest, nonce, polled_at)
+        namespace = str(job["metadata"]["namespace"])
+        try:
+            return await self.kube.create_job(namespace, job), True
+        except AlreadyExistsError:
+            return await self.kube.get_job(namespace, str(job["metadata"]["name"])), False
+
+    async def add_nonce_candidate(self, job: Mapping[str, Any], nonce: str) -> Body:
+        """Record `nonce` as tried before acknowledging it, so that recovery knows every
+        nonce that may have won (and a losing replica never deletes a winner's Job)."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_NONCE_CANDIDATES: _with_candidate(job, nonce)})
+        return await self.kube.patch_job(namespace, name, patch)
+
+    async def record_nonce(self, job: Mapping[str, Any], nonce: str) -> None:
+        """Record the nonce CodePipeline answered InProgress to (the only one that counts)."""
+        if annotations_of(job).get(names.ANNOTATION_NONCE) == nonce:
+            return
+        namespace, name = _where(job)
+        await self.kube.patch_job(namespace, name, _annotate({names.ANNOTATION_NONCE: nonce}))
+
+    async def release(self, job: Mapping[str, Any]) -> Body:
+        """Let the acknowledged Job run: `suspend: false`, phase `running`, release time."""
+        namespace, name = _where(job)
+        return await self.kube.patch_job(namespace, name, release_patch(timestamps.now()))
+
+    async def abandon(self, job: Mapping[str, Any]) -> None:
+        """Delete a Job that must not run or is done with (and its pods, and its Secret)."""
+        namespace, name = _where(job)
+        await self.kube.delete_job(namespace, name)
+        # Delete the Secret too: GC would, but a slow GC must not keep credentials around.
+        await self.kube.delete_secret(namespace, name)
+
+    async def abandon_unless_contested(self, job: Mapping[str, Any], nonces: set[str]) -> bool:
+        """Delete a claiming Job whose claim failed, unless someone else is claiming it too.
+
+        Another replica that found this Job (AlreadyExists) records its nonce as a candidate
+        *before* acknowledging. So a candidate that is not ours means the Job may already be
+        theirs: leave it to recovery, which re-acknowledges every candidate. The delete is
+        conditional on the resourceVersion read here, closing the window between read and
+        delete.
+        """
+        namespace, name = _where(job)
+        fresh = await self.get(namespace, name)
+        if fresh is None:
+            return True
+        if set(known_nonces(fresh)) - nonces:
+            return False
+        version = str(fresh["metadata"].get("resourceVersion") or "")
+        try:
+            await self.kube.delete_job(namespace, name, resource_version=version)
+        except ConflictError:
+            return False
+        await self.kube.delete_secret(namespace, name)
+        return True
+
+    # ---- continuation ---------------------------------------------------------------------
+
+    async def record_handover_intent(self, job: Mapping[str, Any], job_id: str) -> None:
+        """Before the continuation Put: a crash between the Put and `mark_continued` must not
+        make the next cancellation probe (which then hears "Succeeded") delete the Job."""
+        namespace, name = _where(job)
+        await self.kube.patch_job(
+            namespace, name, _annotate({names.ANNOTATION_HANDOVER_OF: job_id})
+        )
+
+    async def mark_continued(self, job: Mapping[str, Any]) -> None:
+        """The Job's current CodePipeline job ended with a continuation token."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_RESULT: names.Result.CONTINUED.value})
+        await self.kube.patch_job(namespace, name, patch)
+
+    async def adopt_continuation(
+        self, job: Mapping[str, Any], continued: Job, *, previous_job_id: str
+    ) -> Body:
+        """The continuation job `continued` (acknowledged: InProgress) now owns the Job."""
+        namespace, name = _where(job)
+        patch = continuation_patch(continued, previous_job_id=previous_job_id, now=timestamps.now())
+        return await self.kube.patch_job(namespace, name, patch)
+
+    # ---- in flight ------------------------------------------------------------------------
+
+    async def mark_cancelled(self, fresh: Mapping[str, Any]) -> bool:
+        """CodePipeline no longer wants this job: record it, then delete the Job.
+
+        `fresh` is the Job just read; the patch is conditional on its resourceVersion, so a
+        change in between (a report, a hand-over) wins and nothing is deleted (False).
+        """
+        namespace, name = _where(fresh)
+        version = fresh["metadata"].get("resourceVersion")
+        patch = _annotate(
+            {names.ANNOTATION_PHASE: names.Phase.CANCELLED.value}, resourceVersion=version
+        )
+        try:
+            await self.kube.patch_job(namespace, name, patch)
+        except ConflictError:
+            return False
+        await self.abandon(fresh)
+        return True
+
+    async def mark_cancelled_by_worker(self, job: Mapping[str, Any]) -> None:
+        """The worker was deleted with deletionPolicy Cancel (its job already failed in
+        CodePipeline): record it and delete the Job and Secret, unconditionally."""
+        namespace, name = _where(job)
+        await self.kube.patch_job(
+            namespace, name, _annotate({names.ANNOTATION_PHASE: names.Phase.CANCELLED.value})
+        )
+        await self.abandon(job)
+
+    # ---- reporting ------------------------------------------------------------------------
+
+    async def claim_report(
+        self, job: Mapping[str, Any], job_id: str, *, reporter_id: str, lease_seconds: float
+    ) -> bool:
+        """Take the right to report this Job, so that replicas do not all send the result.
+
+        A conditional patch (the resourceVersion just read) records the reporter; a replica
+        that loses the race gets Conflict and leaves it. A claim older than the lease is taken
+        over (its reporter crashed before `mark_reported`). True also when the Job is gone: the
+        result must reach CodePipeline anyway.
+        """
+        namespace, name = _where(job)
+        fresh = await self.get(namespace, name)
+        if fresh is None:
+            return True
+        annotations = annotations_of(fresh)
+        if (
+            annotations.get(names.ANNOTATION_PHASE) != names.Phase.RUNNING
+            or annotations.get(names.ANNOTATION_JOB_ID) != job_id
+        ):
+            return False
+        now = time.time()
+        if held_by_another_reporter(fresh, reporter_id, now=now, lease_seconds=lease_seconds):
+            return False
+        patch = _annotate(
+            {names.ANNOTATION_REPORTER: f"{reporter_id} {now:.0f}"},
+            resourceVersion=fresh["metadata"].get("resourceVersion"),
+        )
+        try:
+            await self.kube.patch_job(namespace, name, patch)
+        except ConflictError:
+            return False
+        except NotFoundError:
+            return True
+        return True
+
+    async def mark_reported(
+        self, job: Mapping[str, Any], result: names.Result, finished_ttl_seconds: int
+    ) -> None:
+        """CodePipeline has the result: phase `reported`, what was reported, and the TTL. A Job
+        deleted meanwhile is fine (there is nothing left to mark)."""
+        namespace, name = _where(job)
+        patch = reported_patch(result, finished_ttl_seconds, timestamps.now())
+        try:
+            await self.kube.patch_job(namespace, name, patch)
+        except NotFoundError:
+            return
+
+    async def delete(self, job: Mapping[str, Any]) -> None:
+        """Delete a reported Job that must not linger (a pod that never started)."""
+        namespace, name = _where(job)
+        await self.kube.delete_job(namespace, name)
+
+    # ---- the Secret -----------------------------------------------------------------------
+
+    async def ensure_secret(
+        self, job: Mapping[str, Any], cp_job: Job, secret_property_names: Collection[str]
+    ) -> None:
+        """Create the Job's Secret (owned by the Job), or refresh its data if it exists."""
+        namespace, name = _where(job)
+        # Belt and braces: the log filter masks these should one ever reach a log line.
+        logging_setup.SECRETS.add(jobsecret.masked_values(cp_job.data, secret_property_names))
+        secret = jobsecret.build_secret(
+            job_name=name,
+            namespace=namespace,
+            job_uid=str(job["metadata"]["uid"]),
+            worker_name=annotations_of(job).get(names.ANNOTATION_WORKER, ""),
+            job=cp_job,
+            secret_property_names=secret_property_names,
+        )
+        try:
+            await self.kube.create_secret(namespace, secret)
+        except AlreadyExistsError:
+            patch: Body = {
+                "metadata": {"annotations": secret["metadata"]["annotations"]},
+                "data": secret["data"],
+            }
+            await self.kube.patch_secret(namespace, name, patch)
+
+    async def has_secret(self, job: Mapping[str, Any]) -> bool:
+        namespace, name = _where(job)
+        try:
+            await self.kube.get_secret(namespace, name)
+        except NotFoundError:
+            return False
+        return True
+
+    async def refresh_credentials(
+        self,
+        job: Mapping[str, Any],
+        *,
+        job_id: str,
+        account_id: str,
+        data: JobData,
+        secret_property_names: Collection[str],
+        now: dt.datetime,
+    ) -> None:
+        """Rewrite the Secret with the fresh credentials of GetJobDetails (pods see the update
+        through the volume), then record when they were issued."""
+        namespace, name = _where(job)
+        logging_setup.SECRETS.add(jobsecret.masked_values(data, secret_property_names))
+        patch = jobsecret.credentials_patch(job_id, account_id, data, secret_property_names)
+        await self.kube.patch_secret(namespace, name, patch)
+        issued = _annotate({names.ANNOTATION_CREDENTIALS_ISSUED_AT: timestamps.rfc3339(now)})
+        await self.kube.patch_job(namespace, name, issued)
+
+    async def delete_secret(self, job: Mapping[str, Any]) -> None:
+        namespace, name = _where(job)
+        await self.kube.delete_secret(namespace, name)
+
+    async def secret_configuration(self, job: Mapping[str, Any]) -> list[str]:
+        """The job's secret configuration values (to redact them from what is reported)."""
+        namespace, name = _where(job)
+        try:
+            secret = await self.kube.get_secret(namespace, name)
+        except NotFoundError:
+            return []
+        return jobsecret.stored_secret_configuration(secret)

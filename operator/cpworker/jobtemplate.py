@@ -1,0 +1,248 @@
+"""Can a worker's jobTemplate be used? Every problem with it, in words a user can act on. Pure.
+
+A template must be a valid batch/v1 JobTemplateSpec (strict: unknown fields are problems too)
+and must not set what the operator owns (jobmanifest.py builds those parts).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from cpworker import names
+from cpworker.jobmanifest import (
+    MOUNT_PATH,
+    RESERVED_ENV_NAMES,
+    RESERVED_ENV_PREFIX,
+    RESERVED_VOLUME_PREFIX,
+)
+from cpworker.models import JobTemplate
+
+# Job fields only the operator sets (docs/architecture.md, the claim protocol).
+_OPERATOR_JOB_SPEC_FIELDS: Final = {
+    "suspend": "the operator creates Jobs suspended and releases them after the claim",
+    "selector": "the Job controller generates it",
+    "manualSelector": "the Job controller generates the selector",
+    "ttlSecondsAfterFinished": "set from the operator's settings",
+    "managedBy": "the built-in Job controller must run the Job",
+}
+_OPERATOR_METADATA_FIELDS: Final = (
+    "name",
+    "generateName",
+    "namespace",
+    "ownerReferences",
+    "finalizers",
+)
+_MAX_PROBLEMS: Final = 20
+
+
+@functools.cache
+def _job_validator() -> Any | None:
+    """A strict batch/v1 Job validator from kubernetes-validate's bundled schemas, if installed.
+
+    kubernetes-validate weighs about 100 MiB (schemas of every Kubernetes version), so it is a
+    development dependency; without it `_structure_problems` falls back to the kubernetes
+    client's models, and the API server's own validation of the Job remains the last word.
+    """
+    try:
+        utils = importlib.import_module("kubernetes_validate.utils")
+        jsonschema = importlib.import_module("jsonschema")
+        referencing = importlib.import_module("referencing")
+    except ImportError:
+        return None
+    version = utils.latest_version()
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    schema = utils.schema_contents(f"{folder}/job-batch-v1.json", version)
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
+    registry = referencing.Resource.from_contents(definitions) @ registry
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def _json_path(path: Sequence[object]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".")
+
+
+def _structure_problems(spec: Mapping[str, Any]) -> list[str]:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": spec}
+    validator = _job_validator()
+    if validator is None:
+        return _client_model_problems(spec)
+    problems = []
+    errors = sorted(validator.iter_errors(job), key=lambda e: [str(p) for p in e.path])
+    for error in errors:
+        where = _json_path(list(error.absolute_path)) or "spec"
+        problems.append(f"jobTemplate.{where}: {error.message}")
+    return problems
+
+
+@functools.cache
+def _model_deserializer() -> Any:
+    client = importlib.import_module("kubernetes.client")
+    # The public `deserialize` changed its signature between client releases (a response
+    # object before v32, the response text after); the private one it wraps did not.
+    return client.ApiClient()._ApiClient__deserialize
+
+
+def _client_model_problems(spec: Mapping[str, Any]) -> list[str]:
+    """Fallback structure check: can the kubernetes client build a V1JobSpec from it?
+
+    Weaker than the schema (unknown fields pass, types are only partly checked) but it does
+    catch missing required fields such as containers, names and images.
+    """
+    try:
+        _model_deserializer()(json.loads(json.dumps(dict(spec))), "V1JobSpec")
+    except ValidationError as error:  # kubernetes >= 35 builds its models with pydantic
+        return [
+            f"jobTemplate.spec: {error.title} {_json_path(item['loc'])}: {item['msg']}".replace(
+                "  ", " "
+            )
+            for item in error.errors(include_input=False, include_url=False)
+        ]
+    except (ValueError, TypeError, AttributeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return [f"jobTemplate.spec is not a valid batch/v1 JobSpec: {first_line}"]
+    return []
+
+
+def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found: list[Mapping[str, Any]] = []
+    for key in ("initContainers", "containers"):
+        items = pod_spec.get(key)
+        if isinstance(items, list):
+            found += [item for item in items if isinstance(item, Mapping)]
+    return found
+
+
+def _metadata_problems(metadata: object, where: str) -> list[str]:
+    if not isinstance(metadata, Mapping):
+        return []
+    problems = [
+        f"{where}.{field} is set by the operator and must not be in the template"
+        for field in _OPERATOR_METADATA_FIELDS
+        if field in metadata
+    ]
+    for kind in ("labels", "annotations"):
+        keys = metadata.get(kind)
+        if isinstance(keys, Mapping):
+            problems += [
+                f"{where}.{kind}.{key}: keys under {names.RESERVED_KEY_PREFIX} are reserved "
+                "for the operator"
+                for key in keys
+                if isinstance(key, str) and names.is_reserved_key(key)
+            ]
+    return problems
+
+
+def _is_mount_reserved(path: object) -> bool:
+    return isinstance(path, str) and (
+        path.rstrip("/") == MOUNT_PATH or path.startswith(MOUNT_PATH + "/")
+    )
+
+
+def _container_problems(container: Mapping[str, Any], where: str) -> list[str]:
+    problems = []
+    for env in container.get("env") or []:
+        name = env.get("name") if isinstance(env, Mapping) else None
+        if isinstance(name, str) and (
+            name.startswith(RESERVED_ENV_PREFIX) or name in RESERVED_ENV_NAMES
+        ):
+            problems.append(f"{where}.env {name}: the operator sets it")
+    for mount in container.get("volumeMounts") or []:
+        if not isinstance(mount, Mapping):
+            continue
+        if str(mount.get("name", "")).startswith(RESERVED_VOLUME_PREFIX):
+            problems.append(
+                f"{where}.volumeMounts {mount.get('name')}: volume names starting with "
+                f"{RESERVED_VOLUME_PREFIX} are reserved"
+            )
+        if _is_mount_reserved(mount.get("mountPath")):
+            problems.append(
+                f"{where}.volumeMounts {mount.get('mountPath')}: {MOUNT_PATH} is where the "
+                "operator mounts the job's credentials and data"
+            )
+    return problems
+
+
+def _pod_problems(pod_spec: Mapping[str, Any]) -> list[str]:
+    problems = []
+    where = "jobTemplate.spec.template.spec"
+    restart = pod_spec.get("restartPolicy")
+    if restart is not None and restart != "Never":
+        problems.append(
+            f"{where}.restartPolicy is {restart}: must be Never (or unset); a retried "
+            "container would run the job twice"
+        )
+    for volume in pod_spec.get("volumes") or []:
+        name = volume.get("name") if isinstance(volume, Mapping) else None
+        if isinstance(name, str) and name.startswith(RESERVED_VOLUME_PREFIX):
+            problems.append(
+                f"{where}.volumes {name}: names starting with {RESERVED_VOLUME_PREFIX} are reserved"
+            )
+    for container in _containers(pod_spec):
+        problems += _container_problems(container, f"{where} container {container.get('name')}")
+    return problems
+
+
+def _spec_problems(spec: Mapping[str, Any], max_deadline: int | None) -> list[str]:
+    problems = [
+        f"jobTemplate.spec.{field} must not be set: {why}"
+        for field, why in _OPERATOR_JOB_SPEC_FIELDS.items()
+        if field in spec
+    ]
+    for field in ("parallelism", "completions"):
+        value = spec.get(field)
+        if value is not None and value != 1:
+            problems.append(
+                f"jobTemplate.spec.{field} is {value}: one CodePipeline job runs as exactly "
+                "one pod at a time"
+            )
+    deadline = spec.get("activeDeadlineSeconds")
+    if isinstance(deadline, int) and max_deadline is not None and deadline > max_deadline:
+        problems.append(
+            f"jobTemplate.spec.activeDeadlineSeconds {deadline} exceeds the operator's limit "
+            f"of {max_deadline} seconds"
+        )
+    template = spec.get("template")
+    if isinstance(template, Mapping):
+        problems += _metadata_problems(template.get("metadata"), "jobTemplate.spec.template")
+        pod_spec = template.get("spec")
+        if isinstance(pod_spec, Mapping):
+            problems += _pod_problems(pod_spec)
+    return problems
+
+
+def validate_job_template(
+    template: Mapping[str, Any] | JobTemplate, *, max_active_deadline_seconds: int | None = None
+) -> list[str]:
+    """Every problem with a worker's jobTemplate (empty list: it can be used).
+
+    Checks that the template is a valid batch/v1 JobTemplateSpec (strict: unknown fields are
+    problems too) and that it does not set anything the operator owns: name, namespace,
+    ownerReferences, `cpworker.io/` labels/annotations, restartPolicy other than Never,
+    suspend, selector, manualSelector, ttlSecondsAfterFinished, parallelism/completions other
+    than 1, reserved volume/env/mount names, or an activeDeadlineSeconds above the limit.
+    """
+    # Typed as a mapping, but it comes from a user's resource: check, do not trust.
+    raw: object = (
+        template.model_dump(by_alias=True) if isinstance(template, JobTemplate) else template
+    )
+    if not isinstance(raw, Mapping):
+        return ["jobTemplate must be an object"]
+    problems = _metadata_problems(raw.get("metadata"), "jobTemplate.metadata")
+    spec = raw.get("spec")
+    if not isinstance(spec, Mapping):
+        return [*problems, "jobTemplate.spec must be an object (a batch/v1 JobSpec)"]
+    if not isinstance(spec.get("template"), Mapping):
+        problems.append("jobTemplate.spec.template is required (the pod template)")
+    problems += _spec_problems(spec, max_active_deadline_seconds)
+    problems += _structure_problems(spec)
+    return problems[:_MAX_PROBLEMS]

@@ -1,0 +1,285 @@
+"""What a worker's status says, and the one place that writes it.
+
+- The Ready condition's policy: which reason and message each situation gets (an invalid spec,
+  paused, a poll error with what to do about it, polling, at capacity, draining).
+- `StatusPublisher`: writes the status through the API only when it changed (kopf flushes a
+  daemon's `patch` only when the daemon returns, so a long-running loop patches directly).
+- The counters (`succeeded`, `failed`, `lostRaces`): read-modify-write under a resourceVersion
+  precondition, so replicas never lose an increment to each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cpworker import codepipeline, models, timestamps
+from cpworker.kube import ConflictError, KubeClient, KubeError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+COUNTERS: Final = ("succeeded", "failed", "lostRaces")
+
+
+# --- The Ready condition's policy (pure) -------------------------------------------------------
+
+
+def condition_for_error(error: codepipeline.CodePipelineError) -> tuple[str, str]:
+    """(reason, message) of the Ready=False condition for a poll error: says what to do."""
+    if isinstance(error, codepipeline.ActionTypeNotFoundError):
+        return (
+            "ActionTypeNotFound",
+            (
+                "CodePipeline does not know this action type in this region: create it "
+                "(e.g. with the cpworker Terraform module) or fix spec.actionTypeId / spec.region"
+            ),
+        )
+    if isinstance(error, codepipeline.AccessDeniedError):
+        return (
+            "AccessDenied",
+            (
+                "the operator's AWS identity may not poll this action type: grant "
+                "codepipeline:PollForJobs/AcknowledgeJob/GetJobDetails/PutJob*Result "
+                "(or fix spec.roleArn and its trust policy)"
+            ),
+        )
+    if isinstance(error, codepipeline.ThrottledError):
+        return ("Throttled", "CodePipeline is throttling; polling backs off")
+    if isinstance(error, codepipeline.UnavailableError):
+        return ("ServiceUnavailable", "CodePipeline could not be reached; polling backs off")
+    if isinstance(error, codepipeline.RequestValidationError):
+        return ("InvalidRequest", f"CodePipeline rejected the poll: {error.detail[:300]}")
+    return ("PollFailed", f"PollForJobs failed: {error.code}")
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The Ready condition a worker should show now (and the error to keep, if any)."""
+
+    ready: bool
+    reason: str
+    message: str
+    error: tuple[str, str] | None = None
+
+
+def readiness(
+    *,
+    problem: str | None,
+    paused: bool,
+    error: codepipeline.CodePipelineError | None,
+    polled: bool,
+    in_flight: int,
+) -> Readiness:
+    """The Ready condition for the worker's current situation, most important first."""
+    if problem is not None:
+        return Readiness(ready=False, reason=models.Reason.INVALID_SPEC, message=problem)
+    if paused:
+        message = f"spec.paused is true: not polling; {in_flight} job(s) in flight run to the end"
+        return Readiness(ready=False, reason=models.Reason.PAUSED, message=message)
+    if error is not None:
+        reason, message = condition_for_error(error)
+        return Readiness(ready=False, reason=reason, message=message, error=(reason, message))
+    message = (
+        "polling for jobs"
+        if polled
+        else "at capacity (maxInFlight reached): waiting for jobs to finish"
+    )
+    return Readiness(ready=True, reason=models.Reason.POLLING, message=message)
+
+
+def draining_message(in_flight: int) -> str:
+    return f"draining: {in_flight} job(s) in flight; they end by their activeDeadlineSeconds"
+
+
+# --- Writing the status ------------------------------------------------------------------------
+
+
+@dataclass
+class StatusPublisher:
+    """Turns cycle outcomes into the worker's status, written only when it changes.
+
+    kopf flushes a daemon's `patch` only when the daemon returns, so the status is patched
+    through the API. To keep a thousand workers cheap, a write happens when anything but
+    `lastPollTime` changed, or when `lastPollTime` is older than `refresh_seconds`.
+    """
+
+    write: Callable[[dict[str, Any]], Awaitable[Any]]
+    refresh_seconds: float = 30.0
+    clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    _last_written: dict[str, Any] | None = None
+    _last_write_at: float = 0.0
+    _conditions: list[models.Condition] = field(default_factory=list)
+    _last_poll: dt.datetime | None = None
+    _last_error: models.LastError | None = None
+
+    async def publish(
+        self,
+        *,
+        ready: bool,
+        reason: str,
+        message: str,
+        generation: int | None,
+        in_flight: int,
+        polled_ok: bool = False,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        now = timestamps.now()
+        condition = models.ready_condition(
+            ready, reason, message, now=now, observed_generation=generation
+        )
+        self._conditions = models.set_condition(self._conditions, condition, now)
+        if polled_ok:
+            self._last_poll = now
+        if error is not None:
+            self._last_error = models.last_error(error[0], error[1], now=now)
+        status = models.CustomActionWorkerStatus(
+            conditions=self._conditions,
+            observed_generation=generation,
+            in_flight=in_flight,
+            last_poll_time=self._last_poll,
+            last_error=self._last_error,
+        )
+        patch = models.status_patch(status)
+        comparable = {k: v for k, v in patch.items() if k != "lastPollTime"}
+        due = self.clock() - self._last_write_at >= self.refresh_seconds
+        if self._last_written is not None and comparable == self._last_written and not due:
+            return
+        await self.write(patch)
+        self._last_written = comparable
+        self._last_write_at = self.clock()
+
+    def adopt(self, status: Mapping[str, Any]) -> None:
+        """Start from the stored status (keeps lastTransitionTime across restarts)."""
+        try:
+            parsed = models.CustomActionWorkerStatus.model_validate(dict(status or {}))
+        except ValueError:
+            return
+        self._conditions = list(parsed.conditions)
+        self._last_poll = parsed.last_poll_time
+        self._last_error = parsed.last_error
+
+
+@dataclass
+class WorkerStatus:
+    """The status of one worker: its Ready condition (through a publisher) and its counters."""
+
+    kube: KubeClient
+    namespace: str
+    name: str
+    publisher: StatusPublisher = field(init=False)
+
+    def __post_init__(self) -> None:
+        async def write(patch: dict[str, Any]) -> None:
+            await self.kube.patch_worker_status(self.namespace, self.name, patch)
+
+        self.publisher = StatusPublisher(write)
+
+    async def show(
+        self,
+        *,
+        problem: str | None,
+        paused: bool,
+        error: codepipeline.CodePipelineError | None,
+        polled: bool,
+        in_flight: int,
+        generation: int | None,
+    ) -> None:
+        """Publish the Ready condition for the worker's current situation."""
+        state = readiness(
+            problem=problem, paused=paused, error=error, polled=polled, in_flight=in_flight
+        )
+        await self.publisher.publish(
+            ready=state.ready,
+            reason=state.reason,
+            message=state.message,
+            generation=generation,
+            in_flight=in_flight,
+            polled_ok=polled and state.ready,
+            error=state.error,
+        )
+
+    async def initialise_counters(self) -> None:
+        await initialise_counters(self.kube, self.namespace, self.name)
+
+    async def count(self, counter: str) -> None:
+        await increment_counter(self.kube, self.namespace, self.name, counter)
+
+
+async def publish_draining(kube: KubeClient, namespace: str, name: str, in_flight: int) -> None:
+    """The worker is being deleted and waits for its in-flight jobs (best effort)."""
+    status = models.CustomActionWorkerStatus(
+        conditions=[
+            models.ready_condition(
+                ready=False,
+                reason=models.Reason.DELETING,
+                message=draining_message(in_flight),
+                now=timestamps.now(),
+            )
+        ],
+        in_flight=in_flight,
+    )
+    try:
+        await kube.patch_worker_status(namespace, name, models.status_patch(status))
+    except KubeError as exc:  # best effort: the finalizer retries anyway
+        log.info("could not show the drain on worker %s/%s: %s", namespace, name, exc)
+
+
+# --- The counters ------------------------------------------------------------------------------
+
+# One lock per worker: counter updates of one process never race each other; across
+# replicas the resourceVersion precondition catches the race.
+_COUNTER_LOCKS: dict[tuple[int, str, str], asyncio.Lock] = {}
+
+
+async def _update_status(
+    kube: KubeClient,
+    namespace: str,
+    worker: str,
+    change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+) -> None:
+    """Read-modify-write of the worker's status under a resourceVersion precondition.
+
+    `change` maps the current status to the fields to write, or None when nothing is to be
+    written. The worker may be gone: then there is nothing to count.
+    """
+    key = (id(asyncio.get_running_loop()), namespace, worker)
+    lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
+    async with lock:
+        for _ in range(5):
+            try:
+                body = await kube.get_worker(namespace, worker)
+            except NotFoundError:
+                return
+            fields = change(body.get("status") or {})
+            if not fields:
+                return
+            version = str(body["metadata"].get("resourceVersion") or "")
+            try:
+                await kube.patch_worker_status(namespace, worker, fields, resource_version=version)
+            except ConflictError:
+                continue
+            except NotFoundError:
+                return
+            return
+        log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
+
+
+async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:
+    """Add one to `status.<counter>` (optimistic concurrency; the worker may be gone)."""
+    await _update_status(
+        kube, namespace, worker, lambda status: {counter: int(status.get(counter) or 0) + 1}
+    )
+
+
+async def initialise_counters(kube: KubeClient, namespace: str, worker: str) -> None:
+    """Start absent counters at 0 (so `kubectl get caw` shows 0, not blank); never resets one."""
+    await _update_status(
+        kube,
+        namespace,
+        worker,
+        lambda status: {c: 0 for c in COUNTERS if c not in status} or None,
+    )
