@@ -40,9 +40,8 @@ def kopf_settings(settings: kopf.OperatorSettings, ours: OperatorSettings) -> No
     settings.peering.priority = ours.peering_priority
     # Server-side selection: the operator never receives (or keeps) other people's Jobs and
     # Pods, which bounds memory in busy clusters (the handlers' label filters stay as well).
-    managed = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY_VALUE}"
-    settings.watching.label_selectors["batch", "v1", "jobs"] = managed
-    settings.watching.label_selectors["v1", "pods"] = managed
+    settings.watching.label_selectors["batch", "v1", "jobs"] = names.managed_selector()
+    settings.watching.label_selectors["v1", "pods"] = names.managed_selector()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

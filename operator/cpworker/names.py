@@ -71,7 +71,6 @@ ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
 CONTINUATION_TOKEN_PREFIX: Final = f"{GROUP}/v1"
 
 # Kubernetes limits (apimachinery validation).
-DNS_LABEL_MAX: Final = 63
 LABEL_VALUE_MAX: Final = 63
 
 JOB_NAME_PREFIX: Final = "cpw-"

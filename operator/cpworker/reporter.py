@@ -274,6 +274,5 @@ class Reporter:
 
     async def _fresh_pods(self, job: JobSummary) -> list[PodSummary]:
         """A Job's pods, fresh from the API (the pod index may lag behind the Job's end)."""
-        selector = f"{names.LABEL_WORKER}={names.worker_label_value(job.worker)}"
-        pods = await self.kube.list_pods(job.namespace, selector)
+        pods = await self.kube.list_pods(job.namespace, names.worker_selector(job.worker))
         return [summarize_pod(p) for p in pods if owning_job(p) == job.name]
