@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
 import botocore.credentials
@@ -29,6 +29,7 @@ import botocore.session
 from botocore.config import Config
 
 from cpworker.jobdata import ALL_SECRET, SecretProperties
+from cpworker.ratebudget import Lane, RateBudget
 from cpworker.results import ReportCall
 
 if TYPE_CHECKING:
@@ -149,42 +150,8 @@ def map_error(operation: str, exc: BaseException) -> CodePipelineError:
 
 
 # --------------------------------------------------------------------------------------------
-# Rate budget and retries
+# Retries
 # --------------------------------------------------------------------------------------------
-
-
-class RateBudget:
-    """An async token bucket: at most `rate` calls per second on average, bursts of `burst`.
-
-    One budget is shared by every worker that talks to the same (account, region), so the
-    operator as a whole never exceeds it however many workers it runs.
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._lock = asyncio.Lock()
-        self.granted = 0
-
-    def _refill(self) -> None:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-        self._updated = now
-
-    async def acquire(self) -> None:
-        """Wait for one token. Waiters are served in arrival order (the lock is FIFO)."""
-        async with self._lock:
-            self._refill()
-            if self._tokens < 1:
-                await asyncio.sleep((1 - self._tokens) / self.rate)
-                self._refill()
-            self._tokens -= 1
-            self.granted += 1
 
 
 @dataclass(frozen=True)
@@ -199,6 +166,24 @@ class RetryPolicy:
         """Seconds to wait before retry number `attempt` (1-based)."""
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return (rng or random).uniform(0, ceiling)
+
+
+# The custom action types of a region change rarely (Terraform creates them): one listing
+# serves every worker for this long, and a type it does not know is looked up again at most
+# this often.
+CATALOGUE_TTL: Final = 300.0
+CATALOGUE_MISS_RETRY: Final = 30.0
+# Pipeline versions remembered (each a GetPipeline saved per event of that version).
+PIPELINE_CACHE_SIZE: Final = 256
+
+
+@dataclass(frozen=True)
+class ActionTypeInfo:
+    """What the operator needs to know of a custom action type."""
+
+    secret: SecretProperties
+    # The name of its queryable configuration property (at most one), if any.
+    queryable: str | None = None
 
 
 def _action_type_key(action_type_id: ActionTypeIdTypeDef | Mapping[str, str]) -> tuple[str, ...]:
@@ -242,7 +227,11 @@ class CodePipelineClient:
         self._executor = executor
         self._budget = budget
         self._retry = retry or RetryPolicy()
-        self._secret_cache: dict[tuple[str, ...], SecretProperties] = {}
+        self._catalogue: dict[tuple[str, ...], ActionTypeInfo] | None = None
+        self._catalogue_at = float("-inf")
+        self._catalogue_lock = asyncio.Lock()
+        # Pipeline declarations by (name, version): immutable once published.
+        self._pipelines: dict[tuple[str, int | None], Any] = {}
         self.region = region
         self.role_arn = role_arn
         self.stats = CallStats()
@@ -251,12 +240,12 @@ class CodePipelineClient:
     def budget(self) -> RateBudget:
         return self._budget
 
-    async def _call(self, operation: str, fn: Callable[[], T]) -> T:
+    async def _call(self, operation: str, fn: Callable[[], T], lane: Lane = Lane.URGENT) -> T:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
-            await self._budget.acquire()
+            await self._budget.acquire(lane)
             self.stats.calls += 1
             self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
             try:
@@ -283,7 +272,12 @@ class CodePipelineClient:
         action_type_id: ActionTypeIdTypeDef,
         max_batch_size: int,
         query_param: Mapping[str, str] | None = None,
+        *,
+        lane: Lane = Lane.POLL,
     ) -> list[JobTypeDef]:
+        """Jobs for the action type (and query parameter). Idle polls wait in the POLL lane;
+        a poll an event asked for is URGENT (a job is about to wait on it)."""
+
         def call() -> list[JobTypeDef]:
             if query_param:
                 response = self._boto.poll_for_jobs(
@@ -297,7 +291,7 @@ class CodePipelineClient:
                 )
             return list(response.get("jobs", []))
 
-        return await self._call("PollForJobs", call)
+        return await self._call("PollForJobs", call, lane)
 
     async def acknowledge_job(self, job_id: str, nonce: str) -> str:
         """Returns the job's status for this nonce: only `InProgress` means "yours"."""
@@ -326,45 +320,102 @@ class CodePipelineClient:
 
         await self._call(call.operation, send)
 
-    async def secret_properties(
+    async def action_type(
         self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]
-    ) -> SecretProperties:
-        """The action type's secret configuration properties, cached per action type.
+    ) -> ActionTypeInfo | None:
+        """What CodePipeline says of this custom action type in this region; None: unknown.
 
-        Any failure (no permission to list, type missing) answers "all secret" and is not
-        cached, so that the next job tries again.
+        One ListActionTypes (paged) describes every custom action type of the region, so the
+        answer is cached for all workers of this client: refreshed after CATALOGUE_TTL, or
+        sooner (at most every CATALOGUE_MISS_RETRY) when asked for a type it does not know
+        yet. Raises CodePipelineError when the listing fails (nothing is cached then).
         """
         key = _action_type_key(action_type_id)
-        cached = self._secret_cache.get(key)
-        if cached is not None:
-            return cached
+        if self._catalogue_stale(key):
+            async with self._catalogue_lock:
+                if self._catalogue_stale(key):  # not refreshed while we waited for the lock
+                    self._catalogue = await self._list_action_types()
+                    self._catalogue_at = time.monotonic()
+        assert self._catalogue is not None
+        return self._catalogue.get(key)
 
-        def call() -> SecretProperties | None:
+    def _catalogue_stale(self, key: tuple[str, ...]) -> bool:
+        age = time.monotonic() - self._catalogue_at
+        if self._catalogue is None or age >= CATALOGUE_TTL:
+            return True
+        return key not in self._catalogue and age >= CATALOGUE_MISS_RETRY
+
+    async def _list_action_types(self) -> dict[tuple[str, ...], ActionTypeInfo]:
+        def call() -> dict[tuple[str, ...], ActionTypeInfo]:
+            found: dict[tuple[str, ...], ActionTypeInfo] = {}
             paginator = self._boto.get_paginator("list_action_types")
             for page in paginator.paginate(actionOwnerFilter="Custom"):
                 for action_type in page.get("actionTypes", []):
-                    if _action_type_key(action_type["id"]) != key:
-                        continue
                     props = action_type.get("actionConfigurationProperties", [])
-                    return SecretProperties(
-                        names=frozenset(p["name"] for p in props if p.get("secret"))
+                    queryable = [p["name"] for p in props if p.get("queryable")]
+                    found[_action_type_key(action_type["id"])] = ActionTypeInfo(
+                        secret=SecretProperties(
+                            names=frozenset(p["name"] for p in props if p.get("secret"))
+                        ),
+                        queryable=queryable[0] if queryable else None,
                     )
-            return None
+            return found
 
+        return await self._call("ListActionTypes", call)
+
+    async def action_configuration(
+        self, pipeline: str, version: int | None, stage: str, action: str
+    ) -> Mapping[str, str] | None:
+        """An action's configuration in a pipeline (GetPipeline, cached per pipeline version).
+
+        Used to wake only the worker whose queryParam matches an event's action; None when
+        the pipeline or action cannot be read (then every worker of the action type wakes).
+        """
+        key = (pipeline, version)
+        if key not in self._pipelines:
+
+            def call() -> Any:
+                if version is None:
+                    return self._boto.get_pipeline(name=pipeline)["pipeline"]
+                return self._boto.get_pipeline(name=pipeline, version=version)["pipeline"]
+
+            try:
+                declaration = await self._call("GetPipeline", call)
+            except CodePipelineError as exc:
+                log.info(
+                    "cannot read pipeline %s (%s): waking every matching worker", pipeline, exc.code
+                )
+                return None
+            while len(self._pipelines) >= PIPELINE_CACHE_SIZE:
+                self._pipelines.pop(next(iter(self._pipelines)))
+            self._pipelines[key] = declaration
+        for stage_declaration in self._pipelines[key].get("stages", []):
+            if stage_declaration.get("name") != stage:
+                continue
+            for declared in stage_declaration.get("actions", []):
+                if declared.get("name") == action:
+                    return dict(declared.get("configuration") or {})
+        return None
+
+    async def secret_properties(
+        self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]
+    ) -> SecretProperties:
+        """The action type's secret configuration properties.
+
+        Any failure (no permission to list, type missing) answers "all secret", so that a
+        value is never exposed because the operator could not tell.
+        """
         try:
-            found = await self._call("ListActionTypes", call)
+            info = await self.action_type(action_type_id)
         except CodePipelineError as exc:
             log.warning(
                 "cannot describe action type %s (%s); treating every configuration "
                 "property as secret",
-                "/".join(key),
+                "/".join(_action_type_key(action_type_id)),
                 exc.code,
             )
             return ALL_SECRET
-        if found is None:
-            return ALL_SECRET
-        self._secret_cache[key] = found
-        return found
+        return ALL_SECRET if info is None else info.secret
 
 
 # --------------------------------------------------------------------------------------------

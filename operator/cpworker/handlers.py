@@ -85,9 +85,9 @@ def build_registry() -> kopf.OperatorRegistry:
     ) -> None:
         rt: Runtime = memo["runtime"]
         view = workerloop.view_worker(spec, rt.settings)
-        loop = rt.loops.get((namespace or "", name))
-        if loop is not None:
-            loop.wake.set()
+        worker = rt.workers.get((namespace or "", name))
+        if worker is not None:
+            worker.loop.poll_now()
         if view.problem is not None:
             await rt.kube.post_event(body, "InvalidSpec", view.problem[:1024], type_="Warning")
             # Permanent: retrying cannot fix a spec; the next edit triggers this again.
@@ -161,7 +161,7 @@ def build_registry() -> kopf.OperatorRegistry:
     @kopf.on.probe(id="workers", registry=registry)
     def workers(memo: kopf.Memo, **_: Any) -> int:
         rt: Runtime = memo["runtime"]
-        return len(rt.loops)
+        return len(rt.running_workers())
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     def cleanup(memo: kopf.Memo, **_: Any) -> None:

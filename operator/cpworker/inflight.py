@@ -54,8 +54,19 @@ class InFlightSupervisor:
     post_event: Callable[[str, str, str], Awaitable[None]]
     # Job names being claimed by this process right now: recovery leaves them alone.
     claiming_now: set[str]
+    # Seconds between cancellation probes of a running job (rarer while events work).
+    probe_interval: Callable[[], float] | None = None
     state: SupervisionState = field(default_factory=SupervisionState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+
+    def probe_soon(self, job_name: str) -> None:
+        """Probe this job at the next supervision (an event says its action ended)."""
+        self.state.last_probe.pop(job_name, None)
+
+    def _probe_interval(self) -> float:
+        if self.probe_interval is not None:
+            return self.probe_interval()
+        return self.settings.cancel_probe_seconds
 
     async def supervise(
         self, jobs: Iterable[JobSummary], pods_of: Callable[[str], list[PodSummary]]
@@ -134,7 +145,7 @@ class InFlightSupervisor:
     async def _probe_cancelled(self, job: JobSummary) -> bool:
         now = self.clock()
         last = self.state.last_probe.get(job.name)
-        if last is not None and now - last < self.settings.cancel_probe_seconds:
+        if last is not None and now - last < self._probe_interval():
             return False
         self.state.last_probe[job.name] = now
         nonce = job.annotations.get(names.ANNOTATION_NONCE, "")

@@ -175,6 +175,7 @@ def job_annotations(
         names.ANNOTATION_PIPELINE: context.pipeline_name,
         names.ANNOTATION_STAGE: context.stage.name,
         names.ANNOTATION_ACTION: context.action.name,
+        names.ANNOTATION_PIPELINE_EXECUTION_ID: context.pipeline_execution_id,
     }
     annotations |= {key: value for key, value in optional.items() if value}
     return annotations

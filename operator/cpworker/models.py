@@ -337,6 +337,8 @@ class Reason(StrEnum):
     """Reasons on the Ready condition (and in lastError)."""
 
     POLLING = "Polling"  # Ready=True
+    POLLING_ONLY = "PollingOnly"  # Ready=True: events are configured but not working
+    BUDGET_LIMITED = "PollingBudgetLimited"  # Ready=True: idle polls spaced by the rate budget
     ACTION_TYPE_NOT_FOUND = "ActionTypeNotFound"
     ACCESS_DENIED = "AccessDenied"
     THROTTLED = "Throttled"

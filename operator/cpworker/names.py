@@ -50,6 +50,8 @@ ANNOTATION_CONTINUATION_OF: Final = f"{GROUP}/continuation-of"  # previous CodeP
 ANNOTATION_PIPELINE: Final = f"{GROUP}/pipeline"
 ANNOTATION_STAGE: Final = f"{GROUP}/stage"
 ANNOTATION_ACTION: Final = f"{GROUP}/action"
+# The pipeline execution the job belongs to: an ended-action event is matched by it.
+ANNOTATION_PIPELINE_EXECUTION_ID: Final = f"{GROUP}/pipeline-execution-id"
 ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result value
 # When the claimed Job was released (RFC 3339): a Job can wait suspended through a long claim
 # or an operator outage, so "never started" is measured from here, not from its creation.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cpworker import codepipeline, models
+from cpworker.ratebudget import Lane
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline.type_defs import ActionTypeIdTypeDef, JobTypeDef
@@ -42,8 +44,8 @@ class PollTarget:
     max_interval: float
 
     @classmethod
-    def of(cls, spec: models.CustomActionWorkerSpec) -> PollTarget:
-        """What a validated worker spec polls for."""
+    def of(cls, spec: models.CustomActionWorkerSpec, *, max_interval: float) -> PollTarget:
+        """What a validated worker spec polls for, idling up to `max_interval` seconds."""
         action_type: ActionTypeIdTypeDef = spec.action_type_id.model_dump()  # type: ignore[assignment]
         return cls(
             action_type_id=action_type,
@@ -51,7 +53,7 @@ class PollTarget:
             max_in_flight=spec.max_in_flight,
             batch_cap=spec.batch_cap,
             min_interval=float(spec.polling.min_interval_seconds),
-            max_interval=float(spec.polling.max_interval_seconds),
+            max_interval=max(float(spec.polling.min_interval_seconds), max_interval),
         )
 
 
@@ -80,6 +82,13 @@ class IdleBackoff:
     def after_error(self) -> float:
         return self._grow()
 
+    def bounds(self, min_interval: float, max_interval: float) -> None:
+        """New bounds (a spec change, events healthy or not, the budget's stretch): an idle
+        worker stays idle, it does not start over at the minimum."""
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self._ceiling = min(self._ceiling, max_interval)
+
     def _grow(self) -> float:
         if self._ceiling <= 0:
             self._ceiling = self.min_interval
@@ -102,17 +111,26 @@ class PollOutcome:
     jobs: Sequence[JobTypeDef] = ()
     requested: int = 0
     error: codepipeline.CodePipelineError | None = None
+    # Why this poll happened: an event announced a job, or the idle timer (or first poll).
+    woken_by_event: bool = False
+    first: bool = False
 
 
 async def poll_once(
-    client: codepipeline.CodePipelineClient, target: PollTarget, live_jobs: int
+    client: codepipeline.CodePipelineClient,
+    target: PollTarget,
+    live_jobs: int,
+    *,
+    lane: Lane = Lane.POLL,
 ) -> PollOutcome:
     """One PollForJobs within the free capacity; errors are returned, not raised."""
     requested = models.batch_size(target.max_in_flight, target.batch_cap, live_jobs)
     if requested == 0:
         return PollOutcome(polled=False)
     try:
-        jobs = await client.poll_for_jobs(target.action_type_id, requested, target.query_param)
+        jobs = await client.poll_for_jobs(
+            target.action_type_id, requested, target.query_param, lane=lane
+        )
     except codepipeline.CodePipelineError as exc:
         return PollOutcome(polled=True, requested=requested, error=exc)
     return PollOutcome(polled=True, jobs=jobs, requested=requested)
@@ -124,18 +142,23 @@ SLOW_RETRY_ERRORS = (
     codepipeline.AccessDeniedError,
     codepipeline.RequestValidationError,
 )
+# An event can arrive before its job can be polled: polls it asked for that find nothing are
+# repeated this many times, `min_interval` apart, before the worker goes back to idling.
+EVENT_FOLLOW_UPS = 3
 
 
 @dataclass
 class PollLoop:
-    """Runs one worker until `stopped`: tending every `tend_interval`, polls when due.
+    """Runs one worker until `stopped`: supervision every `tend_interval`, polls when due.
 
     The callables keep this loop independent of kopf: `target()` returns the current
     PollTarget (or None when the worker must not poll: paused or invalid), `live_jobs()`
     counts live labelled Jobs from the index, `handle_jobs` claims and dispatches, `tend`
-    looks after in-flight jobs, and `report` publishes each poll's outcome to the status.
-    `wake` (set by the Job event handler or a spec change) makes the next poll immediate.
-    The worker's status is not this loop's business: `report` publishes it (workerstatus).
+    supervises in-flight jobs, and `report` publishes each poll's outcome to the status.
+    `poll_now` (a finished Job, a spec change) makes the next poll immediate; `event_arrived`
+    does too, and makes that poll urgent; `supervise_now` runs supervision at once; a bare
+    `wake` only interrupts the sleep (to notice a stop). `first_delay()` spreads the first
+    polls of a large fleet over the budget.
     """
 
     client: Callable[[], Awaitable[codepipeline.CodePipelineClient]]
@@ -146,9 +169,29 @@ class PollLoop:
     report: Callable[[PollOutcome], Awaitable[Any]]
     slow_retry_interval: float = 60.0
     tend_interval: float = 5.0
+    first_delay: Callable[[], float] = field(default=lambda: 0.0)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     backoff: IdleBackoff | None = None
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    _follow_ups: int = 0
+    _polled_once: bool = False
+    _poll_now: bool = False
+    _tend_now: bool = False
+
+    def poll_now(self) -> None:
+        """Poll at once (capacity freed up, the spec changed)."""
+        self._poll_now = True
+        self.wake.set()
+
+    def event_arrived(self) -> None:
+        """An event says a job for this worker is about to appear: poll now, urgently."""
+        self._follow_ups = EVENT_FOLLOW_UPS
+        self.poll_now()
+
+    def supervise_now(self) -> None:
+        """Run supervision at once (an event says one of our jobs' actions ended)."""
+        self._tend_now = True
+        self.wake.set()
 
     async def poll_cycle(self) -> float:
         """One poll (if allowed); returns seconds until the next poll is due."""
@@ -156,13 +199,18 @@ class PollLoop:
         if target is None:
             await self.report(PollOutcome(polled=False))
             return self.slow_retry_interval
-        if self.backoff is None or (
-            (self.backoff.min_interval, self.backoff.max_interval)
-            != (target.min_interval, target.max_interval)
-        ):
+        if self.backoff is None:
             self.backoff = IdleBackoff(target.min_interval, target.max_interval)
+        else:
+            self.backoff.bounds(target.min_interval, target.max_interval)
+        woken = self._follow_ups > 0
+        self._follow_ups = max(0, self._follow_ups - 1)
         client = await self.client()
-        outcome = await poll_once(client, target, self.live_jobs())
+        outcome = await poll_once(
+            client, target, self.live_jobs(), lane=Lane.URGENT if woken else Lane.POLL
+        )
+        outcome = dataclasses.replace(outcome, woken_by_event=woken, first=not self._polled_once)
+        self._polled_once = self._polled_once or outcome.polled
         await self.report(outcome)
         if not outcome.polled:
             # No capacity: a finishing Job wakes us; the interval is only a safety net.
@@ -172,8 +220,12 @@ class PollLoop:
                 return self.slow_retry_interval
             return self.backoff.after_error()
         if outcome.jobs:
+            self._follow_ups = 0
             await self.handle_jobs(outcome.jobs)
-        return self.backoff.after_poll(len(outcome.jobs), outcome.requested)
+        delay = self.backoff.after_poll(len(outcome.jobs), outcome.requested)
+        if self._follow_ups > 0:
+            return min(delay, target.min_interval)
+        return delay
 
     async def _guarded(self, step: Callable[[], Awaitable[Any]], fallback: Any) -> Any:
         try:
@@ -186,12 +238,18 @@ class PollLoop:
             return fallback
 
     async def run(self, stopped: Callable[[], bool]) -> None:
-        next_poll = self.clock()
+        """Until `stopped()`; whoever stops the loop must also set `wake` (it may be asleep)."""
+        next_poll = self.clock() + self.first_delay()
         next_tend = self.clock()
         while not stopped():
             if self.wake.is_set():
                 self.wake.clear()
-                next_poll = min(next_poll, self.clock())
+                if self._poll_now:
+                    self._poll_now = False
+                    next_poll = min(next_poll, self.clock())
+                if self._tend_now:
+                    self._tend_now = False
+                    next_tend = self.clock()
             if self.clock() >= next_tend:
                 await self._guarded(self.tend, None)
                 next_tend = self.clock() + self.tend_interval
@@ -199,15 +257,11 @@ class PollLoop:
                 delay = await self._guarded(self.poll_cycle, self.slow_retry_interval / 4)
                 next_poll = self.clock() + delay
             wait = min(next_poll, next_tend) - self.clock()
-            if wait > 0:
-                await self.sleep(wait, stopped)
+            if wait > 0 and not stopped():
+                await self.sleep(wait)
 
-    async def sleep(self, delay: float, stopped: Callable[[], bool]) -> None:
-        """Sleep up to `delay`, cut short by `wake` (a finished Job, a spec change)."""
-        remaining = delay
-        # Check `stopped` at least every second so that shutdown is prompt.
-        while remaining > 0 and not stopped() and not self.wake.is_set():
-            step = min(1.0, remaining)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=step)
-            remaining -= step
+    async def sleep(self, delay: float) -> None:
+        """Sleep up to `delay`, cut short by `wake` (a finished Job, an event, a stop)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.wake.wait()

@@ -2,24 +2,25 @@
 
 Every operator builds its own Runtime, so two operators run side by side in one process (the
 two-replica tests) without sharing anything: executor, clients, the Job record writer, the
-reporter, and the registry of running worker loops.
+reporter, the registry of running workers, and the events consumer they share.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-from cpworker import codepipeline, kube
+from cpworker import codepipeline, events, kube, wakeups
 from cpworker.jobrecord import JobRecords
+from cpworker.poller import PollLoop
 from cpworker.reporter import Reporter
 from cpworker.settings import OperatorSettings
-
-if TYPE_CHECKING:
-    from cpworker import poller
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,27 @@ log = logging.getLogger(__name__)
 # tests only (the stages call `Runtime.hook`). Never set in production.
 CRASH_AT_ENV: Final = "CPWORKER_TEST_CRASH_AT"
 CRASH_EXIT_CODE: Final = 86
+# After a job arrived that no event announced, workers of its action type poll at their own
+# policy for this long (events may be lost; one lost event is not a broken rule).
+MISSED_EVENT_FALLBACK_SECONDS: Final = 1800.0
+
+ActionTypeKey = tuple[str, str, str, str]  # category, owner, provider, version
+
+
+class RunningWorker(Protocol):
+    """What the runtime needs of a running worker (workerloop.Worker)."""
+
+    loop: PollLoop
+
+    def action_type_key(self) -> ActionTypeKey | None: ...
+
+    def query_param(self) -> Mapping[str, str]: ...
+
+    async def client(self) -> codepipeline.CodePipelineClient: ...
+
+    def region(self) -> str | None: ...
+
+    def probe_action(self, pipeline: str, execution_id: str, stage: str, action: str) -> bool: ...
 
 
 @dataclass
@@ -37,11 +59,15 @@ class Runtime:
     clients: codepipeline.CodePipelineClients
     records: JobRecords
     reporter: Reporter
-    # Running worker loops by (namespace, worker name) and (namespace, worker label value).
-    loops: dict[tuple[str, str], poller.PollLoop] = field(default_factory=dict)
+    # Running workers by (namespace, worker name) and (namespace, worker label value).
+    workers: dict[tuple[str, str], RunningWorker] = field(default_factory=dict)
     # Job names this process is claiming right now (recovery leaves them alone).
     claiming_now: set[str] = field(default_factory=set)
     crash_at: str | None = None
+    # The events queue consumer, while any worker runs here (a standby replica runs none).
+    consumer: events.EventConsumer | None = None
+    # When a job of an action type arrived that no event announced (monotonic seconds).
+    missed_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -85,5 +111,68 @@ class Runtime:
             logging.shutdown()
             os._exit(CRASH_EXIT_CODE)
 
+    # ---- running workers -------------------------------------------------------------------
+
+    def register(
+        self, worker: RunningWorker, keys: list[tuple[str, str]], on_event: events.Handler
+    ) -> None:
+        """A worker starts; the first one starts the events consumer (if configured)."""
+        for key in keys:
+            self.workers[key] = worker
+        queue_url = self.settings.events_queue_url
+        if queue_url and self.consumer is None:
+            region = self.settings.events_queue_region or events.queue_region(
+                queue_url, self.settings.default_region
+            )
+            self.consumer = events.EventConsumer(queue_url, region, on_event, self.executor)
+            self.consumer.start(asyncio.get_running_loop())
+
+    def unregister(self, keys: list[tuple[str, str]]) -> None:
+        """A worker stops; the last one stops the events consumer."""
+        for key in keys:
+            self.workers.pop(key, None)
+        if not self.workers and self.consumer is not None:
+            self.consumer.stop()
+            self.consumer = None
+
+    def running_workers(self) -> list[RunningWorker]:
+        """Each running worker once (the registry holds two keys per worker)."""
+        return list({id(w): w for w in self.workers.values()}.values())
+
+    # ---- what wakes workers --------------------------------------------------------------
+
+    def wakeups(self, action_type: ActionTypeKey | None) -> wakeups.Wakeups:
+        missed = self.missed_event_at.get(action_type) if action_type else None
+        return wakeups.wakeups(
+            queue_configured=bool(self.settings.events_queue_url),
+            queue_healthy=self.consumer is not None and self.consumer.healthy,
+            missed_event_at=missed,
+            now=time.monotonic(),
+            fallback_seconds=MISSED_EVENT_FALLBACK_SECONDS,
+        )
+
+    def event_missed(self, action_type: ActionTypeKey) -> None:
+        """A timer poll found a job no event announced: poll at the policy for a while."""
+        if self.wakeups(action_type) is wakeups.Wakeups.EVENTS:
+            log.warning(
+                "a job of %s arrived without its event: polling at the workers' own interval",
+                "/".join(action_type),
+            )
+        self.missed_event_at[action_type] = time.monotonic()
+
+    def event_seen(self, action_type: ActionTypeKey) -> None:
+        """Events for this action type arrive again."""
+        self.missed_event_at.pop(action_type, None)
+
+    def cancel_probe_seconds(self) -> float:
+        """How often running jobs are probed: rarer while ended-action events probe them."""
+        if self.consumer is not None and self.consumer.healthy:
+            return max(
+                self.settings.cancel_probe_seconds, self.settings.events_cancel_probe_seconds
+            )
+        return self.settings.cancel_probe_seconds
+
     def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)

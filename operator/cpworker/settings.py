@@ -134,6 +134,40 @@ class OperatorSettings(BaseSettings):
         description="ttlSecondsAfterFinished of every Job: how long finished Jobs stay for "
         "inspection after they were reported.",
     )
+    events_queue_url: str | None = Field(
+        default=None,
+        description="SQS queue receiving CodePipeline's action execution events (the "
+        "Terraform job-events module creates it). With it, a job's STARTED event wakes the "
+        "workers that can take it at once, and polling becomes a rarer safety net.",
+    )
+    events_queue_region: Annotated[str, Field(pattern=REGION_PATTERN)] | None = Field(
+        default=None,
+        description="Region of the events queue (default: the region in its URL, else the "
+        "default region).",
+    )
+    events_idle_ceiling_seconds: float = Field(
+        default=600.0,
+        ge=1,
+        le=3600,
+        description="Idle poll ceiling while the events queue is healthy (the safety net for "
+        "lost events); the worker's own maxIntervalSeconds applies when it is larger, and "
+        "whenever the queue is unreachable or silent.",
+    )
+    events_cancel_probe_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Cancellation probe interval while the events queue is healthy (a FAILED, "
+        "CANCELED or ABANDONED action event probes its job at once).",
+    )
+    status_heartbeat_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        le=86400,
+        description="How often an idle worker's status.lastPollTime is rewritten when nothing "
+        "else changed (a write per worker each time: keep it coarse; the metric "
+        "cpworker_last_poll_timestamp_seconds is exact).",
+    )
     default_active_deadline_seconds: int = Field(
         default=DEFAULT_ACTIVE_DEADLINE_SECONDS,
         ge=1,

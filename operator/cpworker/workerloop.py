@@ -13,7 +13,10 @@ worker, whose capacity may have freed up.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ import kopf
 from cpworker import (
     claimer,
     codepipeline,
+    events,
     jobdata,
     jobindex,
     jobtemplate,
@@ -30,18 +34,23 @@ from cpworker import (
     models,
     names,
     timestamps,
+    wakeups,
     workerstatus,
 )
 from cpworker.inflight import InFlightSupervisor
 from cpworker.jobmanifest import WorkerRef, build_job
 from cpworker.poller import PollLoop, PollOutcome, PollTarget
-from cpworker.runtime import Runtime
+from cpworker.runtime import ActionTypeKey, RunningWorker, Runtime
 from cpworker.settings import OperatorSettings
+from cpworker.wakeups import Wakeups
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline.type_defs import JobTypeDef
 
 log = logging.getLogger(__name__)
+
+# A budget stretching idle intervals by more than this makes the workers say so.
+BUDGET_LIMITED_STRETCH = 1.05
 
 
 @dataclass(frozen=True)
@@ -105,10 +114,14 @@ class Worker:
         self.uid = uid
         self.index_jobs = index_jobs
         self.index_pods = index_pods
-        self.status = workerstatus.WorkerStatus(rt.kube, namespace, name)
+        self.status = workerstatus.WorkerStatus(
+            rt.kube, namespace, name, heartbeat_seconds=rt.settings.status_heartbeat_seconds
+        )
         self.status.publisher.adopt(status)
         self.supervisor = in_flight_supervisor(rt, namespace, name, uid)
+        self.keys = [(namespace, name), (namespace, names.worker_label_value(name))]
         self._view: tuple[object, WorkerView] | None = None
+        self._client: codepipeline.CodePipelineClient | None = None
         self.loop = PollLoop(
             client=self.client,
             target=self.target,
@@ -118,6 +131,7 @@ class Worker:
             report=self.show,
             slow_retry_interval=rt.settings.slow_retry_seconds,
             tend_interval=rt.settings.supervise_interval_seconds,
+            first_delay=self.first_delay,
         )
 
     # ---- what the loop asks -------------------------------------------------------------
@@ -135,18 +149,75 @@ class Worker:
     def live_jobs(self) -> int:
         return sum(1 for job in self.jobs() if job.live)
 
+    def action_type_key(self) -> ActionTypeKey | None:
+        spec = self.view().spec
+        if spec is None:
+            return None
+        a = spec.action_type_id
+        return (a.category, a.owner, a.provider, a.version)
+
+    def query_param(self) -> Mapping[str, str]:
+        spec = self.view().spec
+        return spec.query_param if spec is not None else {}
+
+    def region(self) -> str | None:
+        return self.view().region
+
     def target(self) -> PollTarget | None:
         spec = self.view().spec
+        budget = self._client.budget if self._client is not None else None
         if spec is None or spec.paused:
+            if budget is not None:
+                budget.demand.drop(self.keys[0])
             return None
-        return PollTarget.of(spec)
+        ceiling = wakeups.idle_ceiling(
+            float(spec.polling.max_interval_seconds),
+            self.rt.wakeups(self.action_type_key()),
+            self.rt.settings.events_idle_ceiling_seconds,
+        )
+        if budget is not None:
+            # The budget spaces every worker's idle polls alike when together they would
+            # ask for more than it carries (instead of queueing polls for minutes).
+            budget.demand.want(self.keys[0], ceiling)
+            ceiling *= budget.stretch
+        return PollTarget.of(spec, max_interval=ceiling)
+
+    def first_delay(self) -> float:
+        """The first poll waits a random part of what the budget needs to serve every worker's
+        first poll once: a thousand workers starting together do not queue their polls."""
+        budget = self._client.budget if self._client is not None else None
+        if budget is None:
+            return 0.0
+        return random.uniform(0, budget.demand.workers / budget.poll_capacity)  # noqa: S311
+
+    def budget_limited(self) -> bool:
+        budget = self._client.budget if self._client is not None else None
+        return budget is not None and budget.stretch > BUDGET_LIMITED_STRETCH
 
     async def client(self) -> codepipeline.CodePipelineClient:
         view = self.view()
         # target() returned a PollTarget, so the view is valid.
         assert view.spec is not None
         assert view.region is not None
-        return await self.rt.clients.for_worker(view.region, view.spec.role_arn)
+        self._client = await self.rt.clients.for_worker(view.region, view.spec.role_arn)
+        return self._client
+
+    def probe_action(self, pipeline: str, execution_id: str, stage: str, action: str) -> bool:
+        """An event says this action ended: probe its job now, if it runs here."""
+        found = False
+        for job in self.jobs():
+            a = job.annotations
+            if (
+                a.get(names.ANNOTATION_PIPELINE) == pipeline
+                and a.get(names.ANNOTATION_STAGE) == stage
+                and a.get(names.ANNOTATION_ACTION) == action
+                and a.get(names.ANNOTATION_PIPELINE_EXECUTION_ID, execution_id) == execution_id
+            ):
+                self.supervisor.probe_soon(job.name)
+                found = True
+        if found:
+            self.loop.supervise_now()
+        return found
 
     # ---- what the loop does -------------------------------------------------------------
 
@@ -187,6 +258,14 @@ class Worker:
 
     async def show(self, outcome: PollOutcome) -> None:
         view = self.view()
+        action_type = self.action_type_key()
+        if outcome.jobs and action_type is not None:
+            if outcome.woken_by_event:
+                self.rt.event_seen(action_type)
+            elif not outcome.first and self.rt.wakeups(action_type) is Wakeups.EVENTS:
+                # An idle poll found a job: its event never came (the first poll after a
+                # start finds jobs that waited for us, which proves nothing).
+                self.rt.event_missed(action_type)
         await self.status.show(
             problem=view.problem,
             paused=view.spec is not None and view.spec.paused,
@@ -194,18 +273,54 @@ class Worker:
             polled=outcome.polled,
             in_flight=self.live_jobs(),
             generation=self.meta.get("generation"),
+            wakeups=self.rt.wakeups(action_type),
+            budget_limited=self.budget_limited(),
+        )
+
+    async def announce_ready(self) -> None:
+        """Ready before the first poll where nothing is in doubt: the action type exists (one
+        cached ListActionTypes per region serves every worker, not a poll per worker)."""
+        view = self.view()
+        if view.spec is None or view.spec.paused:
+            return
+        client = await self.client()
+        self.target()  # counts this worker in its budget's demand before its first poll
+        try:
+            known = await client.action_type(view.spec.action_type_id.model_dump())
+        except codepipeline.CodePipelineError:
+            return  # cannot tell: the first poll will say
+        missing = codepipeline.ActionTypeNotFoundError(
+            "ListActionTypes", "ActionTypeNotFoundException", "not among the custom action types"
+        )
+        await self.status.show(
+            problem=None,
+            paused=False,
+            error=missing if known is None else None,
+            polled=False,
+            in_flight=self.live_jobs(),
+            generation=self.meta.get("generation"),
+            wakeups=self.rt.wakeups(self.action_type_key()),
+            budget_limited=self.budget_limited(),
+            first_poll_pending=known is not None,
         )
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await self.status.initialise_counters()
-        keys = [(self.namespace, self.name), (self.namespace, names.worker_label_value(self.name))]
-        for key in keys:
-            self.rt.loops[key] = self.loop
+        self.rt.register(self, self.keys, on_event=functools.partial(on_action_event, self.rt))
+
+        async def wake_on_stop() -> None:
+            await stopped.wait()
+            self.loop.wake.set()
+
+        waiter = asyncio.create_task(wake_on_stop())
         try:
+            await self.announce_ready()
             await self.loop.run(lambda: bool(stopped))
         finally:
-            for key in keys:
-                self.rt.loops.pop(key, None)
+            waiter.cancel()
+            if self._client is not None:
+                self._client.budget.demand.drop(self.keys[0])
+            self.rt.unregister(self.keys)
 
 
 def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> InFlightSupervisor:
@@ -222,6 +337,7 @@ def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> In
         settings=rt.settings,
         post_event=post,
         claiming_now=rt.claiming_now,
+        probe_interval=rt.cancel_probe_seconds,
     )
 
 
@@ -289,6 +405,50 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
     if event_type == "DELETED":
         rt.reporter.forget(job.name)
-    loop = rt.loops.get((job.namespace, job.worker))
-    if loop is not None and ended:
-        loop.wake.set()  # capacity may have freed up
+    worker = rt.workers.get((job.namespace, job.worker))
+    if worker is not None and ended:
+        worker.loop.poll_now()  # capacity may have freed up
+
+
+async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:
+    """A CodePipeline action event: wake the workers that can take its job, or probe the job
+    whose action ended. Harmless when duplicated, late, or for no worker of ours."""
+    if event.action_type[1] != "Custom":
+        return
+    workers = [
+        w
+        for w in rt.running_workers()
+        if w.action_type_key() == event.action_type
+        and (not event.region or w.region() in (None, event.region))
+    ]
+    if event.state == events.STARTED:
+        rt.event_seen(event.action_type)
+        for worker in await workers_for(workers, event):
+            worker.loop.event_arrived()
+    elif event.state in events.ENDED_STATES:
+        for worker in workers:
+            worker.probe_action(event.pipeline, event.execution_id, event.stage, event.action)
+
+
+async def workers_for(
+    workers: list[RunningWorker], event: events.ActionEvent
+) -> list[RunningWorker]:
+    """The workers whose queryParam the event's action matches (its configuration, from
+    GetPipeline, cached per pipeline version); all of them when that cannot be read.
+
+    Without this, one event of an action type served by a thousand workers (one per pool)
+    would wake all of them to poll.
+    """
+    if not workers or not any(w.query_param() for w in workers):
+        return workers
+    client = await workers[0].client()
+    configuration = await client.action_configuration(
+        event.pipeline, event.pipeline_version, event.stage, event.action
+    )
+    if configuration is None:
+        return workers
+    return [
+        w
+        for w in workers
+        if all(configuration.get(key) == value for key, value in w.query_param().items())
+    ]

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from cpworker import codepipeline, models, timestamps
 from cpworker.kube import ConflictError, KubeClient, KubeError, NotFoundError
+from cpworker.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,14 @@ def readiness(
     error: codepipeline.CodePipelineError | None,
     polled: bool,
     in_flight: int,
+    wakeups: Wakeups = Wakeups.NONE,
+    budget_limited: bool = False,
+    first_poll_pending: bool = False,
 ) -> Readiness:
-    """The Ready condition for the worker's current situation, most important first."""
+    """The Ready condition for the worker's current situation, most important first.
+
+    Messages carry no changing numbers, so that a steady worker's status is not rewritten.
+    """
     if problem is not None:
         return Readiness(ready=False, reason=models.Reason.INVALID_SPEC, message=problem)
     if paused:
@@ -83,11 +90,37 @@ def readiness(
     if error is not None:
         reason, message = condition_for_error(error)
         return Readiness(ready=False, reason=reason, message=message, error=(reason, message))
-    message = (
-        "polling for jobs"
-        if polled
-        else "at capacity (maxInFlight reached): waiting for jobs to finish"
-    )
+    if budget_limited:
+        return Readiness(
+            ready=True,
+            reason=models.Reason.BUDGET_LIMITED,
+            message="idle polls are spaced beyond the polling policy: the workers sharing this "
+            "account and region's CodePipeline rate budget want more polls than it carries; "
+            "raise CPWORKER_RATE_PER_SECOND, raise polling.maxIntervalSeconds, or use the "
+            "events queue (CPWORKER_EVENTS_QUEUE_URL)",
+        )
+    if wakeups in (Wakeups.LOST, Wakeups.SILENT):
+        why = (
+            "the events queue cannot be read (check its URL, region and the operator's "
+            "sqs:ReceiveMessage permission)"
+            if wakeups is Wakeups.LOST
+            else "a job arrived that no event announced (check the EventBridge rule of this "
+            "action type)"
+        )
+        return Readiness(
+            ready=True,
+            reason=models.Reason.POLLING_ONLY,
+            message=f"polling only: {why}; polling at the worker's own interval until events "
+            "work again",
+        )
+    if first_poll_pending:
+        message = "the action type exists: first poll soon"
+    elif not polled:
+        message = "at capacity (maxInFlight reached): waiting for jobs to finish"
+    elif wakeups is Wakeups.EVENTS:
+        message = "polling for jobs, woken at once by CodePipeline's events"
+    else:
+        message = "polling for jobs"
     return Readiness(ready=True, reason=models.Reason.POLLING, message=message)
 
 
@@ -103,8 +136,9 @@ class StatusPublisher:
     """Turns cycle outcomes into the worker's status, written only when it changes.
 
     kopf flushes a daemon's `patch` only when the daemon returns, so the status is patched
-    through the API. To keep a thousand workers cheap, a write happens when anything but
-    `lastPollTime` changed, or when `lastPollTime` is older than `refresh_seconds`.
+    through the API. To keep a thousand idle workers from writing to the API server (and
+    etcd) on every poll, a write happens when anything but `lastPollTime` changed, or when
+    the written `lastPollTime` is older than `refresh_seconds` (a coarse heartbeat).
     """
 
     write: Callable[[dict[str, Any]], Awaitable[Any]]
@@ -170,13 +204,15 @@ class WorkerStatus:
     kube: KubeClient
     namespace: str
     name: str
+    # How often lastPollTime alone is rewritten (settings.status_heartbeat_seconds).
+    heartbeat_seconds: float = 3600.0
     publisher: StatusPublisher = field(init=False)
 
     def __post_init__(self) -> None:
         async def write(patch: dict[str, Any]) -> None:
             await self.kube.patch_worker_status(self.namespace, self.name, patch)
 
-        self.publisher = StatusPublisher(write)
+        self.publisher = StatusPublisher(write, refresh_seconds=self.heartbeat_seconds)
 
     async def show(
         self,
@@ -187,10 +223,20 @@ class WorkerStatus:
         polled: bool,
         in_flight: int,
         generation: int | None,
+        wakeups: Wakeups = Wakeups.NONE,
+        budget_limited: bool = False,
+        first_poll_pending: bool = False,
     ) -> None:
         """Publish the Ready condition for the worker's current situation."""
         state = readiness(
-            problem=problem, paused=paused, error=error, polled=polled, in_flight=in_flight
+            problem=problem,
+            paused=paused,
+            error=error,
+            polled=polled,
+            in_flight=in_flight,
+            wakeups=wakeups,
+            budget_limited=budget_limited,
+            first_poll_pending=first_poll_pending,
         )
         await self.publisher.publish(
             ready=state.ready,
@@ -198,7 +244,7 @@ class WorkerStatus:
             message=state.message,
             generation=generation,
             in_flight=in_flight,
-            polled_ok=polled and state.ready,
+            polled_ok=polled and state.ready and not first_poll_pending,
             error=state.error,
         )
 

@@ -263,6 +263,8 @@ def test_condition_messages_are_bounded() -> None:
 def test_all_reasons_are_valid_condition_reasons() -> None:
     expected = {
         "Polling",
+        "PollingOnly",
+        "PollingBudgetLimited",
         "ActionTypeNotFound",
         "AccessDenied",
         "Throttled",
