@@ -23,7 +23,14 @@ from cpworker.sandbox.kube.standin import PROJECT_CRDS, KubeStandIn
 # The kubernetes package is untyped here; one typed door in.
 _new_client: Any = kubernetes.config.new_client_from_config
 FAST_RUNNER = RunnerConfig(
-    default_duration=0.2, start_delay=0.01, retry_delay=0.05, create_retry=0.1
+    default_duration=0.2,
+    start_delay=0.01,
+    retry_delay=0.05,
+    retry_delay_max=0.4,
+    create_retry=0.1,
+    create_retry_max=1.0,
+    terminal_condition_delay=0.05,
+    secret_sync_delay=0.2,
 )
 
 
