@@ -36,6 +36,17 @@ class GarbageCollector:
                 self._release_foreground_owner(owner.get("uid", ""))
             return
         self._by_uid[uid] = (key, meta.get("namespace", ""), meta["name"])
+        refs = meta.get("ownerReferences") or []
+        if (
+            refs
+            and not meta.get("deletionTimestamp")
+            and change.type == "ADDED"
+            and all(self._absent(ref, meta.get("namespace", "")) for ref in refs)
+        ):
+            # every owner is gone (or is another object of the same name): a dependent
+            # with a stale owner reference is collected, as the real collector's
+            # attemptToDelete does after looking the owners up by UID
+            self._later(self._collect_orphan, (key, meta.get("namespace", ""), meta["name"]))
         if meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or []):
             if self.api.store.dependents_of(uid):
                 self._later(self._collect, uid)
@@ -47,6 +58,27 @@ class GarbageCollector:
         asyncio.get_running_loop().call_later(
             self.delay, callback, *args, context=contextvars.Context()
         )
+
+    def _absent(self, ref: Obj, namespace: str) -> bool:
+        rtype = self.api.registry.by_kind(str(ref.get("apiVersion", "")), str(ref.get("kind", "")))
+        if rtype is None:
+            return False  # an unknown kind: the real collector waits for discovery
+        owner = self.api.store.get(
+            rtype.storage_key, namespace if rtype.namespaced else "", str(ref.get("name", ""))
+        )
+        return owner is None or owner["metadata"].get("uid") != ref.get("uid")
+
+    def _collect_orphan(self, ref: ObjectRef) -> None:
+        obj = self.api.store.get(*ref)
+        rtype = self.api.storage_type(ref[0])
+        if obj is None or rtype is None or obj["metadata"].get("deletionTimestamp"):
+            return
+        refs = obj["metadata"].get("ownerReferences") or []
+        if refs and all(self._absent(r, ref[1]) for r in refs):
+            with contextlib.suppress(ApiError):
+                self.api.delete(
+                    rtype, ref[1] or None, ref[2], DeleteOptions(propagation_policy="Background")
+                )
 
     def _live(self, uid: str) -> bool:
         """The owner exists and is not being deleted."""

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, events, rbac, tables
+from cpworker.sandbox.kube import discovery, events, eviction, rbac, tables
 from cpworker.sandbox.kube.admission import REQUEST_IDENTITY, Admission, AdmissionConfig
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
@@ -382,6 +382,11 @@ class KubeServer:
             obj = self.api.get(rtype, route.namespace, route.name or "")
             return self._object_response(request, rtype, obj)
         dry_run = "dryRun" in query
+        if verb == "create" and route.subresource == "eviction":
+            answer = eviction.evict(
+                self.api, route.namespace or "", route.name or "", await _read_body(request)
+            )
+            return _json(answer, 201)
         if verb == "create":
             if route.name is not None:
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")

@@ -159,6 +159,14 @@ class KubeStandIn:
 
         self.call(apply)
 
+    def evict_pod(self, namespace: str, name: str, resource: str = "memory") -> None:
+        """Evict a running pod as the kubelet does under node pressure: killed at once,
+        phase Failed, reason Evicted, a DisruptionTarget condition; the pod stays."""
+        if self.job_runner is None:
+            raise RuntimeError("the stand-in runs no kubelet (job_runner=False)")
+        kubelet = self.job_runner.kubelet
+        self.call(lambda: kubelet.evict(namespace, name, resource))
+
     def service_account_token(self, namespace: str, name: str) -> str:
         """A bearer token for `system:serviceaccount:<namespace>:<name>`, whose requests are
         authorized by the stored RBAC objects (403 when no binding allows them)."""
