@@ -15,7 +15,7 @@ from kubernetes.client import ApiException
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.pytest_plugin import FAST_RUNNER
 
-_new_client: Any = kubernetes.config.new_client_from_config  # untyped package, one typed door
+new_client: Any = kubernetes.config.new_client_from_config  # untyped package, one typed door
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
@@ -50,7 +50,7 @@ def custom_kube(tmp_path: Path, *, runner: dict[str, Any] | None = None, **optio
     config = dataclasses.replace(FAST_RUNNER, **(runner or {}))
     with KubeStandIn(runner_config=config, bookmark_interval=1.0, **options) as kube:
         path = kube.write_kubeconfig(tmp_path / "custom-kubeconfig")
-        client: Any = _new_client(str(path))
+        client: Any = new_client(str(path))
         try:
             yield kube, client
         finally:
@@ -74,4 +74,4 @@ def job_body(name: str, annotations: dict[str, str] | None = None, **spec: Any) 
 
 
 def conditions_of(job: Any) -> dict[str, str]:
-    return {c.type: c.status for c in (job.status.conditions or [])}
+    return {c.type: c.status for c in ((job.status and job.status.conditions) or [])}
