@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client import ApiException, BatchV1Api, CoreV1Api, RbacAuthorizationV1Api
+from kubernetes.client import ApiException
+from kubernetes.client import BatchV1Api as _BatchV1Api
+from kubernetes.client import CoreV1Api as _CoreV1Api
+from kubernetes.client import RbacAuthorizationV1Api as _RbacAuthorizationV1Api
 
 from cpworker.sandbox.kube.admission import AdmissionConfig, DenyingWebhook
 from cpworker.sandbox.kube.pytest_plugin import Kubectl
@@ -22,6 +25,10 @@ from tests.integration.kube.helpers import (
     wait_for,
 )
 
+# the kubernetes package's types are partial: one untyped door in
+BatchV1Api: Any = _BatchV1Api
+CoreV1Api: Any = _CoreV1Api
+RbacAuthorizationV1Api: Any = _RbacAuthorizationV1Api
 NS = "default"
 PREFIX = "sandbox.cpworker.io/"
 
@@ -173,7 +180,7 @@ def test_quota_refuses_a_secret(core: Any, kubectl: Kubectl) -> None:
     with pytest.raises(ApiException) as refused:
         core.create_namespaced_secret(NS, {"metadata": {"name": "second"}})
     assert refused.value.status == 403
-    assert json.loads(refused.value.body)["message"] == (
+    assert json.loads(str(refused.value.body))["message"] == (
         'secrets "second" is forbidden: exceeded quota: secrets, requested: count/secrets=1, '
         "used: count/secrets=1, limited: count/secrets=1"
     )
@@ -231,7 +238,7 @@ def test_block_owner_deletion_needs_the_owners_finalizers(tmp_path: Path, enforc
             with pytest.raises(ApiException) as refused:
                 secrets.create_namespaced_secret(NS, _owned_secret(job, block=True))
             assert refused.value.status == 403
-            assert json.loads(refused.value.body)["message"] == (
+            assert json.loads(str(refused.value.body))["message"] == (
                 'secrets "creds-true" is forbidden: cannot set blockOwnerDeletion if an '
                 "ownerReference refers to a resource you can't set finalizers on: , <nil>"
             )

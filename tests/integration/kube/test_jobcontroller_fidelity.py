@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import watch
-from kubernetes.client import ApiException, BatchV1Api, CoreV1Api
+from kubernetes import watch as _watch
+from kubernetes.client import ApiException
+from kubernetes.client import BatchV1Api as _BatchV1Api
+from kubernetes.client import CoreV1Api as _CoreV1Api
 
 from tests.integration.kube.helpers import (
     conditions_of,
@@ -22,6 +24,10 @@ from tests.integration.kube.helpers import (
     wait_for,
 )
 
+# the kubernetes package's types are partial: one untyped door in
+watch: Any = _watch
+BatchV1Api: Any = _BatchV1Api
+CoreV1Api: Any = _CoreV1Api
 NS = "default"
 PREFIX = "sandbox.cpworker.io/"
 
@@ -157,7 +163,7 @@ def test_suspended_job_template_only_scheduling_labels_and_annotations_change(
             },
         )
     assert refused.value.status == 422
-    assert "spec.template: Invalid value: field is immutable" in refused.value.body
+    assert "spec.template: Invalid value: field is immutable" in str(refused.value.body)
 
 
 def test_garbage_collection_takes_its_time_and_stale_owners_are_collected(
