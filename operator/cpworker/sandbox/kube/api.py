@@ -82,6 +82,9 @@ class Api:
     pod_logs: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     # The admission plugins (quota, LimitRange, PodSecurity, webhooks, owner references).
     admission: Admission | None = None
+    # (involved uid, reason, message, component) -> (namespace, name) of the Event that
+    # recorded it, so a repeat bumps its count (events.record); bounded, oldest dropped.
+    recorded_events: dict[tuple[str, str, str, str], tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store.subscribe(self._on_change)

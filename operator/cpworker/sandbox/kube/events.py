@@ -26,6 +26,7 @@ _RENAMED = {
     "deprecatedCount": "count",
 }
 _BACK = {core: new for new, core in _RENAMED.items()}
+_RECORDED_MAX = 10_000
 
 
 def to_core(event: Any) -> Any:
@@ -58,25 +59,18 @@ def record(api: Api, obj: Obj, kind: str, reason: str, message: str, *, componen
     if events is None:
         return
     stamp = now_rfc3339()
-    for existing in api.store.iterate(("", "events"), meta["namespace"]):
-        involved = existing.get("involvedObject") or {}
-        if (
-            involved.get("uid") == meta["uid"]
-            and existing.get("reason") == reason
-            and existing.get("message") == message
-            and (existing.get("source") or {}).get("component") == component
-        ):
-            bumped = {
-                **existing,
-                "count": int(existing.get("count", 1)) + 1,
-                "lastTimestamp": stamp,
-            }
-            with contextlib.suppress(ApiError):
-                api.update(events, meta["namespace"], existing["metadata"]["name"], bumped)
-            return
+    key = (meta["uid"], reason, message, component)
+    seen = api.recorded_events.get(key)
+    existing = api.store.get(("", "events"), *seen) if seen else None
+    if existing is not None:
+        bumped = {**existing, "count": int(existing.get("count", 1)) + 1, "lastTimestamp": stamp}
+        with contextlib.suppress(ApiError):
+            api.update(events, meta["namespace"], existing["metadata"]["name"], bumped)
+        return
+    name = f"{meta['name']}.{uuid.uuid4().hex[:16]}"
     body = {
         "metadata": {
-            "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+            "name": name,
             "namespace": meta["namespace"],
         },
         "involvedObject": {
@@ -99,3 +93,6 @@ def record(api: Api, obj: Obj, kind: str, reason: str, message: str, *, componen
     }
     with contextlib.suppress(ApiError):
         api.create(events, meta["namespace"], body)
+        if len(api.recorded_events) >= _RECORDED_MAX:
+            del api.recorded_events[next(iter(api.recorded_events))]
+        api.recorded_events[key] = (meta["namespace"], name)
