@@ -12,7 +12,13 @@ from typing import Any
 import kubernetes
 import pytest
 import urllib3
-from kubernetes.client import ApiException, BatchV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client import (
+    ApiException,
+    AppsV1Api,
+    BatchV1Api,
+    CoreV1Api,
+    CustomObjectsApi,
+)
 
 from cpworker.sandbox.kube import KubeStandIn
 
@@ -124,7 +130,24 @@ def test_job_patch_generation_and_status_subresource(
     assert status.status.active == 3
     assert "y" not in status.metadata.labels
 
-    # a spec change bumps the generation; strategic merge keeps other env entries
+    # a spec change bumps the generation (a suspended Job's template may change only its
+    # scheduling directives, labels and annotations)
+    scheduled = batch.patch_namespaced_job(
+        "gen", NS, {"spec": {"template": {"spec": {"nodeSelector": {"pool": "b"}}}}}
+    )
+    assert scheduled.metadata.generation == 2
+    # strategic merge keeps other env entries (on a Deployment, whose template may change)
+    apps: Any = AppsV1Api(kube_api)
+    template = job_body("dep")["spec"]["template"]
+    template["metadata"]["labels"] = {"app": "dep"}
+    template["spec"]["restartPolicy"] = "Always"
+    apps.create_namespaced_deployment(
+        NS,
+        {
+            "metadata": {"name": "dep"},
+            "spec": {"selector": {"matchLabels": {"app": "dep"}}, "template": template},
+        },
+    )
     env_patch = {
         "spec": {
             "template": {
@@ -132,9 +155,8 @@ def test_job_patch_generation_and_status_subresource(
             }
         }
     }
-    merged = batch.patch_namespaced_job("gen", NS, env_patch)
+    merged = apps.patch_namespaced_deployment("dep", NS, env_patch)
     assert {e.name for e in merged.spec.template.spec.containers[0].env} == {"A", "B"}
-    assert merged.metadata.generation == 2
 
 
 def test_json_patch_test_operation(kube_api: kubernetes.client.ApiClient) -> None:

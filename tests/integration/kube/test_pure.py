@@ -1,16 +1,27 @@
 """The stand-in's pure pieces, checked directly: selectors, patches, CRD schemas, JSONPath,
-protobuf decoding. (Everything else is proven through real clients.)"""
+protobuf decoding, quantities, termination-message cuts, the pod phase. (Everything else is
+proven through real clients.)"""
 
 from __future__ import annotations
 
 import base64
+from fractions import Fraction
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cpworker.sandbox.kube import patching, protobuf, schema, selectors, tables
+from cpworker.sandbox.kube import (
+    patching,
+    podstatus,
+    protobuf,
+    quantity,
+    schema,
+    selectors,
+    tables,
+    termination,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -188,3 +199,46 @@ def test_protobuf_secret_envelope() -> None:
     }
     with pytest.raises(protobuf.ProtobufError):
         protobuf.decode_body(protobuf.MAGIC + _field(1, _field(1, b"batch/v1") + _field(2, b"Job")))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("500m", Fraction(1, 2)),
+        ("2", Fraction(2)),
+        ("1Gi", Fraction(2**30)),
+        ("1e3", Fraction(1000)),
+    ],
+)
+def test_quantities(text: str, value: Fraction) -> None:
+    assert quantity.parse(text) == value
+
+
+def test_quantities_print_canonically() -> None:
+    assert quantity.format_quantity(Fraction(1, 2), binary=False) == "500m"
+    assert quantity.format_quantity(Fraction(2**31), binary=True) == "2Gi"
+    with pytest.raises(quantity.QuantityError):
+        quantity.parse("lots")
+
+
+@given(st.binary(max_size=9000))
+def test_termination_file_cut_keeps_the_tail(content: bytes) -> None:
+    kept = termination.from_file(content)
+    assert kept == content[-4096:].decode(errors="replace")
+
+
+def _pod(init: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "spec": {"restartPolicy": "Never", "initContainers": init, "containers": [{"name": "m"}]}
+    }
+
+
+def test_phase_follows_regular_containers_and_waits_for_sidecars() -> None:
+    pod = _pod([{"name": "s", "restartPolicy": "Always"}])
+    done = {"terminated": {"exitCode": 0}}
+    sidecar_killed = {"terminated": {"exitCode": 143}}
+    assert podstatus.phase(pod, {"s": {"running": {}}, "m": done}) == "Running"
+    assert podstatus.phase(pod, {"s": sidecar_killed, "m": done}) == "Succeeded"
+    failed = {"terminated": {"exitCode": 1}}
+    assert podstatus.phase(pod, {"s": sidecar_killed, "m": failed}) == "Failed"
+    assert podstatus.phase(_pod([{"name": "i"}]), {"i": failed, "m": {"waiting": {}}}) == "Failed"

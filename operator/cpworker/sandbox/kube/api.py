@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cpworker.sandbox.kube import builtin_schema, crds, events, schema, strategies
+from cpworker.sandbox.kube.admission import Admission
 from cpworker.sandbox.kube.errors import (
     ApiError,
     already_exists,
@@ -51,6 +52,7 @@ class DeleteOptions:
     precondition_uid: str | None = None
     precondition_rv: str | None = None
     dry_run: bool = False
+    grace_period_seconds: int | None = None
 
     @classmethod
     def from_body(cls, body: Obj | None, query: dict[str, str]) -> DeleteOptions:
@@ -60,11 +62,13 @@ class DeleteOptions:
         if policy is None and orphan is not None:
             policy = "Orphan" if orphan else "Background"
         preconditions = body.get("preconditions") or {}
+        grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
         return cls(
             propagation_policy=policy,
             precondition_uid=preconditions.get("uid"),
             precondition_rv=preconditions.get("resourceVersion"),
             dry_run=bool(body.get("dryRun")) or "dryRun" in query,
+            grace_period_seconds=None if grace is None else int(grace),
         )
 
 
@@ -76,6 +80,11 @@ class Api:
     _applied: dict[tuple[str, str], Obj] = field(default_factory=dict)
     # (namespace, pod) -> container -> log text, kept by the job runner's local-exec mode.
     pod_logs: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # The admission plugins (quota, LimitRange, PodSecurity, webhooks, owner references).
+    admission: Admission | None = None
+    # (involved uid, reason, message, component) -> (namespace, name) of the Event that
+    # recorded it, so a repeat bumps its count (events.record); bounded, oldest dropped.
+    recorded_events: dict[tuple[str, str, str, str], tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.store.subscribe(self._on_change)
@@ -230,6 +239,8 @@ class Api:
             meta.pop("generation", None)
         self._admit(rtype, obj, None)
         strategies.validate_metadata(rtype, obj)
+        if self.admission is not None:
+            self.admission.admit(rtype.group, rtype.plural, obj, None, subresource=None)
         if field_manager:
             meta["managedFields"] = [self._managed_entry(rtype, field_manager, operation)]
         if dry_run:
@@ -392,6 +403,8 @@ class Api:
                     )
             self._admit(rtype, new, current)
             strategies.validate_metadata(rtype, new)
+            if self.admission is not None:
+                self.admission.admit(rtype.group, rtype.plural, new, current, subresource=None)
         meta = new["metadata"]
         if rtype.has_generation:
             generation = old_meta.get("generation", 1)
@@ -400,7 +413,13 @@ class Api:
             meta["generation"] = generation
         if dry_run:
             return new
-        if old_meta.get("deletionTimestamp") and not meta.get("finalizers"):
+        if (
+            old_meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and not old_meta.get("deletionGracePeriodSeconds")
+        ):
+            # removed once the last finalizer goes, unless a grace period is still running
+            # (registry/generic/registry/store.go shouldDeleteDuringUpdate)
             self._stamp(new)
             self.store.remove(
                 rtype.storage_key, old_meta.get("namespace", ""), old_meta["name"], new
@@ -548,22 +567,27 @@ class Api:
         finalizers = list(meta.get("finalizers") or [])
         if rtype.storage_key == NAMESPACES:
             return self._delete_namespace(current), False
+        grace = _grace_period(rtype, current, options)
         if meta.get("deletionTimestamp"):
+            if grace == 0 and meta.get("deletionGracePeriodSeconds"):
+                return self._end_grace(rtype, current)
             return self.present(rtype, current), False
         if policy == "Orphan":
             self._orphan_dependents(meta["uid"])
         elif policy == "Foreground" and self.store.dependents_of(meta["uid"]):
             finalizers.append(FOREGROUND)
-        if finalizers:
+        if finalizers or grace:
             marked = {
                 **current,
                 "metadata": {
                     **meta,
-                    "deletionTimestamp": now_rfc3339(),
-                    "deletionGracePeriodSeconds": 0,
+                    "deletionTimestamp": now_rfc3339(grace),
+                    "deletionGracePeriodSeconds": grace,
                     "finalizers": finalizers,
                 },
             }
+            if not finalizers:
+                del marked["metadata"]["finalizers"]
             self.store.put(rtype.storage_key, self._stamp(marked))
             return self.present(rtype, marked), False
         final = {**current, "metadata": dict(meta)}
@@ -571,6 +595,19 @@ class Api:
         self.store.remove(rtype.storage_key, meta.get("namespace", ""), name, final)
         if rtype.storage_key == CRDS:
             self._drop_crd(current)
+        return self.present(rtype, final), True
+
+    def _end_grace(self, rtype: ResourceType, current: Obj) -> tuple[Obj, bool]:
+        """A delete with grace 0 of a pod already terminating (the kubelet's last word):
+        removed now, or once its finalizers are gone."""
+        meta = current["metadata"]
+        if meta.get("finalizers"):
+            marked = {**current, "metadata": {**meta, "deletionGracePeriodSeconds": 0}}
+            self.store.put(rtype.storage_key, self._stamp(marked))
+            return self.present(rtype, marked), False
+        final = {**current, "metadata": dict(meta)}
+        self._stamp(final)
+        self.store.remove(rtype.storage_key, meta.get("namespace", ""), meta["name"], final)
         return self.present(rtype, final), True
 
     def _delete_namespace(self, current: Obj) -> Obj:
@@ -637,6 +674,20 @@ class Api:
 def _spec_of(obj: Obj) -> Any:
     """What counts as 'spec' for metadata.generation: everything but metadata and status."""
     return {k: v for k, v in obj.items() if k not in {"metadata", "status", "apiVersion", "kind"}}
+
+
+def _grace_period(rtype: ResourceType, obj: Obj, options: DeleteOptions) -> int:
+    """Seconds a deleted object lingers: pods only, as `pkg/registry/core/pod/strategy.go`
+    CheckGracefulDelete says — the request's gracePeriodSeconds, else the pod's
+    terminationGracePeriodSeconds; 0 for a pod no node runs or one already terminal."""
+    if rtype.storage_key != ("", "pods"):
+        return 0
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in {"Succeeded", "Failed"}:
+        return 0
+    if options.grace_period_seconds is not None:
+        return max(0, options.grace_period_seconds)
+    return int(spec.get("terminationGracePeriodSeconds", 30))
 
 
 def _default_policy(rtype: ResourceType) -> str:

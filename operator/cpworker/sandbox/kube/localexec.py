@@ -6,9 +6,12 @@ ConfigMap, projected and emptyDir volumes become temporary directories, and ever
 is rewritten to its directory wherever it appears in the command, args, env values,
 workingDir and terminationMessagePath (there is no filesystem isolation, so paths are mapped
 rather than mounted). Env: `value`, `valueFrom` (secretKeyRef, configMapKeyRef, fieldRef),
-`envFrom`, `$(VAR)` expansion, plus PATH and HOME from the host. Init containers run first, in
-order; then the containers run together. Exit codes, termination messages (the mapped
-terminationMessagePath, or the log tail with FallbackToLogsOnError) and logs are reported.
+`envFrom`, `$(VAR)` expansion, plus PATH and HOME from the host. The kubelet (kubelet.py)
+starts, signals and waits for the processes: init containers in order, native sidecars kept
+running, SIGTERM then SIGKILL after the grace period. Exit codes, termination messages (the
+mapped terminationMessagePath, or the log tail with FallbackToLogsOnError, cut as
+termination.py says) and logs are reported; Secret and ConfigMap volume files are rewritten
+when the kubelet refreshes them.
 """
 
 from __future__ import annotations
@@ -22,27 +25,18 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cpworker.sandbox.kube import termination
+
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]  # (kind "secrets"/"configmaps", name) -> object
-MESSAGE_LIMIT = 4096
-LOG_TAIL_LINES = 80
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
 class LocalExecError(Exception):
     """The pod cannot be simulated locally (answered as a container start failure)."""
-
-
-@dataclass(slots=True)
-class Outcome:
-    name: str
-    exit_code: int
-    message: str
-    log: str
 
 
 def _items(source: Obj, obj: Obj | None, binary_key: str | None) -> dict[str, bytes]:
@@ -207,81 +201,152 @@ def _argv(container: Obj, env: dict[str, str], paths: PathMap) -> list[str]:
     ]
 
 
-def _results(container: Obj, code: int, log_path: Path, message_path: Path) -> tuple[str, str]:
-    """(log text, termination message) once the process has exited."""
-    text = log_path.read_text(errors="replace")
-    message = ""
-    if message_path.is_file():
-        message = message_path.read_text(errors="replace")[:MESSAGE_LIMIT]
-    if (
-        not message
-        and code != 0
-        and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-    ):
-        message = "\n".join(text.splitlines()[-LOG_TAIL_LINES:])[-2048:]
-    return text, message
+class LocalPod:
+    """A pod's local directories: its volumes (Secret files refreshed on demand, as the
+    kubelet's periodic sync rewrites them) and one scratch directory per container."""
 
-
-async def _run_container(
-    container: Obj, pod: Obj, volumes: dict[str, Path], scratch: Path, lookup: Lookup
-) -> Outcome:
-    name = container["name"]
-    directory = scratch / name
-    try:
-        paths = PathMap(container, volumes, directory)
-        env = environment(container, pod, lookup, paths)
-        argv = _argv(container, env, paths)
-    except LocalExecError as exc:
-        return Outcome(name, 128, str(exc), "")
-    working = paths.map(container["workingDir"]) if container.get("workingDir") else None
-    message_path = Path(paths.map(container.get("terminationMessagePath", "/dev/termination-log")))
-    log_path = directory / "log"
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    def __init__(self, pod: Obj, lookup: Lookup) -> None:
+        self.pod = pod
+        self.lookup = lookup
+        self.root = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['name']}-"))
+        self.error = ""
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                cwd=working or str(directory),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        except OSError as exc:  # as a runtime reports an exec failure
-            return Outcome(name, 127, f"failed to start {argv[0]!r}: {exc.strerror}", "")
-        try:
-            code = await process.wait()
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            raise
-    text, message = await asyncio.to_thread(_results, container, code, log_path, message_path)
-    return Outcome(name, code, message, text)
-
-
-async def run_pod(pod: Obj, lookup: Lookup) -> tuple[list[Outcome], list[Outcome]]:
-    """Run the pod's init containers, then its containers; answers (init, main) outcomes.
-    A failed init container stops there (main outcomes empty)."""
-    root = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['name']}-"))
-    try:
-        try:
-            volumes = materialize_volumes(pod, root, lookup)
+            self.volumes = materialize_volumes(pod, self.root, lookup)
         except LocalExecError as exc:
-            failed = [Outcome(c["name"], 128, str(exc), "") for c in pod["spec"]["containers"]]
-            return [], failed
-        scratch = root / "containers"
-        init: list[Outcome] = []
-        for container in pod["spec"].get("initContainers") or []:
-            outcome = await _run_container(container, pod, volumes, scratch, lookup)
-            init.append(outcome)
-            if outcome.exit_code != 0:
-                return init, []
-        main = await asyncio.gather(
-            *(
-                _run_container(container, pod, volumes, scratch, lookup)
-                for container in pod["spec"]["containers"]
-            )
+            self.volumes = {}
+            self.error = str(exc)
+
+    def mounts_secret(self, name: str) -> bool:
+        for volume in self.pod["spec"].get("volumes") or []:
+            if (volume.get("secret") or {}).get("secretName") == name:
+                return True
+            for projection in (volume.get("projected") or {}).get("sources") or []:
+                if (projection.get("secret") or {}).get("name") == name:
+                    return True
+        return False
+
+    def refresh(self) -> None:
+        """Rewrite the Secret and ConfigMap volumes from the current objects: each file is
+        replaced atomically (the kubelet's atomic writer swaps a `..data` link)."""
+        staging = self.root / "refresh"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            fresh = materialize_volumes(self.pod, staging, self.lookup)
+        except LocalExecError:
+            return  # as the kubelet does, keep the old files when the source is gone
+        for name, directory in fresh.items():
+            target = self.volumes.get(name)
+            if target is None or not any(directory.iterdir()):
+                continue
+            for source in directory.rglob("*"):
+                if source.is_file():
+                    destination = target / source.relative_to(directory)
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    source.replace(destination)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    def container(self, spec: Obj) -> LocalContainer:
+        return LocalContainer(spec, self)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class LocalContainer:
+    """One container's command as a local process group: SIGTERM, then SIGKILL, as the
+    runtime signals a container."""
+
+    def __init__(self, spec: Obj, pod: LocalPod) -> None:
+        self.spec = spec
+        self.pod = pod
+        self.exit_code: int | None = None
+        self._message = ""
+        self._log = ""
+        self._process: asyncio.subprocess.Process | None = None
+        self._done = asyncio.Event()
+        self._directory = pod.root / "containers" / spec["name"]
+        self._message_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    @property
+    def running(self) -> bool:
+        return self.exit_code is None
+
+    def _finish(self, code: int, message: str = "") -> None:
+        self.exit_code, self._message = code, message
+        self._done.set()
+
+    async def start(self) -> None:
+        if self.pod.error:
+            self._finish(128, self.pod.error)
+            return
+        try:
+            paths = PathMap(self.spec, self.pod.volumes, self._directory)
+            env = environment(self.spec, self.pod.pod, self.pod.lookup, paths)
+            argv = _argv(self.spec, env, paths)
+        except LocalExecError as exc:
+            self._finish(128, str(exc))
+            return
+        working = paths.map(self.spec["workingDir"]) if self.spec.get("workingDir") else None
+        self._message_path = Path(
+            paths.map(self.spec.get("terminationMessagePath", "/dev/termination-log"))
         )
-        return init, list(main)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+        await asyncio.to_thread(self._directory.mkdir, parents=True, exist_ok=True)
+        log_path = self._directory / "log"
+        with log_path.open("wb") as log:
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    env=env,
+                    cwd=working or str(self._directory),
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            except OSError as exc:  # as a runtime reports an exec failure
+                self._finish(127, f"failed to start {argv[0]!r}: {exc.strerror}")
+                return
+        asyncio.get_running_loop().create_task(self._reap(log_path))
+
+    async def _reap(self, log_path: Path) -> None:
+        assert self._process is not None
+        code = await self._process.wait()
+        # killed by a signal: the runtime reports 128 + the signal number
+        code = 128 - code if code < 0 else code
+        raw_log = await asyncio.to_thread(log_path.read_bytes)
+        written = None
+        if self._message_path is not None and self._message_path.is_file():
+            written = await asyncio.to_thread(self._message_path.read_bytes)
+        self._log = raw_log.decode(errors="replace")
+        self._finish(code, termination.message(self.spec, code, written, raw_log))
+
+    async def wait(self) -> int:
+        await self._done.wait()
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def _signal(self, number: int) -> None:
+        if self._process is not None and self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, number)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def log(self) -> str:
+        return self._log
+
+    def message(self) -> str:
+        return self._message
+
+    async def close(self) -> None:
+        if self.running:
+            self.kill()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.wait()

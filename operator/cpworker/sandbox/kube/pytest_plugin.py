@@ -4,10 +4,16 @@
 - `kubeconfig`: path of a kubeconfig for it.
 - `kube_api`: a `kubernetes.client.ApiClient` configured for it.
 - `kubectl`: runs the real `kubectl` against it: `kubectl("get", "pods", "-o", "json")`.
+
+A test changes the stand-in with a marker, e.g. the opt-in realism of docs/sandbox-kubernetes.md:
+`@pytest.mark.kube_standin(admission=AdmissionConfig(owner_references_permission_enforcement=
+True), runner={"default_image_user": "0"}, gc_delay=1.0)` (`runner` overrides the fast
+RunnerConfig fields; other keywords go to KubeStandIn).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +29,14 @@ from cpworker.sandbox.kube.standin import PROJECT_CRDS, KubeStandIn
 # The kubernetes package is untyped here; one typed door in.
 _new_client: Any = kubernetes.config.new_client_from_config
 FAST_RUNNER = RunnerConfig(
-    default_duration=0.2, start_delay=0.01, retry_delay=0.05, create_retry=0.1
+    default_duration=0.2,
+    start_delay=0.01,
+    retry_delay=0.05,
+    retry_delay_max=0.4,
+    create_retry=0.1,
+    create_retry_max=1.0,
+    terminal_condition_delay=0.05,
+    secret_sync_delay=0.2,
 )
 
 
@@ -33,9 +46,21 @@ class Kubectl(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "kube_standin(runner=None, **options): RunnerConfig overrides and KubeStandIn options "
+        "for the `kube` fixture",
+    )
+
+
 @pytest.fixture
-def kube() -> Iterator[KubeStandIn]:
-    with KubeStandIn(runner_config=FAST_RUNNER, bookmark_interval=1.0) as stand_in:
+def kube(request: pytest.FixtureRequest) -> Iterator[KubeStandIn]:
+    marker = request.node.get_closest_marker("kube_standin")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    runner = dataclasses.replace(FAST_RUNNER, **(options.pop("runner", None) or {}))
+    options.setdefault("bookmark_interval", 1.0)
+    with KubeStandIn(runner_config=runner, **options) as stand_in:
         if any(PROJECT_CRDS.glob("*.yaml")):
             stand_in.load_crds()
         yield stand_in

@@ -74,8 +74,14 @@ class ResourceType:
             entry["categories"] = list(self.categories)
         entries = [entry]
         for sub in sorted(self.subresources):
-            verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
-            kind = "Pod" if sub == "log" else self.kind
+            verbs = (
+                ["get"]
+                if sub == "log"
+                else ["create"]
+                if sub == "eviction"
+                else ["get", "patch", "update"]
+            )
+            kind = "Pod" if sub == "log" else "Eviction" if sub == "eviction" else self.kind
             entries.append(
                 {
                     "name": f"{self.plural}/{sub}",
@@ -140,7 +146,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         True,
         ("po",),
         ("all",),
-        frozenset({"status", "log"}),
+        frozenset({"status", "log", "eviction"}),
         returns_deleted_object=True,
         columns=(
             _col("Ready", "@pod-ready"),

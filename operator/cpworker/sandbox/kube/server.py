@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, events, rbac, tables
+from cpworker.sandbox.kube import discovery, events, eviction, rbac, tables
+from cpworker.sandbox.kube.admission import REQUEST_IDENTITY, Admission, AdmissionConfig
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.gc import GarbageCollector
@@ -120,6 +121,8 @@ class KubeServer:
         audit_size: int = 20_000,
         bookmark_interval: float = 5.0,
         default_watch_timeout: float = 1800.0,
+        admission: AdmissionConfig | None = None,
+        gc_delay: float = 0.0,
     ) -> None:
         self.token = token
         # bearer token -> identity; the admin's token is unrestricted (system:masters)
@@ -129,8 +132,17 @@ class KubeServer:
         self.store = Store(history_size=history_size)
         self.registry = Registry()
         self.api = Api(self.store, self.registry)
+        self.api.admission = Admission(
+            self.store,
+            lambda identity, ask: rbac.allowed(identity, ask, self._read),
+            self._resolve_kind,
+            admission or AdmissionConfig(),
+        )
         # controllers every cluster runs (the job runner is optional, in standin.py)
-        self.controllers = (GarbageCollector(self.api), NamespaceController(self.api))
+        self.controllers = (
+            GarbageCollector(self.api, delay=gc_delay),
+            NamespaceController(self.api),
+        )
         self.address = ""
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout
@@ -209,6 +221,7 @@ class KubeServer:
                 )
                 return _json(failure.status(), 403)
         strict = STRICT_FIELDS.set(request.query.get("fieldValidation") == "Strict")
+        who = REQUEST_IDENTITY.set(identity)
         try:
             response = await self._dispatch(request, route, verb)
         except ApiError as exc:
@@ -227,6 +240,7 @@ class KubeServer:
             )
             return _json(failure.status(), 500)
         finally:
+            REQUEST_IDENTITY.reset(who)
             STRICT_FIELDS.reset(strict)
         if verb != "watch":  # a watch is recorded when its stream opens
             self._record(verb, route, response.status, identity.user)
@@ -289,6 +303,10 @@ class KubeServer:
             "status": {"allowed": allowed},
         }
         return _json(answer, 201)
+
+    def _resolve_kind(self, api_version: str, kind: str) -> tuple[str, str] | None:
+        rtype = self.registry.by_kind(api_version, kind)
+        return None if rtype is None else (rtype.group, rtype.plural)
 
     def _read(self, group: str, plural: str, namespace: str | None) -> list[Obj]:
         return list(self.store.iterate((group, plural), namespace))
@@ -364,6 +382,11 @@ class KubeServer:
             obj = self.api.get(rtype, route.namespace, route.name or "")
             return self._object_response(request, rtype, obj)
         dry_run = "dryRun" in query
+        if verb == "create" and route.subresource == "eviction":
+            answer = eviction.evict(
+                self.api, route.namespace or "", route.name or "", await _read_body(request)
+            )
+            return _json(answer, 201)
         if verb == "create":
             if route.name is not None:
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method")

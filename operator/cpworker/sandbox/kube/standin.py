@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from cpworker.sandbox.kube.admission import AdmissionConfig
 from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
 from cpworker.sandbox.kube.rbac import Identity
 from cpworker.sandbox.kube.server import AuditRecord, KubeServer
@@ -43,15 +44,21 @@ class KubeStandIn:
         audit_size: int = 20_000,
         bookmark_interval: float = 5.0,
         tls: bool = True,
+        admission: AdmissionConfig | None = None,
+        gc_delay: float = 0.1,
     ) -> None:
         """`tls=False` serves plain HTTP: fine for the Python client and kopf, but kubectl
-        and Helm then send no credentials (client-go sends tokens only over TLS)."""
+        and Helm then send no credentials (client-go sends tokens only over TLS).
+        `admission`: opt-in admission plugins (owner-reference enforcement, webhooks);
+        `gc_delay`: seconds the garbage collector takes to act on a deleted owner."""
         self.token = token or secrets.token_urlsafe(24)
         self.server = KubeServer(
             self.token,
             history_size=history_size,
             audit_size=audit_size,
             bookmark_interval=bookmark_interval,
+            admission=admission,
+            gc_delay=gc_delay,
         )
         self._runner_config = runner_config or RunnerConfig()
         self._job_runner_enabled = job_runner
@@ -141,6 +148,24 @@ class KubeStandIn:
             return function()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    def configure_admission(self, config: AdmissionConfig) -> None:
+        """Switch admission plugins on or off while serving (say, a webhook that starts
+        refusing pods, then stops)."""
+
+        def apply() -> None:
+            assert self.server.api.admission is not None
+            self.server.api.admission.config = config
+
+        self.call(apply)
+
+    def evict_pod(self, namespace: str, name: str, resource: str = "memory") -> None:
+        """Evict a running pod as the kubelet does under node pressure: killed at once,
+        phase Failed, reason Evicted, a DisruptionTarget condition; the pod stays."""
+        if self.job_runner is None:
+            raise RuntimeError("the stand-in runs no kubelet (job_runner=False)")
+        kubelet = self.job_runner.kubelet
+        self.call(lambda: kubelet.evict(namespace, name, resource))
 
     def service_account_token(self, namespace: str, name: str) -> str:
         """A bearer token for `system:serviceaccount:<namespace>:<name>`, whose requests are

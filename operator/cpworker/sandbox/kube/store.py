@@ -23,8 +23,9 @@ StorageKey = tuple[str, str]  # (group, plural)
 ObjectRef = tuple[StorageKey, str, str]  # (storage key, namespace, name)
 
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_rfc3339(offset: float = 0.0) -> str:
+    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def clone(obj: Any) -> Any:

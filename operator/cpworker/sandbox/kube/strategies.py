@@ -4,6 +4,7 @@ modelled on the real registry strategies (only what our clients can observe)."""
 from __future__ import annotations
 
 import base64
+import copy
 import re
 from typing import Any
 
@@ -347,11 +348,48 @@ def _job_update(rtype: ResourceType, new: Obj, old: Obj) -> None:
     new_template = new_spec.get("template")
     if new_template is not None:
         default_pod_spec(new_template.setdefault("spec", {}))
-    never_started = old_spec.get("suspend") and not old.get("status", {}).get("startTime")
-    if new_template != old_spec.get("template") and not never_started:
+    if new_template is not None and new_template != _mutable_view(old, new_template):
         raise _fail(
             rtype, name, "spec.template", "Invalid value: field is immutable", "FieldValueInvalid"
         )
+
+
+def _mutable_view(old: Obj, new_template: Obj) -> Obj:
+    """The old template with what may change taken from the new one: for a Job suspended
+    that never started, only scheduling directives (nodeSelector, tolerations, node
+    affinity, schedulingGates), labels and annotations (`pkg/apis/batch/validation/
+    validation.go` validatePodTemplateUpdate, `pkg/registry/batch/job/strategy.go`
+    AllowMutableSchedulingDirectives); otherwise nothing."""
+    old_template: Obj = copy.deepcopy(old.get("spec", {}).get("template") or {})
+    never_started = old.get("spec", {}).get("suspend") and not (old.get("status") or {}).get(
+        "startTime"
+    )
+    if not never_started:
+        return old_template
+    old_pod, new_pod = old_template.setdefault("spec", {}), new_template.get("spec") or {}
+    for key in ("nodeSelector", "tolerations", "schedulingGates"):
+        if key in new_pod:
+            old_pod[key] = new_pod[key]
+        else:
+            old_pod.pop(key, None)
+    node_affinity = (new_pod.get("affinity") or {}).get("nodeAffinity")
+    affinity = {k: v for k, v in (old_pod.get("affinity") or {}).items() if k != "nodeAffinity"}
+    if node_affinity is not None:
+        affinity["nodeAffinity"] = node_affinity
+    if affinity:
+        old_pod["affinity"] = affinity
+    else:
+        old_pod.pop("affinity", None)
+    old_meta = old_template.setdefault("metadata", {})
+    new_meta = new_template.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        if key in new_meta:
+            old_meta[key] = new_meta[key]
+        else:
+            old_meta.pop(key, None)
+    if not old_meta and "metadata" not in new_template:
+        del old_template["metadata"]
+    return old_template
 
 
 def _service(rtype: ResourceType, obj: Obj) -> None:  # noqa: ARG001 - one signature for every kind strategy
