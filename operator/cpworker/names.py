@@ -54,6 +54,11 @@ ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result valu
 # When the claimed Job was released (RFC 3339): a Job can wait suspended through a long claim
 # or an operator outage, so "never started" is measured from here, not from its creation.
 ANNOTATION_RELEASED_AT: Final = f"{GROUP}/released-at"
+# When the job became available to us (RFC 3339, fractional seconds): the moment PollForJobs
+# returned it, or the earlier SQS event that announced it. Start of the dispatch latency.
+ANNOTATION_AVAILABLE_AT: Final = f"{GROUP}/available-at"
+# When the result was accepted by CodePipeline (RFC 3339, fractional seconds).
+ANNOTATION_REPORTED_AT: Final = f"{GROUP}/reported-at"
 
 # Kubernetes limits (apimachinery validation).
 DNS_LABEL_MAX: Final = 63
