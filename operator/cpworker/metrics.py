@@ -187,6 +187,12 @@ class Metrics:
             WORKER_LABELS,
             registry=r,
         )
+        self.poll_max_interval = Gauge(
+            f"{PREFIX}worker_poll_max_interval_seconds",
+            "The worker's spec.polling.maxIntervalSeconds: its longest wait between polls.",
+            WORKER_LABELS,
+            registry=r,
+        )
         self.in_flight = Gauge(
             f"{PREFIX}worker_in_flight_jobs",
             "Live Kubernetes Jobs of the worker (claiming or running, not yet reported).",
@@ -276,6 +282,7 @@ class Metrics:
             self.stage_duration,
             self.polls,
             self.last_successful_poll,
+            self.poll_max_interval,
             self.in_flight,
             self.max_in_flight,
             self.free_capacity,
@@ -348,11 +355,16 @@ class Metrics:
         reason: str,
         in_flight: int,
         max_in_flight: int,
-        paused: bool = False,
-        oldest_in_flight_since: dt.datetime | None = None,
-        job_deadline_seconds: float | None = None,
+        paused: bool,
+        oldest_in_flight_since: dt.datetime | None,
+        job_deadline_seconds: float | None,
+        poll_max_interval_seconds: float | None,
     ) -> None:
         """A worker's current state (call on every status round of its loop).
+
+        `oldest_in_flight_since`: release time of its oldest live Job (None: none in flight).
+        `job_deadline_seconds` and `poll_max_interval_seconds` come from the spec (None when
+        the spec is invalid); the deadline and no-successful-poll alerts compare with them.
 
         The first call for a worker also starts its "last successful poll" clock, so that a
         worker that never manages to poll shows up in the no-successful-poll alert.
@@ -374,6 +386,8 @@ class Metrics:
         self.ready_reason.labels(namespace, worker, reason).set(1)
         if job_deadline_seconds is not None:
             self.job_deadline.labels(namespace, worker).set(job_deadline_seconds)
+        if poll_max_interval_seconds is not None:
+            self.poll_max_interval.labels(namespace, worker).set(poll_max_interval_seconds)
         self._oldest[key] = (
             None if oldest_in_flight_since is None else oldest_in_flight_since.timestamp()
         )

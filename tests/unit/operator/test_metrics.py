@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import prometheus_client
 import pytest
@@ -49,6 +50,21 @@ def after(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
+def state(metrics: Metrics, worker: str = "gpu", **overrides: Any) -> None:
+    """worker_state with a healthy, idle worker's values unless overridden."""
+    values: dict[str, Any] = {
+        "ready": True,
+        "reason": "Polling",
+        "in_flight": 0,
+        "max_in_flight": 5,
+        "paused": False,
+        "oldest_in_flight_since": None,
+        "job_deadline_seconds": 3300,
+        "poll_max_interval_seconds": 60,
+    }
+    metrics.worker_state("ci", worker, **{**values, **overrides})
+
+
 def exercise(metrics: Metrics) -> None:
     """One of each call, for tests about the whole exposition."""
     timeline = JobTimeline(
@@ -62,10 +78,7 @@ def exercise(metrics: Metrics) -> None:
     metrics.job_reported("ci", "gpu", JobOutcome.FAILED, timeline, failure_type="JobFailed")
     metrics.job_lost_race("ci", "gpu")
     metrics.job_cancelled("ci", "gpu")
-    metrics.worker_state(
-        "ci", "gpu", ready=True, reason="Polling", in_flight=2, max_in_flight=5,
-        oldest_in_flight_since=after(0), job_deadline_seconds=3300,
-    )  # fmt: skip
+    state(metrics, in_flight=2, oldest_in_flight_since=after(0))
     metrics.event_received()
     metrics.event_acted_on("ci", "gpu")
     metrics.codepipeline_call(
@@ -155,10 +168,15 @@ def test_stage_latencies_are_observed_when_each_stage_is_known() -> None:
 def test_worker_state_gauges_and_ages_taken_at_scrape_time() -> None:
     clock = Clock()
     metrics = Metrics(clock=clock)
-    metrics.worker_state(
-        "ci", "gpu", ready=False, reason="Throttled", in_flight=3, max_in_flight=5,
-        oldest_in_flight_since=T0, job_deadline_seconds=600,
-    )  # fmt: skip
+    state(
+        metrics,
+        ready=False,
+        reason="Throttled",
+        in_flight=3,
+        oldest_in_flight_since=T0,
+        job_deadline_seconds=600,
+        poll_max_interval_seconds=120,
+    )
     clock.now += 90
     scrape = read(metrics)
     assert scrape.value("cpworker_worker_in_flight_jobs", worker="gpu") == 3
@@ -168,16 +186,13 @@ def test_worker_state_gauges_and_ages_taken_at_scrape_time() -> None:
     assert scrape.value("cpworker_worker_ready_reason", reason="Throttled") == 1
     assert scrape.value("cpworker_worker_oldest_in_flight_job_age_seconds") == 90
     assert scrape.value("cpworker_worker_job_deadline_seconds") == 600
+    assert scrape.value("cpworker_worker_poll_max_interval_seconds") == 120
     # The no-successful-poll clock starts when the worker is first served.
     assert scrape.value("cpworker_worker_last_successful_poll_timestamp_seconds") == T0.timestamp()
 
     metrics.poll_succeeded("ci", "gpu", jobs=0)
-    metrics.worker_state(
-        "ci", "gpu", ready=True, reason="Polling", in_flight=0, max_in_flight=5, paused=False
-    )
-    metrics.worker_state(
-        "ci", "idle", ready=False, reason="SomethingNew", in_flight=1, max_in_flight=4, paused=True
-    )
+    state(metrics)
+    state(metrics, "idle", ready=False, reason="SomethingNew", in_flight=1, paused=True)
     scrape = read(metrics)
     assert scrape.value("cpworker_worker_ready_reason", worker="gpu") == 1  # one series only
     assert scrape.value("cpworker_worker_ready_reason", worker="gpu", reason="Polling") == 1
@@ -193,7 +208,7 @@ def test_worker_state_gauges_and_ages_taken_at_scrape_time() -> None:
 def test_forget_worker_removes_only_that_workers_series() -> None:
     metrics = Metrics(clock=Clock())
     exercise(metrics)
-    metrics.worker_state("ci", "other", ready=True, reason="Polling", in_flight=0, max_in_flight=1)
+    state(metrics, "other")
     metrics.forget_worker("ci", "gpu")
     scrape = read(metrics)
     assert "gpu" not in scrape.label_values("worker")
@@ -202,7 +217,7 @@ def test_forget_worker_removes_only_that_workers_series() -> None:
     assert scrape.value("cpworker_codepipeline_requests_total") == 1
     assert scrape.value("cpworker_events_received_total") == 1
     # A worker that comes back is served afresh.
-    metrics.worker_state("ci", "gpu", ready=True, reason="Polling", in_flight=0, max_in_flight=1)
+    state(metrics)
     assert read(metrics).value("cpworker_worker_ready", worker="gpu") == 1
 
 
