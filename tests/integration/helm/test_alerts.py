@@ -140,8 +140,8 @@ CASES: list[tuple[str, list[dict[str, str]], list[tuple[str, list[dict[str, str]
         "CpworkerCodePipelineThrottled",
         [
             *_calls("us-east-1", throttled="0+2x60", ok="0+8x60"),  # 20% throttled
-            *_calls("eu-west-1", throttled="0+0.1x60", ok="0+9.9x60"),
-        ],  # 1%
+            *_calls("eu-west-1", throttled="0+0.1x60", ok="0+9.9x60"),  # 1% throttled
+        ],
         [("12m", []), ("30m", [{"region": "us-east-1"}])],
     ),
     (
