@@ -38,8 +38,9 @@ from cpworker.settings import OperatorSettings, SettingsError, load_settings
 log = logging.getLogger(__name__)
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cpworker run", description=__doc__.split("\n")[0])
+def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the operator serves and how: namespaces, peering, kubeconfig (also `cpworker
+    check`'s, so that it checks with the arguments the operator runs with)."""
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespace",
@@ -52,13 +53,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="no peering (a single replica)")
     peering.add_argument("--peering", metavar="NAME", help="kopf peering object for replicas")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG)")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cpworker run", description=__doc__.split("\n")[0])
+    add_scope_arguments(parser)
     parser.add_argument("--priority", type=int, default=None, help="peering priority")
     parser.add_argument(
         "--liveness",
         action="store_true",
         help="serve /healthz and /metrics on CPWORKER_HEALTH_HOST:CPWORKER_HEALTH_PORT",
     )
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG)")
     return parser.parse_args(list(argv))
 
 
