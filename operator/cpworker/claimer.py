@@ -27,7 +27,9 @@ from cpworker import codepipeline, continuation, jobdata, names, results, timest
 from cpworker.jobmanifest import ManifestError
 from cpworker.jobrecord import JobRecords, known_nonces, phase_of
 from cpworker.kube import Body, KubeError
+from cpworker.metrics import Metrics
 from cpworker.reporter import Reporter
+from cpworker.timeline import timeline_of
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -73,6 +75,16 @@ class ClaimContext:
     claiming_now: set[str] = field(default_factory=set)
     # Crash hooks for restart tests: called with a stage name.
     hook: Callable[[str], None] = field(default=lambda _stage: None)
+    # The worker the jobs are claimed for (metrics carry it as a label).
+    worker: str = ""
+    metrics: Metrics | None = None
+
+
+def _claimed(metrics: Metrics | None, released: Mapping[str, Any]) -> None:
+    """Dispatch is done: measure it from the released Job's record."""
+    worker = (released["metadata"].get("annotations") or {}).get(names.ANNOTATION_WORKER)
+    if metrics is not None and worker:
+        metrics.job_claimed(released["metadata"]["namespace"], worker, timeline_of(released))
 
 
 async def acknowledge(
@@ -109,7 +121,7 @@ async def secret_names(
 
 async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]) -> ClaimOutcome:
     """Run one polled job through the claim protocol."""
-    polled_at = timestamps.now()
+    available_at = timestamps.now()
     try:
         job = jobdata.parse_job(raw)
     except jobdata.InvalidJobDataError as exc:
@@ -132,7 +144,7 @@ async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]
     name = str(manifest["metadata"]["name"])
     ctx.claiming_now.add(name)
     try:
-        return await _claim(ctx, job, secrets, manifest, polled_at)
+        return await _claim(ctx, job, secrets, manifest, available_at)
     finally:
         ctx.claiming_now.discard(name)
 
@@ -149,12 +161,12 @@ async def _claim(
     job: jobdata.Job,
     secrets: frozenset[str],
     manifest: Body,
-    polled_at: dt.datetime,
+    available_at: dt.datetime,
 ) -> ClaimOutcome:
     ctx.hook("before-job")
     try:
         record, created = await ctx.records.create_suspended(
-            manifest, job.nonce, polled_at=polled_at
+            manifest, job.nonce, available_at=available_at
         )
     except KubeError as exc:
         if exc.status not in REFUSED_STATUSES:
@@ -179,6 +191,8 @@ async def _claim(
         await ctx.post_event(
             "LostRace", f"job {job.id} was acknowledged by another worker", "Normal"
         )
+        if ctx.metrics is not None:
+            ctx.metrics.job_lost_race(ctx.namespace, ctx.worker)
         return ClaimOutcome.LOST_RACE
     if status != IN_PROGRESS:
         if created or phase_of(record) == names.Phase.CLAIMING:
@@ -187,8 +201,10 @@ async def _claim(
     await ctx.records.record_nonce(record, job.nonce)
     already_running = phase_of(record) == names.Phase.RUNNING
     ctx.hook("before-release")
-    await ctx.records.release(record)
+    released = await ctx.records.release(record)
     ctx.hook("after-release")
+    if not already_running:
+        _claimed(ctx.metrics, released)
     if already_running:
         return ClaimOutcome.ALREADY_DISPATCHED
     name = record["metadata"]["name"]
@@ -267,6 +283,7 @@ async def recover_claiming(
     *,
     min_age_seconds: float,
     now: dt.datetime,
+    metrics: Metrics | None = None,
 ) -> ClaimOutcome | None:
     """Resolve a Job left in phase `claiming` (crash, or another replica mid-claim).
 
@@ -289,7 +306,7 @@ async def recover_claiming(
         if status == IN_PROGRESS:
             await records.record_nonce(job, nonce)
             await restore_secret(records, client, job, nonce)
-            await records.release(job)
+            _claimed(metrics, await records.release(job))
             return ClaimOutcome.DISPATCHED
         await records.abandon(job)
         return ClaimOutcome.NOT_IN_PROGRESS

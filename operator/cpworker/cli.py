@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 # subcommand -> (module, one-line help). Each module exposes `main(argv: Sequence[str]) -> int`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpworker.runner", "run the operator against the current kubeconfig and AWS settings"),
+    "check": ("cpworker.preflight", "check that the operator can work here, and say what to fix"),
     "crd": ("cpworker.crd", "print or write the CustomActionWorker CRD generated from the models"),
     "sandbox": ("cpworker.sandbox.cli", "local stand-ins for CodePipeline, S3 and Kubernetes"),
 }

@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import boto3
 import botocore.credentials
@@ -200,6 +201,24 @@ def _action_type_key(action_type_id: ActionTypeIdTypeDef | Mapping[str, str]) ->
 # --------------------------------------------------------------------------------------------
 
 
+class CallOutcome(StrEnum):
+    """How one attempt of a call ended (what an observer is told)."""
+
+    OK = "ok"
+    THROTTLED = "throttled"
+    ERROR = "error"  # any other error, expected answers (InvalidNonce, InvalidJobState) included
+
+
+class CallObserver(Protocol):
+    """Told about every attempt and every rate-budget wait (metrics.Metrics is one)."""
+
+    def codepipeline_call(
+        self, *, region: str, operation: str, outcome: CallOutcome, seconds: float
+    ) -> None: ...
+
+    def rate_budget_wait(self, *, region: str, seconds: float) -> None: ...
+
+
 @dataclass
 class CallStats:
     """Counters a worker's status and the benchmark read (no secrets, just numbers)."""
@@ -222,6 +241,7 @@ class CodePipelineClient:
         *,
         region: str = "",
         role_arn: str | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self._boto = boto_client
         self._executor = executor
@@ -235,6 +255,7 @@ class CodePipelineClient:
         self.region = region
         self.role_arn = role_arn
         self.stats = CallStats()
+        self._observer = observer
 
     @property
     def budget(self) -> RateBudget:
@@ -245,14 +266,26 @@ class CodePipelineClient:
         attempt = 0
         while True:
             attempt += 1
+            queued = time.monotonic()
             await self._budget.acquire(lane)
+            started = time.monotonic()
             self.stats.calls += 1
             self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
             try:
-                return await loop.run_in_executor(self._executor, fn)
+                result = await loop.run_in_executor(self._executor, fn)
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 error = map_error(operation, exc)
-            if isinstance(error, ThrottledError):
+            else:
+                self._observe(operation, CallOutcome.OK, queued, started)
+                return result
+            throttled = isinstance(error, ThrottledError)
+            self._observe(
+                operation,
+                CallOutcome.THROTTLED if throttled else CallOutcome.ERROR,
+                queued,
+                started,
+            )
+            if throttled:
                 self.stats.throttled += 1
             if not error.retryable or attempt >= self._retry.max_attempts:
                 raise error
@@ -266,6 +299,17 @@ class CodePipelineClient:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    def _observe(self, operation: str, outcome: CallOutcome, queued: float, started: float) -> None:
+        if self._observer is None:
+            return
+        self._observer.rate_budget_wait(region=self.region, seconds=started - queued)
+        self._observer.codepipeline_call(
+            region=self.region,
+            operation=operation,
+            outcome=outcome,
+            seconds=time.monotonic() - started,
+        )
 
     async def poll_for_jobs(
         self,
@@ -452,9 +496,16 @@ class CodePipelineClients:
     shortly before the session expires, so long-running operators never hold stale keys.
     """
 
-    def __init__(self, executor: Executor, options: ClientOptions | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        options: ClientOptions | None = None,
+        *,
+        observer: CallObserver | None = None,
+    ) -> None:
         self._executor = executor
         self.options = options or ClientOptions()
+        self._observer = observer
         self._clients: dict[tuple[str, str | None], CodePipelineClient] = {}
         self._budgets: dict[tuple[str, str], RateBudget] = {}
         self._create_lock = threading.Lock()
@@ -528,6 +579,7 @@ class CodePipelineClients:
                     self.options.retry,
                     region=region,
                     role_arn=role_arn or None,
+                    observer=self._observer,
                 )
                 self._clients[key] = client
         return client

@@ -128,10 +128,17 @@ class EventConsumer:
     """One long-polling SQS consumer: a daemon thread receives, the event loop acts."""
 
     def __init__(
-        self, queue_url: str, region: str | None, handle: Handler, executor: Executor
+        self,
+        queue_url: str,
+        region: str | None,
+        handle: Handler,
+        executor: Executor,
+        *,
+        on_received: Callable[[], None] = lambda: None,
     ) -> None:
         self.queue_url = queue_url
         self._executor = executor
+        self._on_received = on_received
         self.region = region
         self._handle = handle
         self._client: SQSClient | None = None
@@ -209,6 +216,7 @@ class EventConsumer:
         done: list[Any] = []
         for message in messages:
             self.received += 1
+            self._on_received()
             event = parse_event(str(message.get("Body", "")))
             try:
                 if event is not None:

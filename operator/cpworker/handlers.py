@@ -151,18 +151,6 @@ def build_registry() -> kopf.OperatorRegistry:
             index_pods=indexes["cpw_pods"],
         )
 
-    @kopf.on.probe(id="kubernetes_api", registry=registry)
-    async def kubernetes_api(memo: kopf.Memo, **_: Any) -> str:
-        """Liveness: the API answers through the operator's own client and executor."""
-        rt: Runtime = memo["runtime"]
-        version = await rt.kube.request("GET", "/version")
-        return str(version.get("gitVersion", "ok"))
-
-    @kopf.on.probe(id="workers", registry=registry)
-    def workers(memo: kopf.Memo, **_: Any) -> int:
-        rt: Runtime = memo["runtime"]
-        return len(rt.running_workers())
-
     @kopf.on.cleanup(id="cleanup", registry=registry)
     def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo["runtime"]

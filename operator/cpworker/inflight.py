@@ -24,6 +24,7 @@ from cpworker import claimer, codepipeline, jobdata, names, results, timestamps
 from cpworker.jobindex import JobSummary, PodSummary, summarize_job
 from cpworker.jobrecord import JobRecords
 from cpworker.kube import KubeError
+from cpworker.metrics import Metrics
 from cpworker.reporter import Reporter
 from cpworker.settings import OperatorSettings
 
@@ -56,6 +57,7 @@ class InFlightSupervisor:
     claiming_now: set[str]
     # Seconds between cancellation probes of a running job (rarer while events work).
     probe_interval: Callable[[], float] | None = None
+    metrics: Metrics | None = None
     state: SupervisionState = field(default_factory=SupervisionState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
 
@@ -104,6 +106,7 @@ class InFlightSupervisor:
                     job.body,
                     min_age_seconds=self.settings.claim_recovery_age_seconds,
                     now=now,
+                    metrics=self.metrics,
                 )
             return
         if job.phase != names.Phase.RUNNING:
@@ -189,6 +192,8 @@ class InFlightSupervisor:
             return False
         if not await self.records.mark_cancelled(body):
             return False
+        if self.metrics is not None and job.worker:
+            self.metrics.job_cancelled(job.namespace, job.worker)
         await self.post_event(
             "JobCancelled",
             f"job {job.job_id} is {status} in CodePipeline (stopped, superseded or timed out): "

@@ -181,6 +181,14 @@ def job_annotations(
     return annotations
 
 
+def effective_deadline(spec: CustomActionWorkerSpec, settings: OperatorSettings) -> int:
+    """The Job's activeDeadlineSeconds: the template's, at most the operator's limit."""
+    deadline = spec.job_template.spec.get("activeDeadlineSeconds")
+    if not isinstance(deadline, int) or deadline > settings.default_active_deadline_seconds:
+        return settings.default_active_deadline_seconds
+    return deadline
+
+
 def build_job(
     *,
     worker: WorkerRef,
@@ -202,9 +210,7 @@ def build_job(
     labels = names.job_labels(worker.name, job.id)
     template = spec.job_template
     user_spec = dict(template.spec)
-    deadline = user_spec.get("activeDeadlineSeconds")
-    if not isinstance(deadline, int) or deadline > settings.default_active_deadline_seconds:
-        deadline = settings.default_active_deadline_seconds
+    deadline = effective_deadline(spec, settings)
     operator_env = _operator_env(job, region, frozenset(secret_property_names))
     job_spec = {
         **user_spec,

@@ -74,7 +74,7 @@ def _annotate(annotations: Mapping[str, str | None], **metadata: Any) -> Body:
     return {"metadata": {**metadata, "annotations": dict(annotations)}}
 
 
-def as_claiming(manifest: Mapping[str, Any], nonce: str, polled_at: dt.datetime) -> Body:
+def as_claiming(manifest: Mapping[str, Any], nonce: str, available_at: dt.datetime) -> Body:
     """The Job manifest forced into the claiming state, whatever the builder produced."""
     job = {**manifest, "spec": {**manifest.get("spec", {}), "suspend": True}}
     metadata = dict(manifest.get("metadata") or {})
@@ -83,7 +83,7 @@ def as_claiming(manifest: Mapping[str, Any], nonce: str, polled_at: dt.datetime)
         names.ANNOTATION_PHASE: names.Phase.CLAIMING.value,
         names.ANNOTATION_NONCE: nonce,
         names.ANNOTATION_NONCE_CANDIDATES: nonce,
-        names.ANNOTATION_POLLED_AT: timestamps.rfc3339(polled_at),
+        names.ANNOTATION_AVAILABLE_AT: timestamps.rfc3339_ms(available_at),
     }
     job["metadata"] = metadata
     return job
@@ -95,7 +95,7 @@ def release_patch(now: dt.datetime) -> Body:
         **_annotate(
             {
                 names.ANNOTATION_PHASE: names.Phase.RUNNING.value,
-                names.ANNOTATION_RELEASED_AT: timestamps.rfc3339(now),
+                names.ANNOTATION_RELEASED_AT: timestamps.rfc3339_ms(now),
             }
         ),
         "spec": {"suspend": False},
@@ -113,7 +113,7 @@ def reported_patch(result: names.Result, finished_ttl_seconds: int, now: dt.date
             {
                 names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
                 names.ANNOTATION_RESULT: result.value,
-                names.ANNOTATION_REPORTED_AT: timestamps.rfc3339(now),
+                names.ANNOTATION_REPORTED_AT: timestamps.rfc3339_ms(now),
             }
         ),
         "spec": {"ttlSecondsAfterFinished": finished_ttl_seconds},
@@ -175,15 +175,16 @@ class JobRecords:
     # ---- the claim ------------------------------------------------------------------------
 
     async def create_suspended(
-        self, manifest: Mapping[str, Any], nonce: str, *, polled_at: dt.datetime
+        self, manifest: Mapping[str, Any], nonce: str, *, available_at: dt.datetime
     ) -> tuple[Body, bool]:
-        """Create the suspended Job (phase claiming, `nonce` recorded and a candidate).
+        """Create the suspended Job (phase claiming, `nonce` recorded and a candidate, and
+        when the job became available: the poll, or the event that announced it).
 
         Returns (the Job, whether we created it). `AlreadyExists` means this job was dispatched
         before (by us in an earlier life, or by another replica): the existing Job is returned
         untouched and the claimer decides.
         """
-        job = as_claiming(manifest, nonce, polled_at)
+        job = as_claiming(manifest, nonce, available_at)
         namespace = str(job["metadata"]["namespace"])
         try:
             return await self.kube.create_job(namespace, job), True

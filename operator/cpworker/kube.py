@@ -20,7 +20,8 @@ import random
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import Any, cast
+from enum import StrEnum
+from typing import Any, Protocol, cast
 from urllib.parse import quote, urlencode
 
 import kubernetes
@@ -81,6 +82,72 @@ def _error(method: str, path: str, status: int, raw: bytes | str | None) -> Kube
     return KubeError(method, path, status, reason, message)
 
 
+class RequestOutcome(StrEnum):
+    """How one attempt of a request ended (what an observer is told)."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"  # 409: AlreadyExists or a failed resourceVersion precondition
+    THROTTLED = "throttled"  # 429
+    ERROR = "error"  # any other 4xx/5xx, or no answer at all
+
+
+class RequestObserver(Protocol):
+    """Told about every request attempt (metrics.Metrics is one)."""
+
+    def kubernetes_request(self, *, verb: str, resource: str, outcome: RequestOutcome) -> None: ...
+
+
+def outcome_of(error: BaseException | None) -> RequestOutcome:
+    """The outcome of an attempt that raised `error` (None: it succeeded)."""
+    if error is None:
+        return RequestOutcome.OK
+    if isinstance(error, NotFoundError):
+        return RequestOutcome.NOT_FOUND
+    if isinstance(error, AlreadyExistsError | ConflictError):
+        return RequestOutcome.CONFLICT
+    if isinstance(error, KubeError) and error.status == 429:
+        return RequestOutcome.THROTTLED
+    return RequestOutcome.ERROR
+
+
+def rbac_attributes(
+    method: str, path: str, query: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """(verb, resource[/subresource]) of a request, as Kubernetes' RBAC names them.
+
+    Paths are `/api/v1[/namespaces/NS]/RESOURCE[/NAME[/SUB]]` or the same under
+    `/apis/GROUP/VERSION`; anything else (`/version`, discovery) is "nonresource".
+    """
+    parts = [part for part in path.split("?", maxsplit=1)[0].split("/") if part]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return (method.lower(), "nonresource")
+    # As apiserver's RequestInfoFactory reads it: `/namespaces/NS/RESOURCE...` is namespaced,
+    # while `/namespaces/NS`, `/namespaces/NS/status` and `/namespaces/NS/finalize` are about
+    # the namespace itself.
+    if rest[:1] == ["namespaces"] and len(rest) > 2 and rest[2] not in {"status", "finalize"}:
+        rest = rest[2:]
+    if not rest:
+        return (method.lower(), "nonresource")
+    resource, named = rest[0], len(rest) >= 2
+    if len(rest) >= 3:
+        resource += f"/{rest[2]}"
+    verb = {
+        "GET": "get" if named else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if named else "deletecollection",
+    }.get(method.upper(), method.lower())
+    if verb == "list" and (query or {}).get("watch") in {"true", "1"}:
+        verb = "watch"
+    return (verb, resource)
+
+
 def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
     """An `ApiClient` from a kubeconfig file (or $KUBECONFIG), else the in-cluster config."""
     path = kubeconfig or os.environ.get("KUBECONFIG")
@@ -130,11 +197,13 @@ class KubeClient:
         *,
         attempts: int = 4,
         request_timeout: float = 30.0,
+        observer: RequestObserver | None = None,
     ) -> None:
         self._api = api_client
         self._executor = executor
         self._attempts = attempts
         self._timeout = request_timeout
+        self._observer = observer
 
     @property
     def configuration(self) -> Any:
@@ -179,12 +248,9 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> Body:
         """One API call; 429/5xx and connection errors are retried with jittered backoff."""
-        loop = asyncio.get_running_loop()
         for attempt in range(1, self._attempts + 1):
             try:
-                return await loop.run_in_executor(
-                    self._executor, self._request_sync, method, path, body, query, content_type
-                )
+                return await self._attempt(method, path, body, query, content_type)
             except RetryableKubeError:
                 if attempt == self._attempts:
                     raise
@@ -197,6 +263,30 @@ class KubeClient:
             jitter = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # noqa: S311 - not crypto
             await asyncio.sleep(jitter)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: Mapping[str, str] | None,
+        content_type: str,
+    ) -> Body:
+        """One try of a request, told to the observer with its outcome."""
+        error: BaseException | None = None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._request_sync, method, path, body, query, content_type
+            )
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self._observer is not None and not isinstance(error, asyncio.CancelledError):
+                verb, resource = rbac_attributes(method, path, query)
+                self._observer.kubernetes_request(
+                    verb=verb, resource=resource, outcome=outcome_of(error)
+                )
 
     # ---- Jobs -----------------------------------------------------------------------------
 

@@ -56,9 +56,10 @@ ANNOTATION_RESULT: Final = f"{GROUP}/result"  # what was reported: a Result valu
 # When the claimed Job was released (RFC 3339): a Job can wait suspended through a long claim
 # or an operator outage, so "never started" is measured from here, not from its creation.
 ANNOTATION_RELEASED_AT: Final = f"{GROUP}/released-at"
-# When PollForJobs handed the job to this cluster (RFC 3339; the first delivery it saw).
-ANNOTATION_POLLED_AT: Final = f"{GROUP}/polled-at"
-# When the result was accepted by CodePipeline (RFC 3339), written with phase `reported`.
+# When the job became available to us (RFC 3339, milliseconds): the moment PollForJobs
+# returned it, or the earlier SQS event that announced it. Start of the dispatch latency.
+ANNOTATION_AVAILABLE_AT: Final = f"{GROUP}/available-at"
+# When the result was accepted by CodePipeline (RFC 3339, milliseconds), with phase reported.
 ANNOTATION_REPORTED_AT: Final = f"{GROUP}/reported-at"
 # Every nonce this cluster tried to claim the job with, oldest first (comma-separated): a
 # replica records its nonce here *before* acknowledging (docs/architecture.md, claimer.py).

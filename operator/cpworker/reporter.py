@@ -19,16 +19,19 @@ is reported even after its worker resource is gone.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker import codepipeline, continuation, names, results, workerstatus
+from cpworker import codepipeline, continuation, names, results, timestamps, workerstatus
 from cpworker.jobindex import JobSummary, PodSummary, owning_job, summarize_pod
 from cpworker.jobrecord import JobRecords
 from cpworker.kube import KubeClient, KubeError
+from cpworker.metrics import JobOutcome, Metrics
+from cpworker.timeline import timeline_of
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,7 @@ class Reporter:
     kube: KubeClient
     clients: codepipeline.CodePipelineClients
     finished_ttl_seconds: int
+    metrics: Metrics | None = None
     # How long a reporter's claim on a Job holds before another replica may take over.
     lease_seconds: float = 30.0
     # Crash hooks for restart tests: called with a stage name.
@@ -140,7 +144,7 @@ class Reporter:
                 job_name=job.name,
                 redact=await self.records.secret_configuration(job.body),
             )
-            return await self._report(job, call)
+            return await self._report(job, call, pods=[p.body for p in pods])
 
         return await self.guard.once(job.name, job.job_id, send_report)
 
@@ -181,6 +185,7 @@ class Reporter:
         self.hook("after-handover")
         if accepted:
             await self.records.mark_continued(job.body)
+            self._measure(job, call, [])
             await self._post(
                 job.body,
                 "JobHandedOver",
@@ -199,7 +204,8 @@ class Reporter:
                 message=message,
                 external_execution_id=results.external_execution_id(job.namespace, job.name),
             )
-            await send(await self._client(job.body), call)
+            if await send(await self._client(job.body), call):
+                self._measure(job, call, [])
         await self.records.mark_cancelled_by_worker(job.body)
 
     async def reject(
@@ -227,7 +233,12 @@ class Reporter:
     # ---- the one sequence every report of a Job follows -------------------------------
 
     async def _report(
-        self, job: JobSummary, call: results.ReportCall, *, delete_job: bool = False
+        self,
+        job: JobSummary,
+        call: results.ReportCall,
+        *,
+        delete_job: bool = False,
+        pods: list[Mapping[str, Any]] | None = None,
     ) -> bool:
         """Returns True when the job is settled (result accepted, or CodePipeline says it had
         already ended); False when another reporter holds the claim (we try again later)."""
@@ -244,6 +255,7 @@ class Reporter:
         if delete_job:
             await self.records.delete(job.body)
         if accepted:
+            self._measure(job, call, pods or [])
             reason = "JobSucceeded" if call.succeeded else "JobFailed"
             message = f"job {job.job_id} (Job {job.name}): {summary_of(call)}"
             event_type = "Normal" if call.succeeded else "Warning"
@@ -258,6 +270,22 @@ class Reporter:
         except KubeError as exc:
             log.warning("reported job %s but could not update its worker: %s", job.job_id, exc)
         return True
+
+    def _measure(
+        self, job: JobSummary, call: results.ReportCall, pods: list[Mapping[str, Any]]
+    ) -> None:
+        """The job's outcome and its stage latencies (from the Job record and its pods)."""
+        if self.metrics is None or not job.worker:
+            return
+        result = result_of(call)
+        outcome = {
+            names.Result.SUCCEEDED: JobOutcome.SUCCEEDED,
+            names.Result.CONTINUED: JobOutcome.CONTINUED,
+        }.get(result, JobOutcome.FAILED)
+        timeline = dataclasses.replace(timeline_of(job.body, pods), reported=timestamps.now())
+        self.metrics.job_reported(
+            job.namespace, job.worker, outcome, timeline, failure_type=call.failure_type
+        )
 
     async def _client(self, job_body: Mapping[str, Any]) -> codepipeline.CodePipelineClient:
         annotations = (job_body.get("metadata") or {}).get("annotations") or {}

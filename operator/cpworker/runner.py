@@ -7,8 +7,12 @@ Settings come from the environment (`CPWORKER_*`, see settings.py); an invalid e
 exits with status 2 and one message listing every problem. AWS settings (region,
 credentials, `AWS_ENDPOINT_URL_*`) are boto3's usual environment.
 
+With `--liveness`, `/healthz` (the liveness probes) and `/metrics` (Prometheus) are served on
+CPWORKER_HEALTH_HOST:CPWORKER_HEALTH_PORT by `health.HealthServer`, on the operator's loop.
+
 `OperatorThread` runs the same operator in a background thread with its own event loop, for
-tests and `cpworker sandbox up --operator`.
+tests and `cpworker sandbox up --operator`; it always serves both (port 0 picks a free port;
+`health_url` and `metrics_url` tell where).
 """
 
 from __future__ import annotations
@@ -27,15 +31,17 @@ from typing import Any
 
 import kopf
 
-from cpworker import handlers, logging_setup
+from cpworker import handlers, health, logging_setup
+from cpworker.metrics import Metrics
 from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cpworker run", description=__doc__.split("\n")[0])
+def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the operator serves and how: namespaces, peering, kubeconfig (also `cpworker
+    check`'s, so that it checks with the arguments the operator runs with)."""
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespace",
@@ -48,13 +54,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument("--standalone", action="store_true", help="no peering (a single replica)")
     peering.add_argument("--peering", metavar="NAME", help="kopf peering object for replicas")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG)")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="cpworker run", description=__doc__.split("\n")[0])
+    add_scope_arguments(parser)
     parser.add_argument("--priority", type=int, default=None, help="peering priority")
     parser.add_argument(
         "--liveness",
         action="store_true",
-        help="serve /healthz on CPWORKER_HEALTH_HOST:CPWORKER_HEALTH_PORT",
+        help="serve /healthz and /metrics on CPWORKER_HEALTH_HOST:CPWORKER_HEALTH_PORT",
     )
-    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG)")
     return parser.parse_args(list(argv))
 
 
@@ -83,10 +94,12 @@ def operator_kwargs(
     standalone: bool = False,
     peering: str | None = None,
     priority: int | None = None,
-    liveness: bool = False,
     kubeconfig: str | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for `kopf.operator` (registry, settings, memo, scope, peering)."""
+    """Keyword arguments for `kopf.operator` (registry, settings, memo, scope, peering).
+
+    The memo carries the operator's `runtime` (its metrics included).
+    """
     watched = list(namespaces) or list(settings.namespaces)
     peering_name = None if standalone else (peering or settings.peering_name)
     priority = effective_priority(
@@ -109,11 +122,36 @@ def operator_kwargs(
         "clusterwide": all_namespaces or not watched,
         "namespaces": [] if (all_namespaces or not watched) else watched,
     }
-    if liveness:
-        kwargs["liveness_endpoint"] = (
-            f"http://{settings.health_host}:{settings.health_port}/healthz"
-        )
     return kwargs
+
+
+def health_server(settings: OperatorSettings, memo: kopf.Memo) -> health.HealthServer:
+    """`/healthz` with the operator's liveness probes and `/metrics` with its metrics."""
+    runtime: Runtime = memo["runtime"]
+
+    async def workers() -> object:
+        return len(runtime.running_workers())
+
+    return health.HealthServer(
+        settings.health_host,
+        settings.health_port,
+        probes={"kubernetes_api": health.kubernetes_api_probe(runtime.kube), "workers": workers},
+        registry=runtime.metrics.registry,
+    )
+
+
+async def serve(kwargs: dict[str, Any], server: health.HealthServer | None) -> None:
+    """Run kopf with `kwargs`, and the health/metrics server (when given) around it.
+
+    The server binds before kopf starts, so a port in use fails the start at once.
+    """
+    if server is not None:
+        await server.start()
+    try:
+        await kopf.operator(**kwargs)
+    finally:
+        if server is not None:
+            await server.stop()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -131,11 +169,11 @@ def main(argv: Sequence[str]) -> int:
         standalone=args.standalone,
         peering=args.peering,
         priority=args.priority,
-        liveness=args.liveness,
         kubeconfig=args.kubeconfig,
     )
+    server = health_server(settings, kwargs["memo"]) if args.liveness else None
     try:
-        asyncio.run(kopf.operator(**kwargs))
+        asyncio.run(serve(kwargs, server))
     except KeyboardInterrupt:
         return 130
     return 0
@@ -158,6 +196,7 @@ class OperatorThread:
         peering: str | None = None,
         priority: int | None = None,
         ready_timeout: float = 60.0,
+        liveness: bool = True,
     ) -> None:
         if not isinstance(settings, OperatorSettings):
             settings = load_settings(settings or {})
@@ -170,15 +209,31 @@ class OperatorThread:
             "kubeconfig": kubeconfig,
         }
         self._ready_timeout = ready_timeout
+        self._liveness = liveness
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.runtime: Runtime | None = None
+        self.metrics: Metrics | None = None
+        self._server: health.HealthServer | None = None
+
+    @property
+    def health_url(self) -> str | None:
+        """`http://host:port` of `/healthz` and `/metrics` once started (None without them)."""
+        return self._server.url if self._server is not None else None
+
+    @property
+    def metrics_url(self) -> str | None:
+        url = self.health_url
+        return f"{url}{health.METRICS_PATH}" if url else None
 
     def start(self) -> OperatorThread:
         kwargs = operator_kwargs(self.settings, **self._options)
         self.runtime = kwargs["memo"]["runtime"]
+        self.metrics = kwargs["memo"]["runtime"].metrics
+        if self._liveness:
+            self._server = health_server(self.settings, kwargs["memo"])
         self._thread = threading.Thread(
             target=self._run, args=(kwargs,), name="cpworker-operator", daemon=True
         )
@@ -192,7 +247,8 @@ class OperatorThread:
 
     def _run(self, kwargs: dict[str, Any]) -> None:
         try:
-            asyncio.run(kopf.operator(stop_flag=self._stop, ready_flag=self._ready, **kwargs))
+            flags = {"stop_flag": self._stop, "ready_flag": self._ready}
+            asyncio.run(serve({**kwargs, **flags}, self._server))
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             self.error = exc
             self._ready.set()

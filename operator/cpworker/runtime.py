@@ -18,6 +18,7 @@ from typing import Final, Protocol
 
 from cpworker import codepipeline, events, kube, wakeups
 from cpworker.jobrecord import JobRecords
+from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
 from cpworker.reporter import Reporter
 from cpworker.settings import OperatorSettings
@@ -39,6 +40,8 @@ class RunningWorker(Protocol):
     """What the runtime needs of a running worker (workerloop.Worker)."""
 
     loop: PollLoop
+    namespace: str
+    name: str
 
     def action_type_key(self) -> ActionTypeKey | None: ...
 
@@ -59,6 +62,7 @@ class Runtime:
     clients: codepipeline.CodePipelineClients
     records: JobRecords
     reporter: Reporter
+    metrics: Metrics
     # Running workers by (namespace, worker name) and (namespace, worker label value).
     workers: dict[tuple[str, str], RunningWorker] = field(default_factory=dict)
     # Job names this process is claiming right now (recovery leaves them alone).
@@ -80,11 +84,12 @@ class Runtime:
         executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.executor_threads, thread_name_prefix="cpworker-io"
         )
-        kube_client = kube.KubeClient(kube.load_api_client(kubeconfig), executor)
+        metrics = Metrics()
+        kube_client = kube.KubeClient(kube.load_api_client(kubeconfig), executor, observer=metrics)
         options = codepipeline.ClientOptions(
             rate_per_second=settings.rate_per_second, burst=settings.rate_burst
         )
-        clients = codepipeline.CodePipelineClients(executor, options)
+        clients = codepipeline.CodePipelineClients(executor, options, observer=metrics)
         records = JobRecords(kube_client)
         runtime = cls(
             settings=settings,
@@ -96,9 +101,11 @@ class Runtime:
                 records=records,
                 kube=kube_client,
                 clients=clients,
+                metrics=metrics,
                 finished_ttl_seconds=settings.finished_job_ttl_seconds,
                 lease_seconds=settings.report_lease_seconds,
             ),
+            metrics=metrics,
             crash_at=crash_at if crash_at is not None else os.environ.get(CRASH_AT_ENV),
         )
         runtime.reporter.hook = runtime.hook
@@ -124,7 +131,9 @@ class Runtime:
             region = self.settings.events_queue_region or events.queue_region(
                 queue_url, self.settings.default_region
             )
-            self.consumer = events.EventConsumer(queue_url, region, on_event, self.executor)
+            self.consumer = events.EventConsumer(
+                queue_url, region, on_event, self.executor, on_received=self.metrics.event_received
+            )
             self.consumer.start(asyncio.get_running_loop())
 
     def unregister(self, keys: list[tuple[str, str]]) -> None:

@@ -1,7 +1,8 @@
-"""The one place that reads and writes timestamps (RFC 3339, UTC, whole seconds).
+"""The one place that reads and writes timestamps (RFC 3339, UTC).
 
-Kubernetes stores metav1.Time with second precision; the operator's own annotations use the
-same form, so every timestamp on a Job reads alike (`2026-11-29T10:00:00Z`).
+Kubernetes stores metav1.Time with second precision (`2026-11-29T10:00:00Z`); the operator's
+own milestone annotations carry milliseconds (`2026-11-29T10:00:00.123Z`), because dispatch
+latencies are measured in fractions of a second. `parse` reads both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ def rfc3339(when: dt.datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_ms(when: dt.datetime) -> str:
+    """`when` as RFC 3339 in UTC with milliseconds: the operator's own milestones (when a job
+    became available, was released, was reported), precise enough for sub-second latencies."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse(value: object) -> dt.datetime | None:

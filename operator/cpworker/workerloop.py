@@ -38,7 +38,7 @@ from cpworker import (
     workerstatus,
 )
 from cpworker.inflight import InFlightSupervisor
-from cpworker.jobmanifest import WorkerRef, build_job
+from cpworker.jobmanifest import WorkerRef, build_job, effective_deadline
 from cpworker.poller import PollLoop, PollOutcome, PollTarget
 from cpworker.runtime import ActionTypeKey, RunningWorker, Runtime
 from cpworker.settings import OperatorSettings
@@ -246,6 +246,8 @@ class Worker:
             post_event=self.supervisor.post_event,
             claiming_now=self.rt.claiming_now,
             hook=self.rt.hook,
+            worker=self.name,
+            metrics=self.rt.metrics,
         )
         for outcome in await claimer.process_polled_jobs(ctx, jobs):
             if outcome is claimer.ClaimOutcome.LOST_RACE:
@@ -266,6 +268,11 @@ class Worker:
                 # An idle poll found a job: its event never came (the first poll after a
                 # start finds jobs that waited for us, which proves nothing).
                 self.rt.event_missed(action_type)
+        if outcome.polled:
+            if outcome.error is None:
+                self.rt.metrics.poll_succeeded(self.namespace, self.name, jobs=len(outcome.jobs))
+            else:
+                self.rt.metrics.poll_failed(self.namespace, self.name)
         await self.status.show(
             problem=view.problem,
             paused=view.spec is not None and view.spec.paused,
@@ -275,6 +282,34 @@ class Worker:
             generation=self.meta.get("generation"),
             wakeups=self.rt.wakeups(action_type),
             budget_limited=self.budget_limited(),
+        )
+        self.measure()
+
+    def measure(self) -> None:
+        """The worker's gauges: readiness, capacity, the oldest job, its deadline and idle
+        ceiling (the alerts compare against the last two)."""
+        spec = self.view().spec
+        live = [job for job in self.jobs() if job.live]
+        released = [
+            when
+            for job in live
+            if (when := timestamps.parse(job.annotations.get(names.ANNOTATION_RELEASED_AT)))
+        ]
+        target = self.target()
+        condition = self.status.publisher.ready_condition()
+        self.rt.metrics.worker_state(
+            self.namespace,
+            self.name,
+            ready=condition is not None and condition.status == "True",
+            reason=condition.reason if condition is not None else "Unknown",
+            in_flight=len(live),
+            max_in_flight=spec.max_in_flight if spec is not None else 0,
+            paused=spec is None or spec.paused,
+            oldest_in_flight_since=min(released) if released else None,
+            job_deadline_seconds=(
+                float(effective_deadline(spec, self.rt.settings)) if spec is not None else None
+            ),
+            poll_max_interval_seconds=target.max_interval if target is not None else None,
         )
 
     async def announce_ready(self) -> None:
@@ -338,6 +373,7 @@ def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> In
         post_event=post,
         claiming_now=rt.claiming_now,
         probe_interval=rt.cancel_probe_seconds,
+        metrics=rt.metrics,
     )
 
 
@@ -360,6 +396,7 @@ async def drain_or_cancel(
     """
     jobs = [job for job in jobindex.worker_jobs(index_jobs, namespace, name) if job.live]
     if not jobs:
+        rt.metrics.forget_worker(namespace, name)
         return
     if str(spec.get("deletionPolicy") or "Drain") == "Cancel":
         message = (
@@ -425,6 +462,7 @@ async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:
         rt.event_seen(event.action_type)
         for worker in await workers_for(workers, event):
             worker.loop.event_arrived()
+            rt.metrics.event_acted_on(worker.namespace, worker.name)
     elif event.state in events.ENDED_STATES:
         for worker in workers:
             worker.probe_action(event.pipeline, event.execution_id, event.stage, event.action)

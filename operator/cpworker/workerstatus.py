@@ -186,6 +186,10 @@ class StatusPublisher:
         self._last_written = comparable
         self._last_write_at = self.clock()
 
+    def ready_condition(self) -> models.Condition | None:
+        """The Ready condition as last published (or adopted from the stored status)."""
+        return next((c for c in self._conditions if c.type == models.ConditionType.READY), None)
+
     def adopt(self, status: Mapping[str, Any]) -> None:
         """Start from the stored status (keeps lastTransitionTime across restarts)."""
         try:

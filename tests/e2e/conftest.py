@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -214,15 +214,17 @@ def operator_thread(
 class OperatorProcess:
     """`cpworker run` in a subprocess, its combined output captured to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: Sequence[str] = ()) -> None:
         self.env = env
         self.log_path = log_path
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "cpworker.cli", "run", "--namespace", NAMESPACE]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cpworker.cli", "run", "--namespace", NAMESPACE, "--standalone"],
+            [*command, "--standalone", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -252,10 +254,12 @@ class OperatorProcess:
 def operator_process(
     operator_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start `cpworker run` subprocesses: `start(crash_at=None, **settings)`."""
+    """Start `cpworker run` subprocesses: `start(crash_at=None, args=(), **settings)`."""
     started: list[OperatorProcess] = []
 
-    def start(crash_at: str | None = None, **overrides: Any) -> OperatorProcess:
+    def start(
+        crash_at: str | None = None, args: Sequence[str] = (), **overrides: Any
+    ) -> OperatorProcess:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CPWORKER_")},
             **operator_env,
@@ -263,7 +267,7 @@ def operator_process(
         }
         if crash_at:
             env["CPWORKER_TEST_CRASH_AT"] = crash_at
-        process = OperatorProcess(env, tmp_path / "operator.log").start()
+        process = OperatorProcess(env, tmp_path / "operator.log", args).start()
         started.append(process)
         return process
 

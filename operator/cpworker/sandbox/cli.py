@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from cpworker.sandbox.codepipeline import Faults, StandInConfig
-from cpworker.sandbox.components import KubeComponent, OperatorComponent
+from cpworker.sandbox.components import METRICS_URL_VARIABLE, KubeComponent, OperatorComponent
 from cpworker.sandbox.stack import SandboxStack, StackComponent
 
 TIMING_KNOBS = {
@@ -129,6 +129,7 @@ def up(args: argparse.Namespace) -> int:
             print(f"kubernetes: KUBECONFIG={stack.env['KUBECONFIG']}")
         if args.operator:
             print("operator: running in-process, watching namespace 'default'")
+            print(f"operator metrics: {stack.env[METRICS_URL_VARIABLE]}")
         print(f"environment: source {stack.env_file}")
         print("cpworker sandbox ready", flush=True)
         _wait_for_signal()
@@ -153,7 +154,10 @@ def main(argv: Sequence[str]) -> int:
     up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
     up_parser.add_argument("--dir", required=True, help="directory for the env file")
     up_parser.add_argument(
-        "--operator", action="store_true", help="also run the operator in-process"
+        "--operator",
+        action="store_true",
+        help="also run the operator in-process (its metrics URL goes to the env file as "
+        "CPWORKER_SANDBOX_METRICS_URL)",
     )
     _stack_options(up_parser)
     demo_parser = commands.add_parser("demo", help="run a scripted pipeline through the stand-ins")

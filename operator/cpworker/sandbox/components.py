@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from cpworker.runner import OperatorThread
 
 SANDBOX_NAMESPACE = "default"
+# The operator's Prometheus endpoint, written to the env file.
+METRICS_URL_VARIABLE = "CPWORKER_SANDBOX_METRICS_URL"
 
 # Short probes and grace periods: the sandbox should show a whole pipeline in seconds.
 SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
@@ -49,7 +51,9 @@ class KubeComponent:
 
 
 class OperatorComponent:
-    """The operator, in-process, against the stand-ins started before it.
+    """The operator, in-process, against the stand-ins started before it. Its `/metrics` (and
+    `/healthz`) listen on a free loopback port, written to the env file as
+    CPWORKER_SANDBOX_METRICS_URL.
 
     boto3 and kopf read their endpoints from the process environment, so the stack's variables
     are exported into this (sandbox) process before the operator starts.
@@ -74,7 +78,7 @@ class OperatorComponent:
             namespaces=self.namespaces,
             kubeconfig=env["KUBECONFIG"],
         ).start()
-        return {}
+        return {METRICS_URL_VARIABLE: str(self.operator.metrics_url)}
 
     def stop(self) -> None:
         if self.operator is not None:

@@ -7,6 +7,7 @@ Kubernetes API, the operator) join through `StackComponent`; see `SandboxStack.c
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
 from pathlib import Path
 from types import TracebackType
@@ -102,6 +103,22 @@ class SandboxStack:
             config=client_config(),
         )
         queue_url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        # The policy terraform/modules/job-events writes: EventBridge may deliver to the queue
+        # (`cpworker check` looks for it, as an EventBridge rule needs it in AWS).
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "EventBridgeRuleDelivers",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn["Attributes"]["QueueArn"],
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy)})
         self.codepipeline.events.subscribe(Subscription(queue_url=queue_url))
         return queue_url
 

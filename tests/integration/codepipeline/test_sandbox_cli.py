@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cpworker.sandbox.demo import DEMO_SECRET
+from tests.scrape import scrape
 
 CPWORKER = Path(sys.executable).with_name("cpworker")
 
@@ -173,3 +174,47 @@ def test_demo_fails_when_the_pipeline_cannot_finish() -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "demo FAILED" in result.stdout
+
+
+def test_up_with_the_operator_serves_its_metrics_and_passes_the_check(tmp_path: Path) -> None:
+    up = [str(CPWORKER), "sandbox", "up", "--dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [*up, "--operator", "--events-queue", "cp-events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "ready" in line:
+                break
+        env = parse_env((tmp_path / "env").read_text())
+        metrics_url = env["CPWORKER_SANDBOX_METRICS_URL"]
+        assert metrics_url.startswith("http://127.0.0.1:")
+        assert metrics_url.endswith("/metrics")
+        assert f"operator metrics: {metrics_url}\n" in lines
+        assert scrape(metrics_url).value("cpworker_build_info") == 1
+        # The sandbox is a setup `cpworker check` finds nothing wrong with.
+        check = subprocess.run(
+            [str(CPWORKER), "check", "--namespace", "default"],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CPWORKER_"))},
+                **env,
+                "CPWORKER_EVENTS_QUEUE_URL": env["CPWORKER_SANDBOX_EVENTS_QUEUE_URL"],
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

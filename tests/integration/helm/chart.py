@@ -63,7 +63,12 @@ VALUES_MATRIX: dict[str, dict[str, Any]] = {
         "aws": {"region": "eu-west-1"},
     },
     "metrics": {
-        "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}},
+        "metrics": {
+            "enabled": True,
+            "serviceMonitor": {"enabled": True},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+            "dashboard": {"enabled": True, "annotations": {"grafana_folder": "CI"}},
+        },
     },
     "everything-set": {
         "image": {"digest": "sha256:" + "a" * 64, "pullPolicy": "Always"},

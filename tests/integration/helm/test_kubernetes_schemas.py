@@ -15,7 +15,7 @@ from tests.integration.helm.chart import VALUES_MATRIX, Manifest, manifests
 KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
 
 # Custom resources whose schema is not part of Kubernetes: checked by kind in test_render.py.
-NOT_IN_KUBERNETES = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+NOT_IN_KUBERNETES = {"ServiceMonitor", "PrometheusRule", "ClusterKopfPeering", "KopfPeering"}
 
 
 def _validate(document: Manifest, version: str) -> None:

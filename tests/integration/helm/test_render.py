@@ -101,7 +101,9 @@ def test_default_install_is_cluster_wide_and_standalone(chart: helm.Chart) -> No
     assert account["automountServiceAccountToken"] is False
     assert "annotations" not in account["metadata"]
     kinds = {doc["kind"] for doc in documents}
-    assert {"PodDisruptionBudget", "Service", "ServiceMonitor"}.isdisjoint(kinds)
+    off_by_default = {"PodDisruptionBudget", "Service", "ServiceMonitor", "PrometheusRule"}
+    assert off_by_default.isdisjoint(kinds)
+    assert by_kind(documents, "ConfigMap") == []  # the Grafana dashboard
 
 
 def test_namespaced_mode_passes_each_namespace(chart: helm.Chart) -> None:

@@ -499,7 +499,7 @@ def test_release_patch() -> None:
         "metadata": {
             "annotations": {
                 "cpworker.io/phase": "running",
-                "cpworker.io/released-at": "2026-11-29T10:00:00Z",
+                "cpworker.io/released-at": "2026-11-29T10:00:00.000Z",
             }
         },
         "spec": {"suspend": False},
@@ -628,5 +628,5 @@ def test_reported_patch_sets_the_ttl_only_now() -> None:
     assert patch["metadata"]["annotations"] == {
         names.ANNOTATION_PHASE: "reported",
         names.ANNOTATION_RESULT: "succeeded",
-        names.ANNOTATION_REPORTED_AT: "2026-11-29T10:00:00Z",
+        names.ANNOTATION_REPORTED_AT: "2026-11-29T10:00:00.000Z",
     }

@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -53,8 +54,11 @@ COMMON_ERRORS = frozenset(
         "UnknownOperationException",
         "AccessDeniedException",
         "UnrecognizedClientException",
+        "InvalidSignatureException",
     }
 )
+# The region of a SigV4 Authorization header's credential scope (KEY/DATE/REGION/SERVICE/...).
+_SIGNED_REGION = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/")
 _SERVER_ERROR_CODES = {
     500: "InternalFailure",
     502: "BadGateway",
@@ -188,6 +192,7 @@ class CodePipelineServer:
                 f"Content type {request.content_type!r} is not supported; send {JSON_CONTENT_TYPE} "
                 "(CBOR / Smithy RPC v2 is not implemented by the stand-in).",
             )
+        self._check_signed_region(request)
         try:
             body = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
@@ -195,6 +200,25 @@ class CodePipelineServer:
         if not isinstance(body, dict):
             raise ApiError("SerializationException", "The request body must be a JSON object.")
         return operation, body
+
+    def _check_signed_region(self, request: web.Request) -> None:
+        """Refuse a request signed for another region, as a regional AWS endpoint does.
+
+        Each AWS region is its own endpoint with its own action types and jobs; a request
+        whose SigV4 credential scope names another region is refused with
+        InvalidSignatureException "Credential should be scoped to a valid region" (403),
+        as reported against every AWS SDK (e.g. aws/aws-sdk-js-v3#5576,
+        aws/aws-sdk-ruby#508). Without this, a worker configured for the wrong region would
+        find the stand-in's action types and jobs anyway. Unsigned requests stay accepted.
+        """
+        match = _SIGNED_REGION.search(request.headers.get("Authorization", ""))
+        region = self.service.engine.region
+        if match is not None and match.group(1) != region:
+            raise ApiError(
+                "InvalidSignatureException",
+                f"Credential should be scoped to a valid region, not '{match.group(1)}'.",
+                403,
+            )
 
     def _normalize(self, body: dict[str, Any]) -> None:
         """Accept ARNs with an empty account field as this account's.
