@@ -21,7 +21,9 @@ pkg/registry/generic/registry/store.go):
   only when a test calls `collect_garbage()`;
 - label values and annotation values are validated as the API server does (apimachinery
   validation.IsValidLabelValue; annotations must be strings); Secret data must be base64;
-- 404 NotFound for a missing object (the client's delete_job/delete_secret swallow it).
+- 404 NotFound for a missing object (the client's delete_job/delete_secret swallow it);
+- every request yields to the event loop once, as a real one does, so concurrent tasks
+  interleave.
 
 Every request the operator makes is recorded (`requests`, `writes`), so tests assert "no
 write" or "exactly these writes". What other actors do (the Job controller, another replica, a
@@ -38,6 +40,7 @@ continuation token queues a new job carrying the token. Tests can script answers
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -241,6 +244,9 @@ class FakeKube(KubeClient):
             subresource=(route.groupdict().get("sub") or "").strip("/"),
         )
         sent = _wire(body) if body is not None else None
+        # A real request yields to the event loop while it waits for the answer; without this,
+        # concurrent claims and reports would never interleave here and races would hide.
+        await asyncio.sleep(0)
         status = 0  # not answered (a simulated crash in an interceptor)
         try:
             self._run_interceptor(target)
@@ -496,6 +502,7 @@ class FakeCodePipeline(CodePipelineClient):
         self.secret_props = secret_properties or SecretProperties()
         self._ack_script: dict[tuple[str, str], list[AckAnswer]] = {}
         self._put_errors: list[CodePipelineError] = []
+        self._details_errors: list[CodePipelineError] = []
         self._nonces = itertools.count(1)
         self._credentials = itertools.count(1)
 
@@ -540,6 +547,10 @@ class FakeCodePipeline(CodePipelineClient):
         """The next put_result calls raise these, in order (before the model is consulted)."""
         self._put_errors.extend(errors)
 
+    def fail_next_details(self, *errors: CodePipelineError) -> None:
+        """The next get_job_details calls raise these, in order."""
+        self._details_errors.extend(errors)
+
     def accepted_for(self, job_id: str) -> list[ReportCall]:
         return [c for c in self.accepted if c.params.get("jobId") == job_id]
 
@@ -550,6 +561,7 @@ class FakeCodePipeline(CodePipelineClient):
 
     async def acknowledge_job(self, job_id: str, nonce: str) -> str:
         self.calls.append(Call("AcknowledgeJob", job_id, nonce))
+        await asyncio.sleep(0)  # a call yields to the event loop, as over the network
         scripted = self._ack_script.get((job_id, nonce))
         if scripted:
             answer = scripted.pop(0)
@@ -567,6 +579,9 @@ class FakeCodePipeline(CodePipelineClient):
 
     async def get_job_details(self, job_id: str) -> JobDetailsTypeDef:
         self.calls.append(Call("GetJobDetails", job_id))
+        await asyncio.sleep(0)  # a call yields to the event loop, as over the network
+        if self._details_errors:
+            raise self._details_errors.pop(0)
         job = self.jobs.get(job_id)
         if job is None:
             raise job_not_found("GetJobDetails", job_id)
@@ -576,6 +591,7 @@ class FakeCodePipeline(CodePipelineClient):
     async def put_result(self, call: ReportCall) -> None:
         job_id = str(call.params.get("jobId"))
         self.calls.append(Call(call.operation, job_id))
+        await asyncio.sleep(0)  # a call yields to the event loop, as over the network
         self.puts.append(call)
         if self._put_errors:
             raise self._put_errors.pop(0)
@@ -606,6 +622,7 @@ class FakeCodePipeline(CodePipelineClient):
         self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]
     ) -> SecretProperties:
         self.calls.append(Call("ListActionTypes", str(dict(action_type_id).get("provider"))))
+        await asyncio.sleep(0)  # a call yields to the event loop, as over the network
         return self.secret_props
 
     def _fresh_data(self, job: PipelineJob) -> dict[str, Any]:

@@ -1,0 +1,397 @@
+"""inflight.InFlightSupervisor: what one supervision round does for each in-flight Job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from cpworker import jobrecord, jobsecret, names, timestamps
+from tests.unit.protocol.fakes import invalid_nonce, throttled
+from tests.unit.protocol.world import NAMESPACE, Clock, Life, World, decoded, job_name
+
+
+async def dispatched(world: World, life: Life | None = None) -> str:
+    """A polled job, claimed and running (its pod started); returns the job id."""
+    raw = world.polled()
+    await (life or world.life()).claim(raw)
+    world.start_pod(raw["id"])
+    return str(raw["id"])
+
+
+def jobs_writes(world: World, since: int) -> list[tuple[str, str]]:
+    return [(w.method, w.resource) for w in world.kube.writes[since:]]
+
+
+def backdate_credentials(world: World, job_id: str, seconds: float) -> None:
+    issued = timestamps.rfc3339(timestamps.now() - dt.timedelta(seconds=seconds))
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"metadata": {"annotations": {names.ANNOTATION_CREDENTIALS_ISSUED_AT: issued}}},
+    )
+
+
+# ---- finished and never-started Jobs -----------------------------------------------------
+
+
+async def test_a_finished_job_is_reported_once_over_many_rounds(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.succeed(job_id)
+    for _ in range(3):
+        await life.supervise()
+    assert len(world.cp.puts) == 1
+    assert world.cp.accepted_for(job_id)[0].succeeded
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+
+
+async def test_a_finished_job_the_index_still_shows_running_is_reported_once(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.succeed(job_id)
+    stale = world.summary(job_id)  # finished, phase running: the index lags the report
+    await life.supervise()
+    await life.supervisor.supervise([stale], world.pods_of)
+    assert len(world.cp.puts) == 1
+
+
+async def test_a_pod_that_never_starts_is_failed_after_the_grace_and_its_job_deleted(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    grace_minutes = world.settings.never_started_grace_seconds / 60
+    world.cannot_pull(job_id, minutes_ago=grace_minutes - 1)
+    await life.supervise()
+    assert world.cp.puts == []
+    world.cannot_pull(job_id, minutes_ago=grace_minutes + 1)
+    await life.supervise()
+    [failure] = world.cp.accepted_for(job_id)
+    assert failure.failure_type == "SystemUnavailable"
+    assert "ImagePullBackOff" in failure.params["failureDetails"]["message"]
+    assert world.job(job_id) is None
+    assert world.secret(job_id) is None
+    assert world.kube.event_reasons()[-1] == "JobFailed"
+
+
+async def test_a_released_job_without_any_pod_is_failed_after_the_grace(world: World) -> None:
+    world.settings = world.settings.model_copy(update={"never_started_grace_seconds": 60.0})
+    life = world.life()
+    raw = world.polled()
+    await life.claim(raw)
+    await life.supervise()
+    assert world.cp.puts == []
+    released = timestamps.rfc3339(timestamps.now() - dt.timedelta(seconds=61))
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(raw["id"]),
+        {"metadata": {"annotations": {names.ANNOTATION_RELEASED_AT: released}}},
+    )
+    await life.supervise()
+    [failure] = world.cp.accepted_for(raw["id"])
+    assert "NoPodCreated" in failure.params["failureDetails"]["message"]
+
+
+# ---- credentials -------------------------------------------------------------------------
+
+
+async def test_credentials_are_refreshed_only_when_due(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    await life.supervise()
+    assert world.cp.operations("GetJobDetails") == []
+    backdate_credentials(world, job_id, world.settings.credentials_refresh_seconds + 1)
+    before = decoded(world.secret(job_id))[jobsecret.CREDENTIALS_KEY]
+    await life.supervise()
+    assert len(world.cp.operations("GetJobDetails")) == 1
+    after = decoded(world.secret(job_id))[jobsecret.CREDENTIALS_KEY]
+    assert after != before
+    assert "fake-session-token" in after
+    issued = timestamps.parse(world.annotations(job_id)[names.ANNOTATION_CREDENTIALS_ISSUED_AT])
+    assert issued is not None
+    assert (timestamps.now() - issued).total_seconds() < 5
+    await life.supervise()
+    assert len(world.cp.operations("GetJobDetails")) == 1
+
+
+async def test_a_job_without_a_credentials_time_is_refreshed(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"metadata": {"annotations": {names.ANNOTATION_CREDENTIALS_ISSUED_AT: None}}},
+    )
+    await life.supervise()
+    assert len(world.cp.operations("GetJobDetails")) == 1
+
+
+async def test_a_failed_credential_refresh_does_not_block_the_cancellation_probe(
+    world: World,
+) -> None:
+    """Once the refresh is due, a GetJobDetails that keeps failing (here: CodePipeline no
+    longer knows the job, which the probe would take as "cancel it") aborts the round before
+    the probe, every round: the Job runs on to its deadline."""
+    life = world.life()
+    job_id = await dispatched(world, life)
+    backdate_credentials(world, job_id, world.settings.credentials_refresh_seconds + 1)
+    world.cp.forget(job_id)
+    await life.supervise()
+    assert world.job(job_id) is None, "the Job of a job CodePipeline forgot runs on"
+
+
+# ---- the cancellation probe ---------------------------------------------------------------
+
+
+async def test_an_in_progress_job_is_left_running_with_no_write(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    writes = len(world.kube.writes)
+    await life.supervise()
+    assert [c.operation for c in world.cp.calls][-1:] == ["AcknowledgeJob"]
+    assert world.cp.calls[-1].nonce == world.annotations(job_id)[names.ANNOTATION_NONCE]
+    assert len(world.kube.writes) == writes
+
+
+async def test_the_probe_runs_once_per_interval(world: World) -> None:
+    clock = Clock()
+    life = world.life(clock=clock)
+    await dispatched(world, life)
+    acks = len(world.cp.operations("AcknowledgeJob"))
+    await life.supervise()
+    await life.supervise()
+    assert len(world.cp.operations("AcknowledgeJob")) == acks + 1
+    clock.advance(world.settings.cancel_probe_seconds)
+    await life.supervise()
+    assert len(world.cp.operations("AcknowledgeJob")) == acks + 2
+
+
+@pytest.mark.parametrize(
+    ("end", "said"),
+    [
+        ("Failed", "is Failed"),  # pipeline stopped (or superseded)
+        ("TimedOut", "is TimedOut"),
+        ("forget", "is NotFound"),
+        ("redeliver", "is Superseded"),  # another delivery holds it now
+    ],
+)
+async def test_a_job_codepipeline_stopped_is_cancelled_under_a_precondition(
+    world: World, end: str, said: str
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    if end == "forget":
+        world.cp.forget(job_id)
+    elif end == "redeliver":
+        nonce = world.annotations(job_id)[names.ANNOTATION_NONCE]
+        world.cp.script_ack(job_id, nonce, invalid_nonce(job_id))
+    else:
+        world.cp.end(job_id, end)
+    read = world.job(job_id)
+    assert read is not None
+    writes = len(world.kube.writes)
+    await life.supervise()
+    assert world.job(job_id) is None
+    assert world.secret(job_id) is None
+    patch = world.kube.writes[writes]
+    assert (patch.method, patch.resource) == ("PATCH", "jobs")
+    assert patch.body["metadata"]["resourceVersion"] == read["metadata"]["resourceVersion"]
+    assert patch.body["metadata"]["annotations"] == {names.ANNOTATION_PHASE: "cancelled"}
+    [event] = [e for e in world.kube.events if e["reason"] == "JobCancelled"]
+    assert said in event["message"]
+    assert event["type"] == "Warning"
+    assert world.cp.puts == []
+
+
+async def test_a_job_changed_while_being_cancelled_is_left_alone(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.cp.end(job_id, "Failed")
+    world.kube.intercept(
+        "PATCH",
+        "jobs",
+        lambda: world.kube.external_patch(
+            "jobs", NAMESPACE, job_name(job_id), {"status": {"active": 1}}
+        ),
+    )
+    await life.supervise()
+    assert world.kube.writes[-1].status == 409
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "running"
+    assert "JobCancelled" not in world.kube.event_reasons()
+
+
+async def test_a_job_reported_by_this_process_is_not_cancelled_by_a_stale_index(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    stale = world.summary(job_id)  # running and unfinished, as the index still says
+    world.succeed(job_id)
+    await life.supervise()  # reports it: CodePipeline now says Succeeded
+    await life.supervisor.supervise([stale], world.pods_of)
+    assert world.cp.calls[-1] == world.cp.operations("AcknowledgeJob")[-1]
+    assert world.job(job_id) is not None
+    assert "JobCancelled" not in world.kube.event_reasons()
+
+
+async def test_a_job_reported_elsewhere_is_not_cancelled_by_a_stale_index(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    stale = world.summary(job_id)
+    world.succeed(job_id)
+    await world.life().supervise()  # another replica reported it
+    await life.supervisor.supervise([stale], world.pods_of)
+    assert world.job(job_id) is not None
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+    assert "JobCancelled" not in world.kube.event_reasons()
+
+
+async def test_a_succeeded_job_with_our_hand_over_intent_is_marked_continued_not_cancelled(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    body = world.job(job_id)
+    assert body is not None
+    await life.records.record_handover_intent(body, job_id)
+    world.cp.end(job_id, "Succeeded")  # the continuation Put went through
+    await life.supervise()
+    assert world.annotations(job_id)[names.ANNOTATION_RESULT] == "continued"
+    assert world.job(job_id) is not None
+    assert "JobCancelled" not in world.kube.event_reasons()
+
+
+async def test_one_jobs_error_does_not_stop_the_others(world: World) -> None:
+    life = world.life()
+    first = await dispatched(world, life)
+    second = await dispatched(world, life)
+    world.cp.script_ack(
+        first, world.annotations(first)[names.ANNOTATION_NONCE], throttled("AcknowledgeJob")
+    )
+    world.cp.end(second, "Failed")
+    await life.supervise()
+    assert world.job(first) is not None
+    assert world.job(second) is None
+
+
+@pytest.mark.parametrize("phase", ["reported", "cancelled", ""])
+async def test_jobs_that_are_not_in_flight_are_not_touched(world: World, phase: str) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"metadata": {"annotations": {names.ANNOTATION_PHASE: phase or None}}},
+    )
+    calls, writes = len(world.cp.calls), len(world.kube.writes)
+    await life.supervise()
+    assert len(world.cp.calls) == calls
+    assert len(world.kube.writes) == writes
+
+
+async def test_a_job_being_deleted_is_not_touched(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.cp.end(job_id, "Failed")
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"metadata": {"deletionTimestamp": timestamps.rfc3339(timestamps.now())}},
+    )
+    calls = len(world.cp.calls)
+    await life.supervise()
+    assert len(world.cp.calls) == calls
+
+
+# ---- hand-over -------------------------------------------------------------------------
+
+
+def with_hand_over(world: World, seconds: float) -> None:
+    world.settings = world.settings.model_copy(update={"continuation_after_seconds": seconds})
+
+
+async def test_a_long_job_is_handed_over_after_continuation_after_seconds(world: World) -> None:
+    with_hand_over(world, 60)
+    clock = Clock()
+    life = world.life(clock=clock)
+    job_id = await dispatched(world, life)
+    uid = (world.job(job_id) or {})["metadata"]["uid"]
+    await life.supervise()
+    clock.advance(59)
+    await life.supervise()
+    assert world.cp.puts == []
+    clock.advance(1)
+    intent: list[str] = []
+    world.kube.intercept(
+        "PATCH",
+        "jobs",
+        lambda: intent.append("PATCH before the Put" if not world.cp.puts else "after"),
+    )
+    await life.supervise()
+    assert intent == ["PATCH before the Put"]
+    [handover] = world.cp.accepted_for(job_id)
+    token = handover.params["continuationToken"]
+    assert token.endswith(f"/{NAMESPACE}/{job_name(job_id)}/{uid}")
+    assert "outputVariables" not in handover.params
+    annotations = world.annotations(job_id)
+    assert annotations[names.ANNOTATION_HANDOVER_OF] == job_id
+    assert annotations[names.ANNOTATION_RESULT] == "continued"
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "running"
+    assert world.kube.event_reasons()[-1] == "JobHandedOver"
+    # Handed over: no more probes, refreshes or hand-overs until the continuation arrives.
+    clock.advance(3600)
+    calls = len(world.cp.calls)
+    await life.supervise()
+    assert len(world.cp.calls) == calls
+
+
+async def test_no_hand_over_when_disabled(world: World) -> None:
+    clock = Clock()
+    life = world.life(clock=clock)
+    await dispatched(world, life)
+    for _ in range(3):
+        clock.advance(10_000)
+        await life.supervise()
+    assert world.cp.puts == []
+
+
+async def test_a_hand_over_refused_because_the_job_ended_records_nothing(world: World) -> None:
+    with_hand_over(world, 60)
+    clock = Clock()
+    life = world.life(clock=clock)
+    job_id = await dispatched(world, life)
+    await life.supervise()
+    clock.advance(61)
+    nonce = world.annotations(job_id)[names.ANNOTATION_NONCE]
+    world.cp.script_ack(job_id, nonce, "InProgress")  # the probe still heard InProgress
+    world.cp.end(job_id, "TimedOut")
+    await life.supervise()
+    assert world.cp.accepted == []
+    assert names.ANNOTATION_RESULT not in world.annotations(job_id)
+    assert "JobHandedOver" not in world.kube.event_reasons()
+
+
+async def test_a_handed_over_job_that_finishes_waits_for_its_continuation(world: World) -> None:
+    with_hand_over(world, 60)
+    clock = Clock()
+    life = world.life(clock=clock)
+    job_id = await dispatched(world, life)
+    await life.supervise()
+    clock.advance(61)
+    await life.supervise()
+    world.succeed(job_id)
+    await life.supervise()
+    assert len(world.cp.accepted) == 1  # only the hand-over
+    follow_up = world.cp.continuations[job_id]
+    await life.claim(world.cp.deliver(follow_up))
+    await life.supervise()
+    [final] = world.cp.accepted_for(follow_up)
+    assert final.succeeded
