@@ -500,6 +500,10 @@ class FakeCodePipeline(CodePipelineClient):
         self.accepted: list[ReportCall] = []  # the results the service took
         self.continuations: dict[str, str] = {}  # job id -> the job its token created
         self.secret_props = secret_properties or SecretProperties()
+        # When set, an accepted result's answer is held until the event is set: the service
+        # has the result, the operator does not know yet (a slow answer).
+        self.answer_gate: asyncio.Event | None = None
+        self.answer_held = asyncio.Event()  # set once an answer waits at the gate
         self._ack_script: dict[tuple[str, str], list[AckAnswer]] = {}
         self._put_errors: list[CodePipelineError] = []
         self._details_errors: list[CodePipelineError] = []
@@ -617,6 +621,9 @@ class FakeCodePipeline(CodePipelineClient):
                 data={**copy.deepcopy(job.data), "continuationToken": token},
             )
             self.continuations[job_id] = follow_up
+        if self.answer_gate is not None:
+            self.answer_held.set()
+            await self.answer_gate.wait()
 
     async def secret_properties(
         self, action_type_id: ActionTypeIdTypeDef | Mapping[str, str]

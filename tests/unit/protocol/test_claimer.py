@@ -409,3 +409,41 @@ async def test_secret_properties_are_looked_up_for_the_jobs_action_type(world: W
     # The secret property's value lives only in the Secret, never in the Job.
     assert samples.CANARY_CONFIG_VALUE not in str(world.job(raw["id"]))
     assert samples.CANARY_CONFIG_VALUE in decoded(world.secret(raw["id"]))[SECRET_CONFIG_KEY]
+
+
+async def test_a_job_without_an_action_type_keeps_every_property_secret(world: World) -> None:
+    raw = world.polled()
+    del raw["data"]["actionTypeId"]
+    assert await world.life().claim(raw) is ClaimOutcome.DISPATCHED
+    assert world.cp.operations("ListActionTypes") == []
+    job = world.job(raw["id"])
+    assert job is not None
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    # Not even the harmless properties reach the pod's environment.
+    assert not [e for e in container["env"] if e["name"].startswith("CPWORKER_CONFIG_")]
+    assert "gpu-a100" in decoded(world.secret(raw["id"]))[SECRET_CONFIG_KEY]
+
+
+async def redelivered_while_running(world: World) -> dict[str, Any]:
+    raw = world.polled()
+    await world.life().claim(raw)
+    world.cp.jobs[raw["id"]].status = "Dispatched"  # say CodePipeline handed it out again
+    return world.cp.deliver(raw["id"])
+
+
+async def test_a_redelivery_of_a_running_job_changes_nothing_but_the_nonce(world: World) -> None:
+    again = await redelivered_while_running(world)
+    events = len(world.kube.events)
+    assert await world.life().claim(again) is ClaimOutcome.ALREADY_DISPATCHED
+    assert len(world.kube.events) == events  # no second JobDispatched
+    assert world.annotations(again["id"])[names.ANNOTATION_NONCE] == again["nonce"]
+    assert len(world.kube.objects("jobs")) == 1
+
+
+async def test_a_running_job_is_left_to_the_reporter_when_a_redelivery_is_not_in_progress(
+    world: World,
+) -> None:
+    again = await redelivered_while_running(world)
+    world.cp.end(again["id"], "Failed")
+    assert await world.life().claim(again) is ClaimOutcome.NOT_IN_PROGRESS
+    assert jobrecord.phase_of(world.job(again["id"]) or {}) == "running"

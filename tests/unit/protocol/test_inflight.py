@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
 
-from cpworker import jobrecord, jobsecret, names, timestamps
+from cpworker import jobrecord, jobsecret, names, timestamps, workerloop
 from tests.unit.protocol.fakes import invalid_nonce, throttled
-from tests.unit.protocol.world import NAMESPACE, Clock, Life, World, decoded, job_name
+from tests.unit.protocol.world import NAMESPACE, WORKER, Clock, Life, World, decoded, job_name
 
 
 async def dispatched(world: World, life: Life | None = None) -> str:
@@ -395,3 +396,117 @@ async def test_a_handed_over_job_that_finishes_waits_for_its_continuation(world:
     await life.supervise()
     [final] = world.cp.accepted_for(follow_up)
     assert final.succeeded
+
+
+async def test_a_job_gone_before_its_cancellation_is_left_gone(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.cp.end(job_id, "Failed")
+    seen = world.index()
+    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    writes = len(world.kube.writes)
+    await life.supervisor.supervise(seen, world.pods_of)
+    assert len(world.kube.writes) == writes
+    assert "JobCancelled" not in world.kube.event_reasons()
+
+
+async def test_a_job_that_left_the_index_is_probed_at_once_when_it_is_back(world: World) -> None:
+    clock = Clock()
+    life = world.life(clock=clock)
+    await dispatched(world, life)
+    seen = world.index()
+    await life.supervisor.supervise(seen, world.pods_of)
+    acks = len(world.cp.operations("AcknowledgeJob"))
+    await life.supervisor.supervise([], world.pods_of)  # its memory of the Job goes
+    await life.supervisor.supervise(seen, world.pods_of)
+    assert len(world.cp.operations("AcknowledgeJob")) == acks + 1
+
+
+async def test_a_handed_over_job_whose_continuation_never_comes_stops_counting_against_capacity(
+    world: World,
+) -> None:
+    """The pipeline was stopped after the hand-over, so the continuation job is never
+    delivered. The Job (phase running, result continued) is never reported, never gets its
+    TTL and counts as live against maxInFlight for ever; enough of them stop the worker."""
+    with_hand_over(world, 60)
+    clock = Clock()
+    life = world.life(clock=clock)
+    job_id = await dispatched(world, life)
+    await life.supervise()
+    clock.advance(61)
+    await life.supervise()
+    world.cp.end(world.cp.continuations[job_id], "Failed")  # stopped: never delivered
+    world.succeed(job_id)
+    hours_ago = timestamps.rfc3339(timestamps.now() - dt.timedelta(hours=2))
+    world.kube.external_patch(
+        "jobs", NAMESPACE, job_name(job_id), {"status": {"completionTime": hours_ago}}
+    )
+    world.kube.age("jobs", NAMESPACE, job_name(job_id), 3 * 3600)
+    for _ in range(3):
+        clock.advance(3600)
+        await life.supervise()
+    assert not world.summary(job_id).live, "the finished Job holds a slot for ever"
+
+
+async def report_in_flight(world: World, life: Life, job_id: str) -> asyncio.Task[None]:
+    """The Job event handler is reporting the finished Job: CodePipeline took the result, the
+    answer has not come back yet (so the Job is not yet marked reported)."""
+    world.cp.answer_gate = asyncio.Event()
+    finished = world.job(job_id)
+    assert finished is not None
+    task = asyncio.create_task(workerloop.job_changed(life.runtime, "MODIFIED", finished))
+    await world.cp.answer_held.wait()
+    return task
+
+
+async def test_a_job_succeeded_while_being_reported_is_not_cancelled(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    stale = world.summary(job_id)  # the index has not seen the Job finish yet
+    world.succeed(job_id)
+    report = await report_in_flight(world, life, job_id)
+    assert world.cp.jobs[job_id].status == "Succeeded"
+    await life.supervisor.supervise([stale], world.pods_of)
+    assert world.cp.calls[-1].operation == "AcknowledgeJob"  # the probe heard "Succeeded"
+    assert world.cp.answer_gate is not None
+    world.cp.answer_gate.set()
+    await report
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+    assert "JobCancelled" not in world.kube.event_reasons()
+    assert len(world.cp.puts) == 1
+
+
+async def test_the_supervisor_does_not_report_a_job_the_event_path_is_reporting(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.succeed(job_id)
+    report = await report_in_flight(world, life, job_id)
+    await life.supervise()  # sees the finished Job too
+    assert world.cp.answer_gate is not None
+    world.cp.answer_gate.set()
+    await report
+    await life.supervise()
+    assert len(world.cp.puts) == 1
+
+
+async def test_a_job_failed_as_never_started_is_not_also_cancelled_by_a_stale_probe(
+    world: World,
+) -> None:
+    """The report is in flight for a Job that did not finish in Kubernetes (its pod never
+    started): CodePipeline already says Failed, the Job is still running and unfinished, so
+    only the reporter's guard tells the probe that this end is ours, not a stop."""
+    life = world.life()
+    job_id = await dispatched(world, life)
+    stale = world.summary(job_id)  # as another view of the index (e.g. the drain) has it
+    world.cannot_pull(job_id, minutes_ago=60)
+    world.cp.answer_gate = asyncio.Event()
+    report = asyncio.create_task(life.supervise())
+    await world.cp.answer_held.wait()
+    other_view = workerloop.in_flight_supervisor(life.runtime, NAMESPACE, WORKER, "uid")
+    await other_view.supervise([stale], lambda _name: [])
+    world.cp.answer_gate.set()
+    await report
+    assert world.cp.accepted[0].failure_type == "SystemUnavailable"
+    assert "JobCancelled" not in world.kube.event_reasons()

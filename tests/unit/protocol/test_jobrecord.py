@@ -492,3 +492,13 @@ async def test_the_secret_configuration_is_read_back_for_redaction(world: World)
     assert await records.has_secret(body)
     await records.delete_secret(body)
     assert not await records.has_secret(body)
+
+
+async def test_a_job_deleted_just_before_the_lease_patch_is_still_reported(world: World) -> None:
+    job, body = await running(world)
+    world.kube.intercept(
+        "PATCH", "jobs", lambda: world.kube.external_delete("jobs", NAMESPACE, job_name(job.id))
+    )
+    assert await JobRecords(world.kube).claim_report(
+        body, job.id, reporter_id="me", lease_seconds=30
+    )

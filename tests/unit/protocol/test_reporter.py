@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cpworker import codepipeline, jobrecord, names, results, workerloop
+from cpworker import codepipeline, jobrecord, names, results, workerloop, workerstatus
 from cpworker.kube import KubeError
 from tests.unit.operator import samples
 from tests.unit.protocol.fakes import WORKER_RESOURCE, throttled
@@ -389,3 +389,42 @@ async def test_results_are_sent_with_the_client_for_the_jobs_region_and_role(
     world.succeed(job_id)
     await life.reporter.finished(world.summary(job_id))
     assert world.clients.asked[-1] == ("eu-west-1", "arn:aws:iam::111122223333:role/ci")
+
+
+async def test_a_job_whose_worker_is_gone_is_still_reported(world: World) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.succeed(job_id)
+    world.kube.external_delete(WORKER_RESOURCE, NAMESPACE, WORKER)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert len(world.cp.accepted) == 1
+    assert last_event(world)["reason"] == "JobSucceeded"  # an event needs no live object
+
+
+async def test_a_job_without_a_worker_annotation_is_reported_without_event_or_counter(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await dispatched(world, life)
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"metadata": {"annotations": {names.ANNOTATION_WORKER: None}}},
+    )
+    world.fail(job_id)
+    events = len(world.kube.events)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert len(world.cp.accepted) == 1
+    assert len(world.kube.events) == events
+    assert status(world) == {}
+
+
+async def test_counters_start_at_zero_and_are_never_reset(world: World) -> None:
+    await workerstatus.initialise_counters(world.kube, NAMESPACE, WORKER)
+    assert status(world) == {"succeeded": 0, "failed": 0, "lostRaces": 0}
+    await workerstatus.increment_counter(world.kube, NAMESPACE, WORKER, "lostRaces")
+    writes = len(world.kube.writes)
+    await workerstatus.initialise_counters(world.kube, NAMESPACE, WORKER)
+    assert len(world.kube.writes) == writes  # nothing absent: no write
+    assert status(world)["lostRaces"] == 1
