@@ -27,7 +27,12 @@ pkg/registry/generic/registry/store.go):
 
 Every request the operator makes is recorded (`requests`, `writes`), so tests assert "no
 write" or "exactly these writes". What other actors do (the Job controller, another replica, a
-user) goes through `external_*` and is not recorded as the operator's write.
+user) goes through `external_*` and is not recorded as the operator's write. The merge patch and
+label selectors are the Kubernetes stand-in's pure functions (cpworker/sandbox/kube/patching.py,
+selectors.py), not its server. Not modelled, because no protocol step depends on it here:
+watches (tests build the index from the store, or pass a stale summary on purpose), the Job
+controller and kubelet (world.py plays them), finalizers, generation, and the client's retries
+of 429/5xx (an injected error is the one its caller sees once they ran out).
 
 `FakeCodePipeline` models the job protocol as the CodePipeline stand-in engine does
 (cpworker/sandbox/codepipeline/engine.py, itself from the service model): one nonce per
@@ -35,7 +40,9 @@ delivery and only the latest is valid (InvalidNonceException otherwise); acknowl
 dispatched job makes it InProgress and answers the job's current status afterwards; a result
 is accepted only for an InProgress job (InvalidJobStateException otherwise); a success with a
 continuation token queues a new job carrying the token. Tests can script answers on top
-(`script_ack`, `fail_next_put`) and read every call and every accepted result.
+(`script_ack`, `fail_next_put`, `fail_next_details`), hold an accepted result's answer
+(`answer_gate`), and read every call and every accepted result. Errors are raised as the real
+client raises them once its own retries are exhausted.
 """
 
 from __future__ import annotations
@@ -218,7 +225,9 @@ class FakeKube(KubeClient):
         name: str | None = None,
     ) -> None:
         """Run `action` once, just before the next matching request is handled: another
-        actor's write that lands in between, or an error the request answers (raise it)."""
+        actor's write that lands in between, or an error the request answers (raise it). A
+        raised error is what the client's caller sees, i.e. after the real client's own
+        retries of 429/5xx ran out (this fake replaces the transport, retries included)."""
         self._interceptors.append(_Interceptor(method, resource, name, action))
 
     # ---- the transport --------------------------------------------------------------------

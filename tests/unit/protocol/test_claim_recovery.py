@@ -108,12 +108,7 @@ async def test_an_older_candidate_that_won_is_found_after_the_newer_ones_failed(
     raw = world.polled()
     with pytest.raises(Crash):
         await world.life(hook=crash_at("after-ack")).claim(raw)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(raw["id"]),
-        {"metadata": {"annotations": {names.ANNOTATION_NONCE_CANDIDATES: f"{raw['nonce']},stale"}}},
-    )
+    world.annotate(raw["id"], {names.ANNOTATION_NONCE_CANDIDATES: f"{raw['nonce']},stale"})
     world.kube.age("jobs", NAMESPACE, job_name(raw["id"]), AGE)
     assert await recover(world, raw["id"]) is ClaimOutcome.DISPATCHED
     assert [c.nonce for c in world.cp.operations("AcknowledgeJob")][-2:] == [

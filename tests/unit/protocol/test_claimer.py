@@ -100,12 +100,7 @@ async def test_a_job_found_from_an_earlier_life_gets_the_new_nonce_as_candidate_
 async def test_a_redelivered_job_whose_job_was_settled_is_skipped(world: World, phase: str) -> None:
     raw = world.polled()
     await world.life().claim(raw)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(raw["id"]),
-        {"metadata": {"annotations": {names.ANNOTATION_PHASE: phase}}},
-    )
+    world.annotate(raw["id"], {names.ANNOTATION_PHASE: phase})
     world.cp.jobs[raw["id"]].status = "Dispatched"  # say it was handed out again
     acks = len(world.cp.operations("AcknowledgeJob"))
     assert await world.life().claim(world.cp.deliver(raw["id"])) is ClaimOutcome.SKIPPED

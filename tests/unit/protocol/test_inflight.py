@@ -12,26 +12,13 @@ from tests.unit.protocol.fakes import invalid_nonce, throttled
 from tests.unit.protocol.world import NAMESPACE, WORKER, Clock, Life, World, decoded, job_name
 
 
-async def dispatched(world: World, life: Life | None = None) -> str:
-    """A polled job, claimed and running (its pod started); returns the job id."""
-    raw = world.polled()
-    await (life or world.life()).claim(raw)
-    world.start_pod(raw["id"])
-    return str(raw["id"])
-
-
 def jobs_writes(world: World, since: int) -> list[tuple[str, str]]:
     return [(w.method, w.resource) for w in world.kube.writes[since:]]
 
 
 def backdate_credentials(world: World, job_id: str, seconds: float) -> None:
     issued = timestamps.rfc3339(timestamps.now() - dt.timedelta(seconds=seconds))
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
-        {"metadata": {"annotations": {names.ANNOTATION_CREDENTIALS_ISSUED_AT: issued}}},
-    )
+    world.annotate(job_id, {names.ANNOTATION_CREDENTIALS_ISSUED_AT: issued})
 
 
 # ---- finished and never-started Jobs -----------------------------------------------------
@@ -39,7 +26,7 @@ def backdate_credentials(world: World, job_id: str, seconds: float) -> None:
 
 async def test_a_finished_job_is_reported_once_over_many_rounds(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     for _ in range(3):
         await life.supervise()
@@ -52,7 +39,7 @@ async def test_a_finished_job_the_index_still_shows_running_is_reported_once(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     stale = world.summary(job_id)  # finished, phase running: the index lags the report
     await life.supervise()
@@ -64,7 +51,7 @@ async def test_a_pod_that_never_starts_is_failed_after_the_grace_and_its_job_del
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     grace_minutes = world.settings.never_started_grace_seconds / 60
     world.cannot_pull(job_id, minutes_ago=grace_minutes - 1)
     await life.supervise()
@@ -87,12 +74,7 @@ async def test_a_released_job_without_any_pod_is_failed_after_the_grace(world: W
     await life.supervise()
     assert world.cp.puts == []
     released = timestamps.rfc3339(timestamps.now() - dt.timedelta(seconds=61))
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(raw["id"]),
-        {"metadata": {"annotations": {names.ANNOTATION_RELEASED_AT: released}}},
-    )
+    world.annotate(raw["id"], {names.ANNOTATION_RELEASED_AT: released})
     await life.supervise()
     [failure] = world.cp.accepted_for(raw["id"])
     assert "NoPodCreated" in failure.params["failureDetails"]["message"]
@@ -103,7 +85,7 @@ async def test_a_released_job_without_any_pod_is_failed_after_the_grace(world: W
 
 async def test_credentials_are_refreshed_only_when_due(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     await life.supervise()
     assert world.cp.operations("GetJobDetails") == []
     backdate_credentials(world, job_id, world.settings.credentials_refresh_seconds + 1)
@@ -122,13 +104,8 @@ async def test_credentials_are_refreshed_only_when_due(world: World) -> None:
 
 async def test_a_job_without_a_credentials_time_is_refreshed(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
-        {"metadata": {"annotations": {names.ANNOTATION_CREDENTIALS_ISSUED_AT: None}}},
-    )
+    job_id = await world.dispatched(life)
+    world.annotate(job_id, {names.ANNOTATION_CREDENTIALS_ISSUED_AT: None})
     await life.supervise()
     assert len(world.cp.operations("GetJobDetails")) == 1
 
@@ -140,7 +117,7 @@ async def test_a_failed_credential_refresh_does_not_block_the_cancellation_probe
     longer knows the job, which the probe would take as "cancel it") aborts the round before
     the probe, every round: the Job runs on to its deadline."""
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     backdate_credentials(world, job_id, world.settings.credentials_refresh_seconds + 1)
     world.cp.forget(job_id)
     await life.supervise()
@@ -152,7 +129,7 @@ async def test_a_failed_credential_refresh_does_not_block_the_cancellation_probe
 
 async def test_an_in_progress_job_is_left_running_with_no_write(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     writes = len(world.kube.writes)
     await life.supervise()
     assert [c.operation for c in world.cp.calls][-1:] == ["AcknowledgeJob"]
@@ -163,7 +140,7 @@ async def test_an_in_progress_job_is_left_running_with_no_write(world: World) ->
 async def test_the_probe_runs_once_per_interval(world: World) -> None:
     clock = Clock()
     life = world.life(clock=clock)
-    await dispatched(world, life)
+    await world.dispatched(life)
     acks = len(world.cp.operations("AcknowledgeJob"))
     await life.supervise()
     await life.supervise()
@@ -186,7 +163,7 @@ async def test_a_job_codepipeline_stopped_is_cancelled_under_a_precondition(
     world: World, end: str, said: str
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     if end == "forget":
         world.cp.forget(job_id)
     elif end == "redeliver":
@@ -212,7 +189,7 @@ async def test_a_job_codepipeline_stopped_is_cancelled_under_a_precondition(
 
 async def test_a_job_changed_while_being_cancelled_is_left_alone(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cp.end(job_id, "Failed")
     world.kube.intercept(
         "PATCH",
@@ -231,7 +208,7 @@ async def test_a_job_reported_by_this_process_is_not_cancelled_by_a_stale_index(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     stale = world.summary(job_id)  # running and unfinished, as the index still says
     world.succeed(job_id)
     await life.supervise()  # reports it: CodePipeline now says Succeeded
@@ -243,7 +220,7 @@ async def test_a_job_reported_by_this_process_is_not_cancelled_by_a_stale_index(
 
 async def test_a_job_reported_elsewhere_is_not_cancelled_by_a_stale_index(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     stale = world.summary(job_id)
     world.succeed(job_id)
     await world.life().supervise()  # another replica reported it
@@ -257,7 +234,7 @@ async def test_a_succeeded_job_with_our_hand_over_intent_is_marked_continued_not
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     body = world.job(job_id)
     assert body is not None
     await life.records.record_handover_intent(body, job_id)
@@ -270,8 +247,8 @@ async def test_a_succeeded_job_with_our_hand_over_intent_is_marked_continued_not
 
 async def test_one_jobs_error_does_not_stop_the_others(world: World) -> None:
     life = world.life()
-    first = await dispatched(world, life)
-    second = await dispatched(world, life)
+    first = await world.dispatched(life)
+    second = await world.dispatched(life)
     world.cp.script_ack(
         first, world.annotations(first)[names.ANNOTATION_NONCE], throttled("AcknowledgeJob")
     )
@@ -284,13 +261,8 @@ async def test_one_jobs_error_does_not_stop_the_others(world: World) -> None:
 @pytest.mark.parametrize("phase", ["reported", "cancelled", ""])
 async def test_jobs_that_are_not_in_flight_are_not_touched(world: World, phase: str) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
-        {"metadata": {"annotations": {names.ANNOTATION_PHASE: phase or None}}},
-    )
+    job_id = await world.dispatched(life)
+    world.annotate(job_id, {names.ANNOTATION_PHASE: phase or None})
     calls, writes = len(world.cp.calls), len(world.kube.writes)
     await life.supervise()
     assert len(world.cp.calls) == calls
@@ -299,7 +271,7 @@ async def test_jobs_that_are_not_in_flight_are_not_touched(world: World, phase: 
 
 async def test_a_job_being_deleted_is_not_touched(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cp.end(job_id, "Failed")
     world.kube.external_patch(
         "jobs",
@@ -323,7 +295,7 @@ async def test_a_long_job_is_handed_over_after_continuation_after_seconds(world:
     with_hand_over(world, 60)
     clock = Clock()
     life = world.life(clock=clock)
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     uid = (world.job(job_id) or {})["metadata"]["uid"]
     await life.supervise()
     clock.advance(59)
@@ -357,7 +329,7 @@ async def test_a_long_job_is_handed_over_after_continuation_after_seconds(world:
 async def test_no_hand_over_when_disabled(world: World) -> None:
     clock = Clock()
     life = world.life(clock=clock)
-    await dispatched(world, life)
+    await world.dispatched(life)
     for _ in range(3):
         clock.advance(10_000)
         await life.supervise()
@@ -368,7 +340,7 @@ async def test_a_hand_over_refused_because_the_job_ended_records_nothing(world: 
     with_hand_over(world, 60)
     clock = Clock()
     life = world.life(clock=clock)
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     await life.supervise()
     clock.advance(61)
     nonce = world.annotations(job_id)[names.ANNOTATION_NONCE]
@@ -384,7 +356,7 @@ async def test_a_handed_over_job_that_finishes_waits_for_its_continuation(world:
     with_hand_over(world, 60)
     clock = Clock()
     life = world.life(clock=clock)
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     await life.supervise()
     clock.advance(61)
     await life.supervise()
@@ -400,7 +372,7 @@ async def test_a_handed_over_job_that_finishes_waits_for_its_continuation(world:
 
 async def test_a_job_gone_before_its_cancellation_is_left_gone(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cp.end(job_id, "Failed")
     seen = world.index()
     world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
@@ -413,7 +385,7 @@ async def test_a_job_gone_before_its_cancellation_is_left_gone(world: World) -> 
 async def test_a_job_that_left_the_index_is_probed_at_once_when_it_is_back(world: World) -> None:
     clock = Clock()
     life = world.life(clock=clock)
-    await dispatched(world, life)
+    await world.dispatched(life)
     seen = world.index()
     await life.supervisor.supervise(seen, world.pods_of)
     acks = len(world.cp.operations("AcknowledgeJob"))
@@ -431,7 +403,7 @@ async def test_a_handed_over_job_whose_continuation_never_comes_stops_counting_a
     with_hand_over(world, 60)
     clock = Clock()
     life = world.life(clock=clock)
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     await life.supervise()
     clock.advance(61)
     await life.supervise()
@@ -461,7 +433,7 @@ async def report_in_flight(world: World, life: Life, job_id: str) -> asyncio.Tas
 
 async def test_a_job_succeeded_while_being_reported_is_not_cancelled(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     stale = world.summary(job_id)  # the index has not seen the Job finish yet
     world.succeed(job_id)
     report = await report_in_flight(world, life, job_id)
@@ -480,7 +452,7 @@ async def test_the_supervisor_does_not_report_a_job_the_event_path_is_reporting(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     report = await report_in_flight(world, life, job_id)
     await life.supervise()  # sees the finished Job too
@@ -498,7 +470,7 @@ async def test_a_job_failed_as_never_started_is_not_also_cancelled_by_a_stale_pr
     started): CodePipeline already says Failed, the Job is still running and unfinished, so
     only the reporter's guard tells the probe that this end is ours, not a stop."""
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     stale = world.summary(job_id)  # as another view of the index (e.g. the drain) has it
     world.cannot_pull(job_id, minutes_ago=60)
     world.cp.answer_gate = asyncio.Event()

@@ -187,9 +187,7 @@ async def test_abandon_unless_contested_leaves_a_job_changed_between_read_and_de
     world.kube.intercept(
         "DELETE",
         "jobs",
-        lambda: world.kube.external_patch(
-            "jobs", NAMESPACE, job_name(job.id), {"metadata": {"annotations": {"x": "changed"}}}
-        ),
+        lambda: world.annotate(job.id, {"x": "changed"}),
     )
     assert not await JobRecords(world.kube).abandon_unless_contested(body, {job.nonce})
     assert world.job(job.id) is not None
@@ -296,12 +294,7 @@ async def test_a_held_report_lease_is_respected_until_it_expires(
 ) -> None:
     job, _ = await running(world)
     since = f"{time.time() - age:.0f}" if isinstance(age, int) else age
-    held = world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job.id),
-        {"metadata": {"annotations": {names.ANNOTATION_REPORTER: f"{holder} {since}"}}},
-    )
+    held = world.annotate(job.id, {names.ANNOTATION_REPORTER: f"{holder} {since}"})
     writes = len(world.kube.writes)
     assert (
         await JobRecords(world.kube).claim_report(held, job.id, reporter_id="me", lease_seconds=30)
@@ -340,12 +333,7 @@ async def test_a_report_lease_race_is_lost_to_the_replica_that_wrote_first(world
     world.kube.intercept(
         "PATCH",
         "jobs",
-        lambda: world.kube.external_patch(
-            "jobs",
-            NAMESPACE,
-            job_name(job.id),
-            {"metadata": {"annotations": {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}}},
-        ),
+        lambda: world.annotate(job.id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}),
     )
     assert not await JobRecords(world.kube).claim_report(
         body, job.id, reporter_id="me", lease_seconds=30

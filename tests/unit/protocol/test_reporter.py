@@ -11,14 +11,7 @@ from cpworker import codepipeline, jobrecord, names, results, workerloop, worker
 from cpworker.kube import KubeError
 from tests.unit.operator import samples
 from tests.unit.protocol.fakes import WORKER_RESOURCE, throttled
-from tests.unit.protocol.world import NAMESPACE, WORKER, Crash, Life, World, crash_at, job_name
-
-
-async def dispatched(world: World, life: Life) -> str:
-    raw = world.polled()
-    await life.claim(raw)
-    world.start_pod(raw["id"])
-    return str(raw["id"])
+from tests.unit.protocol.world import NAMESPACE, WORKER, Crash, World, crash_at, job_name
 
 
 def status(world: World) -> dict[str, int]:
@@ -44,7 +37,7 @@ async def test_a_succeeded_job_is_reported_marked_cleaned_up_announced_and_count
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id, '{"summary": "built 3 targets", "outputVariables": {"v": "1"}}')
     assert await life.reporter.finished(world.summary(job_id))
     [call] = world.cp.accepted
@@ -72,7 +65,7 @@ async def test_a_failed_job_is_reported_as_failure_with_its_exit_and_counted(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.fail(job_id, "make: *** [all] Error 2")
     assert await life.reporter.finished(world.summary(job_id))
     [call] = world.cp.accepted
@@ -89,7 +82,7 @@ async def test_a_failed_job_is_reported_as_failure_with_its_exit_and_counted(
 
 async def test_secret_configuration_echoed_by_a_container_is_not_reported(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.fail(job_id, f"login failed with token {samples.CANARY_CONFIG_VALUE}")
     await life.reporter.finished(world.summary(job_id))
     message = world.cp.accepted[0].params["failureDetails"]["message"]
@@ -99,7 +92,7 @@ async def test_secret_configuration_echoed_by_a_container_is_not_reported(world:
 
 async def test_a_job_still_running_is_not_reported(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     assert not await life.reporter.finished(world.summary(job_id))
     assert world.cp.puts == []
     assert not life.reporter.covers(world.summary(job_id))
@@ -108,7 +101,7 @@ async def test_a_job_still_running_is_not_reported(world: World) -> None:
 async def test_a_finished_job_is_judged_by_its_pods_as_they_are_now(world: World) -> None:
     """The pod index may lag behind the Job's end: the reporter lists the pods itself."""
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     listed = len([r for r in world.kube.requests if r.resource == "pods"])
     await life.reporter.finished(world.summary(job_id))
@@ -124,7 +117,7 @@ async def test_a_job_codepipeline_already_ended_is_recorded_without_counting_it(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cp.end(job_id, "TimedOut")
     world.succeed(job_id)
     assert await life.reporter.finished(world.summary(job_id))
@@ -138,14 +131,9 @@ async def test_a_job_codepipeline_already_ended_is_recorded_without_counting_it(
 
 async def test_nothing_is_sent_while_another_reporter_holds_the_lease(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
-        {"metadata": {"annotations": {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}}},
-    )
+    world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"})
     writes = len(world.kube.writes)
     assert not await life.reporter.finished(world.summary(job_id))
     assert world.cp.puts == []
@@ -155,17 +143,12 @@ async def test_nothing_is_sent_while_another_reporter_holds_the_lease(world: Wor
 
 async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     world.kube.intercept(
         "PATCH",
         "jobs",
-        lambda: world.kube.external_patch(
-            "jobs",
-            NAMESPACE,
-            job_name(job_id),
-            {"metadata": {"annotations": {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}}},
-        ),
+        lambda: world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}),
     )
     assert not await life.reporter.finished(world.summary(job_id))
     assert world.cp.puts == []
@@ -173,7 +156,7 @@ async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(world:
 
 async def test_a_throttled_report_is_retried_by_the_same_reporter(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     world.cp.fail_next_put(throttled("PutJobSuccessResult"))
     with pytest.raises(codepipeline.ThrottledError):
@@ -187,7 +170,7 @@ async def test_a_throttled_report_is_retried_by_the_same_reporter(world: World) 
 
 async def test_an_event_or_counter_failure_does_not_undo_the_report(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
 
     def unavailable() -> None:
@@ -200,7 +183,7 @@ async def test_an_event_or_counter_failure_does_not_undo_the_report(world: World
 
 async def test_a_counter_increment_lost_to_another_replica_is_retried(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     world.kube.intercept(
         "PATCH",
@@ -215,7 +198,7 @@ async def test_a_counter_increment_lost_to_another_replica_is_retried(world: Wor
 
 async def test_a_report_for_another_job_id_is_refused(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     call = results.failure_result(job_id=samples.JOB_ID, failure_type="JobFailed", message="x")
     with pytest.raises(ValueError, match="another job"):
         await life.reporter._report(world.summary(job_id), call)
@@ -227,7 +210,7 @@ async def test_a_report_for_another_job_id_is_refused(world: World) -> None:
 
 async def test_the_event_path_and_the_supervisor_never_send_twice(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     stale = world.summary(job_id)
     world.succeed(job_id)
     finished_body = world.job(job_id)
@@ -241,7 +224,7 @@ async def test_the_event_path_and_the_supervisor_never_send_twice(world: World) 
 
 async def test_concurrent_reports_of_one_job_send_once(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     summary = world.summary(job_id)
     outcomes = await asyncio.gather(*(life.reporter.finished(summary) for _ in range(3)))
@@ -253,7 +236,7 @@ async def test_a_new_job_of_the_same_name_is_reported_after_the_old_one_is_forgo
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     summary = world.summary(job_id)
     await life.reporter.finished(summary)
@@ -267,7 +250,7 @@ async def test_a_new_job_of_the_same_name_is_reported_after_the_old_one_is_forgo
 
 async def test_a_running_job_deleted_by_someone_else_fails_its_job(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     last_seen = world.job(job_id)
     assert last_seen is not None
     world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
@@ -284,7 +267,7 @@ async def test_a_finished_job_deleted_before_it_was_reported_reports_its_outcome
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     last_seen = world.job(job_id)
     assert last_seen is not None
@@ -296,7 +279,7 @@ async def test_a_finished_job_deleted_before_it_was_reported_reports_its_outcome
 
 async def test_a_job_deleted_by_the_operator_itself_is_not_reported(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cp.end(job_id, "Failed")
     last_seen: list[dict[str, object]] = []  # what the watch's DELETED event carries
     world.kube.intercept(
@@ -312,7 +295,7 @@ async def test_a_job_that_never_started_fails_as_system_unavailable_and_goes(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.cannot_pull(job_id, minutes_ago=10)
     summary = world.summary(job_id)
     outcome = results.outcome_from(summary.body, [p.body for p in world.pods_of(summary.name)])
@@ -326,7 +309,7 @@ async def test_a_job_that_never_started_fails_as_system_unavailable_and_goes(
 
 async def test_cancel_fails_a_running_job_then_deletes_it(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     await life.reporter.cancel(world.summary(job_id), "the worker was deleted (Cancel)")
     [call] = world.cp.accepted
     assert call.failure_type == "JobFailed"
@@ -372,18 +355,12 @@ async def test_results_are_sent_with_the_client_for_the_jobs_region_and_role(
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
+    job_id = await world.dispatched(life)
+    world.annotate(
+        job_id,
         {
-            "metadata": {
-                "annotations": {
-                    names.ANNOTATION_REGION: "eu-west-1",
-                    names.ANNOTATION_ROLE_ARN: "arn:aws:iam::111122223333:role/ci",
-                }
-            }
+            names.ANNOTATION_REGION: "eu-west-1",
+            names.ANNOTATION_ROLE_ARN: "arn:aws:iam::111122223333:role/ci",
         },
     )
     world.succeed(job_id)
@@ -393,7 +370,7 @@ async def test_results_are_sent_with_the_client_for_the_jobs_region_and_role(
 
 async def test_a_job_whose_worker_is_gone_is_still_reported(world: World) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
+    job_id = await world.dispatched(life)
     world.succeed(job_id)
     world.kube.external_delete(WORKER_RESOURCE, NAMESPACE, WORKER)
     assert await life.reporter.finished(world.summary(job_id))
@@ -405,13 +382,8 @@ async def test_a_job_without_a_worker_annotation_is_reported_without_event_or_co
     world: World,
 ) -> None:
     life = world.life()
-    job_id = await dispatched(world, life)
-    world.kube.external_patch(
-        "jobs",
-        NAMESPACE,
-        job_name(job_id),
-        {"metadata": {"annotations": {names.ANNOTATION_WORKER: None}}},
-    )
+    job_id = await world.dispatched(life)
+    world.annotate(job_id, {names.ANNOTATION_WORKER: None})
     world.fail(job_id)
     events = len(world.kube.events)
     assert await life.reporter.finished(world.summary(job_id))

@@ -85,7 +85,7 @@ def job_name(job_id: str) -> str:
     return names.job_object_name(job_id)
 
 
-@dataclass
+@dataclass(repr=False)  # a failing assertion should not print the whole world
 class World:
     kube: FakeKube
     cp: FakeCodePipeline
@@ -136,6 +136,12 @@ class World:
         assert job is not None, f"no Job for {job_id}"
         return dict(job["metadata"].get("annotations") or {})
 
+    def annotate(self, job_id: str, annotations: dict[str, str | None]) -> Body:
+        """Someone else (another replica, a user) changed the Job's annotations."""
+        return self.kube.external_patch(
+            "jobs", NAMESPACE, job_name(job_id), {"metadata": {"annotations": annotations}}
+        )
+
     def summary(self, job_id: str) -> jobindex.JobSummary:
         """The Job as the watch index holds it (fresh)."""
         job = self.job(job_id)
@@ -156,6 +162,13 @@ class World:
             for pod in self.kube.objects("pods")
             if jobindex.owning_job(pod) == name
         ]
+
+    async def dispatched(self, life: Life) -> str:
+        """A new job, claimed by `life` and running (its pod started); returns its id."""
+        raw = self.polled()
+        assert await life.claim(raw) is claimer.ClaimOutcome.DISPATCHED
+        self.start_pod(raw["id"])
+        return str(raw["id"])
 
     def manifest(self, job: jobdata.Job, secrets: frozenset[str]) -> Body:
         return build_job(
@@ -325,7 +338,7 @@ class World:
         return Life(self, runtime, supervisor, ctx)
 
 
-@dataclass
+@dataclass(repr=False)
 class Life:
     """One run of the operator process (see the module doc)."""
 
