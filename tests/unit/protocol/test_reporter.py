@@ -1,0 +1,402 @@
+"""reporter.Reporter: every way a result leaves the operator, its events and its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from cpworker import codepipeline, jobrecord, names, results, workerloop, workerstatus
+from cpworker.kube import KubeError
+from tests.unit.operator import samples
+from tests.unit.protocol.fakes import WORKER_RESOURCE, throttled
+from tests.unit.protocol.world import NAMESPACE, WORKER, Crash, World, crash_at, job_name
+
+
+def status(world: World) -> dict[str, int]:
+    worker = world.kube.get_object(WORKER_RESOURCE, NAMESPACE, WORKER) or {}
+    return dict(worker.get("status") or {})
+
+
+def last_event(world: World) -> dict[str, str]:
+    event = world.kube.events[-1]
+    return {
+        "reason": event["reason"],
+        "type": event["type"],
+        "kind": event["involvedObject"]["kind"],
+        "name": event["involvedObject"]["name"],
+        "uid": event["involvedObject"]["uid"],
+    }
+
+
+# ---- finished Jobs ---------------------------------------------------------------------------
+
+
+async def test_a_succeeded_job_is_reported_marked_cleaned_up_announced_and_counted(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id, '{"summary": "built 3 targets", "outputVariables": {"v": "1"}}')
+    assert await life.reporter.finished(world.summary(job_id))
+    [call] = world.cp.accepted
+    assert call.operation == "PutJobSuccessResult"
+    assert call.params["executionDetails"]["summary"] == "built 3 targets"
+    assert call.params["outputVariables"] == {"v": "1"}
+    job = world.job(job_id)
+    assert job is not None
+    annotations = job["metadata"]["annotations"]
+    assert annotations[names.ANNOTATION_PHASE] == "reported"
+    assert annotations[names.ANNOTATION_RESULT] == "succeeded"
+    assert job["spec"]["ttlSecondsAfterFinished"] == world.settings.finished_job_ttl_seconds
+    assert world.secret(job_id) is None
+    assert last_event(world) == {
+        "reason": "JobSucceeded",
+        "type": "Normal",
+        "kind": names.KIND,
+        "name": WORKER,
+        "uid": samples.WORKER.uid,
+    }
+    assert status(world) == {"succeeded": 1}
+
+
+async def test_a_failed_job_is_reported_as_failure_with_its_exit_and_counted(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id, "make: *** [all] Error 2")
+    assert await life.reporter.finished(world.summary(job_id))
+    [call] = world.cp.accepted
+    details = call.params["failureDetails"]
+    assert details["type"] == "JobFailed"
+    assert "exit code 2" in details["message"]
+    assert "make: *** [all] Error 2" in details["message"]
+    assert details["externalExecutionId"] == f"{NAMESPACE}/{job_name(job_id)}"
+    assert world.annotations(job_id)[names.ANNOTATION_RESULT] == "failed"
+    assert last_event(world)["reason"] == "JobFailed"
+    assert last_event(world)["type"] == "Warning"
+    assert status(world) == {"failed": 1}
+
+
+async def test_secret_configuration_echoed_by_a_container_is_not_reported(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id, f"login failed with token {samples.CANARY_CONFIG_VALUE}")
+    await life.reporter.finished(world.summary(job_id))
+    message = world.cp.accepted[0].params["failureDetails"]["message"]
+    assert samples.CANARY_CONFIG_VALUE not in message
+    assert "token ***" in message
+
+
+async def test_a_job_still_running_is_not_reported(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    assert not await life.reporter.finished(world.summary(job_id))
+    assert world.cp.puts == []
+    assert not life.reporter.covers(world.summary(job_id))
+
+
+async def test_a_finished_job_is_judged_by_its_pods_as_they_are_now(world: World) -> None:
+    """The pod index may lag behind the Job's end: the reporter lists the pods itself."""
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    listed = len([r for r in world.kube.requests if r.resource == "pods"])
+    await life.reporter.finished(world.summary(job_id))
+    pods = [r for r in world.kube.requests if r.resource == "pods"][listed:]
+    assert [(r.method, r.name) for r in pods] == [("GET", "")]
+    assert world.cp.accepted[0].params["executionDetails"]["summary"] == "built 3 targets"
+
+
+# ---- already ended, lease lost, errors -------------------------------------------------------
+
+
+async def test_a_job_codepipeline_already_ended_is_recorded_without_counting_it(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.cp.end(job_id, "TimedOut")
+    world.succeed(job_id)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert world.cp.accepted == []
+    assert len(world.cp.puts) == 1
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+    assert world.secret(job_id) is None
+    assert last_event(world)["reason"] == "JobAlreadyEnded"
+    assert status(world) == {}
+
+
+async def test_nothing_is_sent_while_another_reporter_holds_the_lease(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"})
+    writes = len(world.kube.writes)
+    assert not await life.reporter.finished(world.summary(job_id))
+    assert world.cp.puts == []
+    assert len(world.kube.writes) == writes
+    assert not life.reporter.covers(world.summary(job_id))  # tried again next round
+
+
+async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.kube.intercept(
+        "PATCH",
+        "jobs",
+        lambda: world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}),
+    )
+    assert not await life.reporter.finished(world.summary(job_id))
+    assert world.cp.puts == []
+
+
+async def test_a_throttled_report_is_retried_by_the_same_reporter(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.cp.fail_next_put(throttled("PutJobSuccessResult"))
+    with pytest.raises(codepipeline.ThrottledError):
+        await life.reporter.finished(world.summary(job_id))
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "running"  # not marked reported
+    assert world.secret(job_id) is not None
+    await life.supervise()  # the lease is still ours: the retry goes through
+    assert len(world.cp.accepted) == 1
+    assert status(world) == {"succeeded": 1}
+
+
+async def test_an_event_or_counter_failure_does_not_undo_the_report(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+
+    def unavailable() -> None:
+        raise KubeError("GET", "/apis/cpworker.io/...", 503, "", "try later")
+
+    world.kube.intercept("GET", WORKER_RESOURCE, unavailable)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+
+
+async def test_a_counter_increment_lost_to_another_replica_is_retried(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.kube.intercept(
+        "PATCH",
+        WORKER_RESOURCE,
+        lambda: world.kube.external_patch(
+            WORKER_RESOURCE, NAMESPACE, WORKER, {"status": {"succeeded": 5}}
+        ),
+    )
+    await life.reporter.finished(world.summary(job_id))
+    assert status(world) == {"succeeded": 6}
+
+
+async def test_a_report_for_another_job_id_is_refused(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    call = results.failure_result(job_id=samples.JOB_ID, failure_type="JobFailed", message="x")
+    with pytest.raises(ValueError, match="another job"):
+        await life.reporter._report(world.summary(job_id), call)
+    assert world.cp.puts == []
+
+
+# ---- one report per job, whoever notices first -----------------------------------------------
+
+
+async def test_the_event_path_and_the_supervisor_never_send_twice(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    stale = world.summary(job_id)
+    world.succeed(job_id)
+    finished_body = world.job(job_id)
+    assert finished_body is not None
+    await workerloop.job_changed(life.runtime, "MODIFIED", finished_body)
+    await life.supervise()
+    await life.supervisor.supervise([world.summary(job_id), stale], world.pods_of)
+    await workerloop.job_changed(life.runtime, "MODIFIED", finished_body)  # a late duplicate
+    assert len(world.cp.puts) == 1
+
+
+async def test_concurrent_reports_of_one_job_send_once(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    summary = world.summary(job_id)
+    outcomes = await asyncio.gather(*(life.reporter.finished(summary) for _ in range(3)))
+    assert sorted(outcomes) == [False, False, True]
+    assert len(world.cp.puts) == 1
+
+
+async def test_a_new_job_of_the_same_name_is_reported_after_the_old_one_is_forgotten(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    summary = world.summary(job_id)
+    await life.reporter.finished(summary)
+    assert life.reporter.covers(summary)
+    life.reporter.forget(summary.name)
+    assert not life.reporter.covers(summary)
+
+
+# ---- vanished, never started, cancelled, rejected --------------------------------------------
+
+
+async def test_a_running_job_deleted_by_someone_else_fails_its_job(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    last_seen = world.job(job_id)
+    assert last_seen is not None
+    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    await workerloop.job_changed(life.runtime, "DELETED", last_seen)
+    [call] = world.cp.accepted
+    assert call.failure_type == "JobFailed"
+    assert "was deleted before it finished" in call.params["failureDetails"]["message"]
+    assert world.secret(job_id) is None
+    assert last_event(world)["reason"] == "JobFailed"
+    assert status(world) == {"failed": 1}
+
+
+async def test_a_finished_job_deleted_before_it_was_reported_reports_its_outcome(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    last_seen = world.job(job_id)
+    assert last_seen is not None
+    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    await workerloop.job_changed(life.runtime, "DELETED", last_seen)
+    [call] = world.cp.accepted
+    assert call.succeeded
+
+
+async def test_a_job_deleted_by_the_operator_itself_is_not_reported(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.cp.end(job_id, "Failed")
+    last_seen: list[dict[str, object]] = []  # what the watch's DELETED event carries
+    world.kube.intercept(
+        "DELETE", "jobs", lambda: last_seen.append(world.job(job_id) or {}), name=job_name(job_id)
+    )
+    await life.supervise()  # cancels and deletes it
+    assert world.job(job_id) is None
+    await workerloop.job_changed(life.runtime, "DELETED", last_seen[0])
+    assert world.cp.puts == []
+
+
+async def test_a_job_that_never_started_fails_as_system_unavailable_and_goes(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.cannot_pull(job_id, minutes_ago=10)
+    summary = world.summary(job_id)
+    outcome = results.outcome_from(summary.body, [p.body for p in world.pods_of(summary.name)])
+    assert await life.reporter.never_started(summary, outcome)
+    [call] = world.cp.accepted
+    assert call.failure_type == "SystemUnavailable"
+    assert world.job(job_id) is None
+    assert world.secret(job_id) is None
+    assert status(world) == {"failed": 1}
+
+
+async def test_cancel_fails_a_running_job_then_deletes_it(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    await life.reporter.cancel(world.summary(job_id), "the worker was deleted (Cancel)")
+    [call] = world.cp.accepted
+    assert call.failure_type == "JobFailed"
+    assert call.params["failureDetails"]["message"] == "the worker was deleted (Cancel)"
+    assert world.job(job_id) is None
+    assert world.secret(job_id) is None
+    marked = [
+        w.body["metadata"]["annotations"]
+        for w in world.kube.writes_to("jobs")
+        if w.method == "PATCH" and w.status == 200
+    ]
+    assert marked[-1] == {names.ANNOTATION_PHASE: "cancelled"}
+    assert status(world) == {}  # no counter, no per-job event: the finalizer posts one
+
+
+async def test_cancel_of_a_job_still_claiming_deletes_it_without_a_result(world: World) -> None:
+    raw = world.polled()
+    with pytest.raises(Crash):
+        await world.life(hook=crash_at("before-ack")).claim(raw)
+    life = world.life()
+    await life.reporter.cancel(world.summary(raw["id"]), "deleted with deletionPolicy Cancel")
+    assert world.cp.puts == []
+    assert world.job(raw["id"]) is None
+    assert world.secret(raw["id"]) is None
+
+
+async def test_reject_sends_a_cleaned_failure_for_a_job_without_a_kubernetes_job(
+    world: World,
+) -> None:
+    raw = world.polled()
+    await world.cp.acknowledge_job(raw["id"], raw["nonce"])
+    life = world.life()
+    message = "bad\x00 template " + "x" * 6000
+    assert await life.reporter.reject(world.cp, raw["id"], "ConfigurationError", message)
+    details = world.cp.accepted[0].params["failureDetails"]
+    assert details["type"] == "ConfigurationError"
+    assert "\x00" not in details["message"]
+    assert len(details["message"]) == results.FAILURE_MESSAGE_MAX
+    assert not await life.reporter.reject(world.cp, raw["id"], "ConfigurationError", "again")
+
+
+async def test_results_are_sent_with_the_client_for_the_jobs_region_and_role(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.annotate(
+        job_id,
+        {
+            names.ANNOTATION_REGION: "eu-west-1",
+            names.ANNOTATION_ROLE_ARN: "arn:aws:iam::111122223333:role/ci",
+        },
+    )
+    world.succeed(job_id)
+    await life.reporter.finished(world.summary(job_id))
+    assert world.clients.asked[-1] == ("eu-west-1", "arn:aws:iam::111122223333:role/ci")
+
+
+async def test_a_job_whose_worker_is_gone_is_still_reported(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.kube.external_delete(WORKER_RESOURCE, NAMESPACE, WORKER)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert len(world.cp.accepted) == 1
+    assert last_event(world)["reason"] == "JobSucceeded"  # an event needs no live object
+
+
+async def test_a_job_without_a_worker_annotation_is_reported_without_event_or_counter(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.annotate(job_id, {names.ANNOTATION_WORKER: None})
+    world.fail(job_id)
+    events = len(world.kube.events)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert len(world.cp.accepted) == 1
+    assert len(world.kube.events) == events
+    assert status(world) == {}
+
+
+async def test_counters_start_at_zero_and_are_never_reset(world: World) -> None:
+    await workerstatus.initialise_counters(world.kube, NAMESPACE, WORKER)
+    assert status(world) == {"succeeded": 0, "failed": 0, "lostRaces": 0}
+    await workerstatus.increment_counter(world.kube, NAMESPACE, WORKER, "lostRaces")
+    writes = len(world.kube.writes)
+    await workerstatus.initialise_counters(world.kube, NAMESPACE, WORKER)
+    assert len(world.kube.writes) == writes  # nothing absent: no write
+    assert status(world)["lostRaces"] == 1

@@ -1,0 +1,370 @@
+"""The world the protocol tests run in: one worker, the two fakes, and operator lives.
+
+A `World` is what survives an operator crash: the Kubernetes objects (`FakeKube`) and the
+CodePipeline jobs (`FakeCodePipeline`). A `Life` is one run of the operator process over that
+world (its Job records, reporter, claim context and in-flight supervisor, wired as
+workerloop.py wires them); its memory (report guard, probe clocks, `claiming_now`) dies with it.
+A crash at a stage boundary is `crash_at(stage)`: the stage hook raises `Crash`, which no
+operator code catches (it is not an Exception), as `os._exit` in production ends everything.
+
+The Job controller and the kubelet are played by `start_pod`, `succeed`, `fail` and
+`cannot_pull`: they write through `FakeKube.external_*`, not as the operator.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cpworker import claimer, jobdata, jobindex, models, names, timestamps, workerloop
+from cpworker.inflight import InFlightSupervisor
+from cpworker.jobmanifest import build_job
+from cpworker.jobrecord import JobRecords
+from cpworker.kube import Body
+from cpworker.reporter import Reporter
+from cpworker.runtime import Runtime
+from cpworker.settings import OperatorSettings
+from tests.unit.operator import samples
+from tests.unit.protocol.fakes import WORKER_RESOURCE, FakeClients, FakeCodePipeline, FakeKube
+
+NAMESPACE: Final = samples.WORKER.namespace
+WORKER: Final = samples.WORKER.name
+SUCCESS_MESSAGE: Final = '{"summary": "built 3 targets"}'
+
+
+class Crash(BaseException):
+    """The operator process died here (a BaseException: no `except Exception` stops it)."""
+
+
+def crash_at(stage: str) -> Callable[[str], None]:
+    def hook(reached: str) -> None:
+        if reached == stage:
+            raise Crash(stage)
+
+    return hook
+
+
+def no_crash(_stage: str) -> None:
+    return None
+
+
+@dataclass
+class Clock:
+    """A hand-driven monotonic clock for the supervisor's probe and hand-over timers."""
+
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class WallClock:
+    """Stands in for the `time` module in jobrecord (report leases are epoch seconds), so
+    that a test can let a lease expire without sleeping."""
+
+    offset: float = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def job_name(job_id: str) -> str:
+    return names.job_object_name(job_id)
+
+
+@dataclass(repr=False)  # a failing assertion should not print the whole world
+class World:
+    kube: FakeKube
+    cp: FakeCodePipeline
+    clients: FakeClients
+    settings: OperatorSettings
+    spec: models.CustomActionWorkerSpec = field(
+        default_factory=lambda: models.parse_spec(samples.spec())
+    )
+
+    @classmethod
+    def create(cls, **settings: Any) -> World:
+        kube = FakeKube()
+        cp = FakeCodePipeline(
+            secret_properties=jobdata.SecretProperties(names=samples.SECRET_PROPERTIES)
+        )
+        kube.external_create(
+            WORKER_RESOURCE,
+            {
+                "apiVersion": names.API_VERSION,
+                "kind": names.KIND,
+                "metadata": {"name": WORKER, "namespace": NAMESPACE, "uid": samples.WORKER.uid},
+                "spec": samples.spec(),
+                "status": {},
+            },
+        )
+        return cls(kube, cp, FakeClients(cp), samples.settings(**settings))
+
+    # ---- CodePipeline ---------------------------------------------------------------------
+
+    def new_job(self, **changes: Any) -> str:
+        """A pipeline reached our action: a queued job (samples.RAW_JOB with a fresh id)."""
+        return self.cp.queue(samples.raw_job(id=str(uuid.uuid4()), **changes))
+
+    def polled(self, **changes: Any) -> dict[str, Any]:
+        """A new job, delivered by PollForJobs."""
+        return self.cp.deliver(self.new_job(**changes))
+
+    # ---- what the operator wrote ----------------------------------------------------------
+
+    def job(self, job_id: str) -> Body | None:
+        return self.kube.get_object("jobs", NAMESPACE, job_name(job_id))
+
+    def secret(self, job_id: str) -> Body | None:
+        return self.kube.get_object("secrets", NAMESPACE, job_name(job_id))
+
+    def annotations(self, job_id: str) -> dict[str, str]:
+        job = self.job(job_id)
+        assert job is not None, f"no Job for {job_id}"
+        return dict(job["metadata"].get("annotations") or {})
+
+    def annotate(self, job_id: str, annotations: dict[str, str | None]) -> Body:
+        """Someone else (another replica, a user) changed the Job's annotations."""
+        return self.kube.external_patch(
+            "jobs", NAMESPACE, job_name(job_id), {"metadata": {"annotations": annotations}}
+        )
+
+    def summary(self, job_id: str) -> jobindex.JobSummary:
+        """The Job as the watch index holds it (fresh)."""
+        job = self.job(job_id)
+        assert job is not None, f"no Job for {job_id}"
+        return jobindex.summarize_job(job)
+
+    def index(self) -> list[jobindex.JobSummary]:
+        """The worker's Jobs as the kopf index holds them (fresh)."""
+        return [
+            jobindex.summarize_job(body)
+            for body in self.kube.objects("jobs")
+            if jobindex.job_index_key(body) == (NAMESPACE, names.worker_label_value(WORKER))
+        ]
+
+    def pods_of(self, name: str) -> list[jobindex.PodSummary]:
+        return [
+            jobindex.summarize_pod(pod)
+            for pod in self.kube.objects("pods")
+            if jobindex.owning_job(pod) == name
+        ]
+
+    async def dispatched(self, life: Life) -> str:
+        """A new job, claimed by `life` and running (its pod started); returns its id."""
+        raw = self.polled()
+        assert await life.claim(raw) is claimer.ClaimOutcome.DISPATCHED
+        self.start_pod(raw["id"])
+        return str(raw["id"])
+
+    def manifest(self, job: jobdata.Job, secrets: frozenset[str]) -> Body:
+        return build_job(
+            worker=samples.WORKER,
+            spec=self.spec,
+            job=job,
+            secret_property_names=secrets,
+            settings=self.settings,
+            now=timestamps.now(),
+        )
+
+    # ---- the Job controller and the kubelet -----------------------------------------------
+
+    def start_pod(self, job_id: str) -> Body:
+        job = self.job(job_id)
+        assert job is not None
+        assert not job["spec"].get("suspend"), "the Job controller starts no pod while suspended"
+        name = job_name(job_id)
+        pod = self.kube.external_create(
+            "pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{name}-x7k2p",
+                    "namespace": NAMESPACE,
+                    "labels": {
+                        **job["spec"]["template"]["metadata"]["labels"],
+                        "batch.kubernetes.io/job-name": name,
+                    },
+                    "ownerReferences": [
+                        names.controller_reference("batch/v1", "Job", name, job["metadata"]["uid"])
+                    ],
+                },
+                "spec": {"containers": [{"name": "build"}]},
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [{"name": "build", "state": {"running": {}}}],
+                },
+            },
+        )
+        self.kube.external_patch(
+            "jobs", NAMESPACE, name, {"status": {"startTime": timestamps.rfc3339(timestamps.now())}}
+        )
+        return pod
+
+    def succeed(self, job_id: str, message: str = SUCCESS_MESSAGE) -> None:
+        self._end(job_id, "Succeeded", 0, message, [("SuccessCriteriaMet", ""), ("Complete", "")])
+
+    def fail(self, job_id: str, message: str = "make: *** [all] Error 2") -> None:
+        failed = [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
+        self._end(job_id, "Failed", 2, message, failed)
+
+    def cannot_pull(self, job_id: str, *, minutes_ago: float) -> None:
+        """The Job's pod has been waiting on its image since `minutes_ago`."""
+        pod = self._pod(job_id)
+        since = timestamps.rfc3339(timestamps.now() - dt.timedelta(minutes=minutes_ago))
+        self.kube.external_patch(
+            "pods",
+            NAMESPACE,
+            pod,
+            {
+                "status": {
+                    "phase": "Pending",
+                    "startTime": since,
+                    "containerStatuses": [
+                        {
+                            "name": "build",
+                            "state": {
+                                "waiting": {
+                                    "reason": "ImagePullBackOff",
+                                    "message": "Back-off pulling image",
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+        )
+
+    def _pod(self, job_id: str) -> str:
+        pods = self.pods_of(job_name(job_id))
+        if not pods:
+            return str(self.start_pod(job_id)["metadata"]["name"])
+        return pods[0].name
+
+    def _end(
+        self,
+        job_id: str,
+        phase: str,
+        exit_code: int,
+        message: str,
+        conditions: list[tuple[str, str]],
+    ) -> None:
+        pod = self._pod(job_id)
+        self.kube.external_patch(
+            "pods",
+            NAMESPACE,
+            pod,
+            {
+                "status": {
+                    "phase": phase,
+                    "containerStatuses": [
+                        {
+                            "name": "build",
+                            "state": {
+                                "terminated": {
+                                    "exitCode": exit_code,
+                                    "reason": "Completed" if exit_code == 0 else "Error",
+                                    "message": message,
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+        )
+        job_conditions = [
+            {"type": kind, "status": "True", "reason": reason} for kind, reason in conditions
+        ]
+        self.kube.external_patch(
+            "jobs", NAMESPACE, job_name(job_id), {"status": {"conditions": job_conditions}}
+        )
+
+    # ---- the operator ---------------------------------------------------------------------
+
+    def life(
+        self,
+        *,
+        hook: Callable[[str], None] = no_crash,
+        clock: Clock | None = None,
+        reporter_id: str | None = None,
+    ) -> Life:
+        """A fresh operator process over this world."""
+        records = JobRecords(self.kube)
+        reporter = Reporter(
+            records=records,
+            kube=self.kube,
+            clients=self.clients,
+            finished_ttl_seconds=self.settings.finished_job_ttl_seconds,
+            lease_seconds=self.settings.report_lease_seconds,
+            hook=hook,
+        )
+        if reporter_id is not None:
+            reporter.reporter_id = reporter_id
+        runtime = Runtime(
+            settings=self.settings,
+            # Never used: the fakes answer in the event loop. Creating it starts no thread.
+            executor=concurrent.futures.ThreadPoolExecutor(max_workers=1),
+            kube=self.kube,
+            clients=self.clients,
+            records=records,
+            reporter=reporter,
+        )
+        supervisor = workerloop.in_flight_supervisor(runtime, NAMESPACE, WORKER, samples.WORKER.uid)
+        supervisor.clock = clock or Clock()
+        ctx = claimer.ClaimContext(
+            records=records,
+            reporter=reporter,
+            client=self.cp,
+            namespace=NAMESPACE,
+            build_job=self.manifest,
+            post_event=supervisor.post_event,
+            claiming_now=runtime.claiming_now,
+            hook=hook,
+        )
+        return Life(self, runtime, supervisor, ctx)
+
+
+@dataclass(repr=False)
+class Life:
+    """One run of the operator process (see the module doc)."""
+
+    world: World
+    runtime: Runtime
+    supervisor: InFlightSupervisor
+    ctx: claimer.ClaimContext
+
+    @property
+    def records(self) -> JobRecords:
+        return self.runtime.records
+
+    @property
+    def reporter(self) -> Reporter:
+        return self.runtime.reporter
+
+    async def claim(self, raw: dict[str, Any]) -> claimer.ClaimOutcome:
+        return await claimer.process_polled_job(self.ctx, raw)
+
+    async def supervise(self) -> None:
+        await self.supervisor.supervise(self.world.index(), self.world.pods_of)
+
+
+def decoded(secret: Body | None) -> dict[str, str]:
+    """The Secret's data, decoded."""
+    return {
+        key: base64.b64decode(value).decode()
+        for key, value in ((secret or {}).get("data") or {}).items()
+    }
