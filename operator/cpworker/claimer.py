@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IN_PROGRESS: Final = "InProgress"
+# What acknowledging a job CodePipeline does not know answers (it ended long ago, or never
+# was ours): like a terminal status, it means "do not run it".
+NOT_FOUND: Final = "NotFound"
 # 400 BadRequest / 422 Invalid: the Job as built can never be created.
 REFUSED_STATUSES: Final = frozenset({400, 422})
 # Claims of one batch run side by side (each is a few sequential calls); the executor and
@@ -90,11 +93,14 @@ def _claimed(metrics: Metrics | None, released: Mapping[str, Any]) -> None:
 async def acknowledge(
     client: codepipeline.CodePipelineClient, job_id: str, nonce: str
 ) -> str | None:
-    """The job's status for this nonce, or None on InvalidNonce (someone else holds it)."""
+    """The job's status for this nonce, or None on InvalidNonce (someone else holds it);
+    NOT_FOUND when CodePipeline does not know the job."""
     try:
         return await client.acknowledge_job(job_id, nonce)
     except codepipeline.InvalidNonceError:
         return None
+    except codepipeline.JobNotFoundError:
+        return NOT_FOUND
 
 
 async def fail_unclaimable(
@@ -238,12 +244,11 @@ async def continue_job(ctx: ClaimContext, job: jobdata.Job) -> ClaimOutcome:
     previous_id = existing["metadata"].get("annotations", {}).get(names.ANNOTATION_JOB_ID, "")
     ctx.claiming_now.add(ref.job_name)
     try:
-        record = await ctx.records.add_nonce_candidate(existing, job.nonce)
+        record = await ctx.records.add_nonce_candidate(existing, job.nonce, continuation_of=job.id)
         status = await acknowledge(ctx.client, job.id, job.nonce)
-        if status is None:
-            return ClaimOutcome.LOST_RACE
         if status != IN_PROGRESS:
-            return ClaimOutcome.NOT_IN_PROGRESS
+            await ctx.records.drop_pending_continuation(record)
+            return ClaimOutcome.LOST_RACE if status is None else ClaimOutcome.NOT_IN_PROGRESS
         record = await ctx.records.adopt_continuation(record, job, previous_job_id=previous_id)
     finally:
         ctx.claiming_now.discard(ref.job_name)
@@ -257,6 +262,35 @@ async def continue_job(ctx: ClaimContext, job: jobdata.Job) -> ClaimOutcome:
         f"job {job.id} continues job {previous_id} on Job {ref.job_name}",
         "Normal",
     )
+    return ClaimOutcome.CONTINUED
+
+
+async def recover_continuation(
+    records: JobRecords, client: codepipeline.CodePipelineClient, job: Mapping[str, Any]
+) -> ClaimOutcome | None:
+    """Finish adopting a continuation whose claim was interrupted after the candidate was
+    recorded (a crash, or a write that failed): CodePipeline will not deliver it again.
+
+    Acknowledging again answers whether it is ours: InProgress -> move the Job to the new job
+    id and give it fresh credentials; anything else -> it is not ours to adopt.
+    """
+    annotations = job["metadata"].get("annotations") or {}
+    pending = annotations.get(names.ANNOTATION_CONTINUATION_PENDING, "")
+    job_id, _, nonce = pending.partition(" ")
+    if not job_id or not nonce:
+        return None
+    status = await acknowledge(client, job_id, nonce)
+    if status != IN_PROGRESS:
+        await records.drop_pending_continuation(job)
+        return ClaimOutcome.LOST_RACE if status is None else ClaimOutcome.NOT_IN_PROGRESS
+    details = jobdata.parse_job_details(await client.get_job_details(job_id))
+    continued = jobdata.Job(
+        id=details.id, nonce=nonce, account_id=details.account_id, data=details.data
+    )
+    previous_id = annotations.get(names.ANNOTATION_JOB_ID, "")
+    record = await records.adopt_continuation(job, continued, previous_job_id=previous_id)
+    await records.ensure_secret(record, continued, await secret_names(client, details.data))
+    log.info("adopted continuation %s on Job %s", job_id, job["metadata"]["name"])
     return ClaimOutcome.CONTINUED
 
 

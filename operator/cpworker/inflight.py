@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # delivery (re-queued): either way it is not ours anymore.
 NOT_FOUND = "NotFound"
 SUPERSEDED = "Superseded"
+# CodePipeline creates a continuation job within moments of the hand-over (the worker polls
+# for it promptly meanwhile); one that has not come after this long never will (the pipeline
+# was stopped or superseded), and the Job it would have resumed no longer has a job to run for.
+CONTINUATION_WAIT_SECONDS = 900.0
 
 
 @dataclass
@@ -42,6 +46,8 @@ class SupervisionState:
 
     last_probe: dict[str, float] = field(default_factory=dict)
     tracked_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Since when a handed-over Job has waited for its continuation (by Job and old job id).
+    continued_since: dict[tuple[str, str], float] = field(default_factory=dict)
     busy: set[str] = field(default_factory=set)
 
 
@@ -58,6 +64,8 @@ class InFlightSupervisor:
     # Seconds between cancellation probes of a running job (rarer while events work).
     probe_interval: Callable[[], float] | None = None
     metrics: Metrics | None = None
+    # Called after a successful hand-over: the continuation job is about to appear.
+    on_hand_over: Callable[[], None] = field(default=lambda: None)
     state: SupervisionState = field(default_factory=SupervisionState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
 
@@ -88,8 +96,9 @@ class InFlightSupervisor:
                 self.state.busy.discard(job.name)
         for gone in set(self.state.last_probe) - seen:
             self.state.last_probe.pop(gone, None)
-        for key in [k for k in self.state.tracked_since if k[0] not in seen]:
-            self.state.tracked_since.pop(key, None)
+        for since in (self.state.tracked_since, self.state.continued_since):
+            for key in [k for k in since if k[0] not in seen]:
+                since.pop(key, None)
 
     async def _client(self, job: JobSummary) -> codepipeline.CodePipelineClient:
         return await self.clients.for_worker(
@@ -111,21 +120,58 @@ class InFlightSupervisor:
             return
         if job.phase != names.Phase.RUNNING:
             return
-        continued = job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED
+        if job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED:
+            await self._await_continuation(job)
+            return
         outcome = results.outcome_from(job.body, [p.body for p in pods])
         if outcome.finished:
-            if not continued:
-                await self.reporter.finished(job)
+            await self.reporter.finished(job)
             return
         if results.never_started_expired(outcome, now, self.settings.never_started_grace_seconds):
             await self.reporter.never_started(job, outcome)
             return
-        if continued:
-            return
-        await self._refresh_credentials(job, now)
+        try:
+            await self._refresh_credentials(job, now)
+        except (codepipeline.CodePipelineError, KubeError) as exc:
+            # Retried next round; meanwhile the probe below still learns whether it was
+            # cancelled (a job CodePipeline forgot also fails its GetJobDetails).
+            log.warning("refreshing the credentials of Job %s/%s: %s", job.namespace, job.name, exc)
         if await self._probe_cancelled(job):
             return
         await self._maybe_hand_over(job)
+
+    async def _await_continuation(self, job: JobSummary) -> None:
+        """A handed-over Job waits for its continuation job: finish an interrupted adoption,
+        or give up on a continuation that never comes."""
+        if job.annotations.get(names.ANNOTATION_CONTINUATION_PENDING):
+            if job.name not in self.claiming_now:
+                await claimer.recover_continuation(self.records, await self._client(job), job.body)
+            return
+        key = (job.name, job.job_id)
+        since = self.state.continued_since.setdefault(key, self.clock())
+        if self.clock() - since < CONTINUATION_WAIT_SECONDS:
+            return
+        body = await self.records.get(job.namespace, job.name)
+        if body is None:
+            return
+        why = (
+            f"job {job.job_id} was handed over, but CodePipeline delivered no continuation "
+            f"within {CONTINUATION_WAIT_SECONDS:.0f} s (the pipeline was stopped or superseded)"
+        )
+        if summarize_job(body).finished is not None:
+            # Its work is done and nothing can take its result: settle it like a reported
+            # Job (kept for inspection until its TTL), so it stops holding a slot.
+            ttl = self.settings.finished_job_ttl_seconds
+            await self.records.mark_reported(body, names.Result.CONTINUED, ttl)
+            await self.records.delete_secret(body)
+            message = f"{why}: Kubernetes Job {job.name} finished, its result goes nowhere"
+        else:
+            if not await self.records.mark_cancelled(body):
+                return
+            if self.metrics is not None and job.worker:
+                self.metrics.job_cancelled(job.namespace, job.worker)
+            message = f"{why}: Kubernetes Job {job.name} deleted"
+        await self.post_event("ContinuationNeverCame", message, "Warning")
 
     async def _refresh_credentials(self, job: JobSummary, now: dt.datetime) -> None:
         issued = timestamps.parse(job.annotations.get(names.ANNOTATION_CREDENTIALS_ISSUED_AT))
@@ -208,5 +254,5 @@ class InFlightSupervisor:
             return
         now = self.clock()
         since = self.state.tracked_since.setdefault((job.name, job.job_id), now)
-        if now - since >= after:
-            await self.reporter.hand_over(job)
+        if now - since >= after and await self.reporter.hand_over(job):
+            self.on_hand_over()

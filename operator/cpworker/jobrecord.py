@@ -31,6 +31,8 @@ from cpworker.kube import AlreadyExistsError, Body, ConflictError, KubeClient, N
 
 # At most this many nonces are kept as candidates (each redelivery adds one).
 MAX_NONCE_CANDIDATES: Final = 4
+# Conflicting writes to a Job's candidates are retried this often (each re-reads the Job).
+CANDIDATE_ATTEMPTS: Final = 5
 
 
 # --- Reading the record (pure) ---------------------------------------------------------------
@@ -134,6 +136,7 @@ def continuation_patch(job: Job, *, previous_job_id: str, now: dt.datetime) -> B
                 names.ANNOTATION_CONTINUATION_OF: previous_job_id,
                 names.ANNOTATION_PHASE: names.Phase.RUNNING.value,
                 names.ANNOTATION_RESULT: None,
+                names.ANNOTATION_CONTINUATION_PENDING: None,
                 names.ANNOTATION_CREDENTIALS_ISSUED_AT: timestamps.rfc3339(now),
             },
         }
@@ -191,12 +194,33 @@ class JobRecords:
         except AlreadyExistsError:
             return await self.kube.get_job(namespace, str(job["metadata"]["name"])), False
 
-    async def add_nonce_candidate(self, job: Mapping[str, Any], nonce: str) -> Body:
+    async def add_nonce_candidate(
+        self, job: Mapping[str, Any], nonce: str, *, continuation_of: str | None = None
+    ) -> Body:
         """Record `nonce` as tried before acknowledging it, so that recovery knows every
-        nonce that may have won (and a losing replica never deletes a winner's Job)."""
+        nonce that may have won (and a losing replica never deletes a winner's Job).
+
+        The list is rewritten under a resourceVersion precondition (re-read on Conflict), so a
+        candidate another replica adds at the same moment is never lost. `continuation_of`:
+        the nonce is a continuation job's (its id), recorded as pending in the same write.
+        """
         namespace, name = _where(job)
-        patch = _annotate({names.ANNOTATION_NONCE_CANDIDATES: _with_candidate(job, nonce)})
-        return await self.kube.patch_job(namespace, name, patch)
+        for _ in range(CANDIDATE_ATTEMPTS):
+            annotations: dict[str, str | None] = {
+                names.ANNOTATION_NONCE_CANDIDATES: _with_candidate(job, nonce)
+            }
+            if continuation_of is not None:
+                annotations[names.ANNOTATION_CONTINUATION_PENDING] = f"{continuation_of} {nonce}"
+            version = job["metadata"].get("resourceVersion")
+            try:
+                return await self.kube.patch_job(
+                    namespace, name, _annotate(annotations, resourceVersion=version)
+                )
+            except ConflictError:
+                job = await self.kube.get_job(namespace, name)
+        raise ConflictError(
+            "PATCH", name, 409, "Conflict", "the Job kept changing while recording a nonce"
+        )
 
     async def record_nonce(self, job: Mapping[str, Any], nonce: str) -> None:
         """Record the nonce CodePipeline answered InProgress to (the only one that counts)."""
@@ -254,6 +278,12 @@ class JobRecords:
         """The Job's current CodePipeline job ended with a continuation token."""
         namespace, name = _where(job)
         patch = _annotate({names.ANNOTATION_RESULT: names.Result.CONTINUED.value})
+        await self.kube.patch_job(namespace, name, patch)
+
+    async def drop_pending_continuation(self, job: Mapping[str, Any]) -> None:
+        """The pending continuation is not ours to adopt (taken elsewhere, or it ended)."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_CONTINUATION_PENDING: None})
         await self.kube.patch_job(namespace, name, patch)
 
     async def adopt_continuation(
@@ -367,8 +397,16 @@ class JobRecords:
         try:
             await self.kube.create_secret(namespace, secret)
         except AlreadyExistsError:
+            # A Secret left by an earlier Job of the same name still names that Job as its
+            # owner, and the garbage collector would delete it under this Job's pod: the
+            # whole metadata we own is rewritten, owner reference included.
+            metadata = secret["metadata"]
             patch: Body = {
-                "metadata": {"annotations": secret["metadata"]["annotations"]},
+                "metadata": {
+                    "labels": metadata["labels"],
+                    "annotations": metadata["annotations"],
+                    "ownerReferences": metadata["ownerReferences"],
+                },
                 "data": secret["data"],
             }
             await self.kube.patch_secret(namespace, name, patch)

@@ -67,6 +67,10 @@ ANNOTATION_NONCE_CANDIDATES: Final = f"{GROUP}/nonce-candidates"
 # The CodePipeline job id a continuation hand-over was attempted for (intent, written before
 # the Put, so a crash in between is not mistaken for a cancellation).
 ANNOTATION_HANDOVER_OF: Final = f"{GROUP}/handover-of"
+# A continuation being claimed for this Job: "<job id> <nonce>", written with the nonce
+# candidate before AcknowledgeJob, cleared when the Job moves to the new job id. A crash (or a
+# failed write) in between leaves it for the supervisor, which finishes the adoption.
+ANNOTATION_CONTINUATION_PENDING: Final = f"{GROUP}/continuation-pending"
 # Who is sending the Job's result, and since when: "<reporter id> <epoch seconds>" (a lease).
 ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
 

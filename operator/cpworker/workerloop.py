@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # A budget stretching idle intervals by more than this makes the workers say so.
 BUDGET_LIMITED_STRETCH = 1.05
+# The longest idle pause while one of the worker's Jobs waits for its continuation job.
+CONTINUATION_POLL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Worker:
             tend_interval=rt.settings.supervise_interval_seconds,
             first_delay=self.first_delay,
         )
+        # After a hand-over, its continuation job is about to appear: poll for it at once.
+        self.supervisor.on_hand_over = self.loop.event_arrived
 
     # ---- what the loop asks -------------------------------------------------------------
 
@@ -175,12 +179,19 @@ class Worker:
             self.rt.wakeups(self.action_type_key()),
             self.rt.settings.events_idle_ceiling_seconds,
         )
+        if any(self._awaits_continuation(job) for job in self.jobs()):
+            # No event announces a continuation job: poll for it often enough.
+            ceiling = min(ceiling, CONTINUATION_POLL_SECONDS)
         if budget is not None:
             # The budget spaces every worker's idle polls alike when together they would
             # ask for more than it carries (instead of queueing polls for minutes).
             budget.demand.want(self.keys[0], ceiling)
             ceiling *= budget.stretch
         return PollTarget.of(spec, max_interval=ceiling)
+
+    @staticmethod
+    def _awaits_continuation(job: jobindex.JobSummary) -> bool:
+        return job.live and job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED
 
     def first_delay(self) -> float:
         """The first poll waits a random part of what the budget needs to serve every worker's

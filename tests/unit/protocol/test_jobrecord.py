@@ -22,7 +22,7 @@ async def claiming(world: World, raw: dict[str, Any] | None = None) -> tuple[job
     """A Job just created suspended for a polled job (and nothing else)."""
     job = jobdata.parse_job(raw or world.polled())
     body, created = await JobRecords(world.kube).create_suspended(
-        world.manifest(job, SECRETS), job.nonce, polled_at=timestamps.now()
+        world.manifest(job, SECRETS), job.nonce, available_at=timestamps.now()
     )
     assert created
     return job, body
@@ -42,7 +42,7 @@ async def test_create_suspended_writes_one_suspended_claiming_job_with_its_nonce
     manifest = world.manifest(job, SECRETS)
     manifest["spec"]["suspend"] = False  # whatever the builder produced
     body, created = await JobRecords(world.kube).create_suspended(
-        manifest, job.nonce, polled_at=samples.NOW
+        manifest, job.nonce, available_at=samples.NOW
     )
     assert created
     assert [(w.method, w.resource) for w in world.kube.writes] == [("POST", "jobs")]
@@ -51,7 +51,7 @@ async def test_create_suspended_writes_one_suspended_claiming_job_with_its_nonce
     assert annotations[names.ANNOTATION_PHASE] == "claiming"
     assert annotations[names.ANNOTATION_NONCE] == job.nonce
     assert annotations[names.ANNOTATION_NONCE_CANDIDATES] == job.nonce
-    assert annotations[names.ANNOTATION_POLLED_AT] == "2026-11-29T10:00:00Z"
+    assert annotations[names.ANNOTATION_AVAILABLE_AT] == "2026-11-29T10:00:00.000Z"
 
 
 async def test_create_suspended_returns_an_existing_job_untouched(world: World) -> None:
@@ -59,7 +59,7 @@ async def test_create_suspended_returns_an_existing_job_untouched(world: World) 
     before = len(world.kube.writes)
     again = jobdata.parse_job(world.cp.deliver(job.id))
     body, created = await JobRecords(world.kube).create_suspended(
-        world.manifest(again, SECRETS), again.nonce, polled_at=timestamps.now()
+        world.manifest(again, SECRETS), again.nonce, available_at=timestamps.now()
     )
     assert not created
     assert body == world.job(job.id) == first
@@ -74,8 +74,12 @@ async def test_a_candidate_is_added_with_one_patch_of_the_candidates_only(world:
     updated = await JobRecords(world.kube).add_nonce_candidate(body, "n2")
     write = world.kube.writes[-1]
     assert (write.method, write.resource) == ("PATCH", "jobs")
+    # Conditional on the Job as read: a candidate written meanwhile is never overwritten.
     assert write.body == {
-        "metadata": {"annotations": {names.ANNOTATION_NONCE_CANDIDATES: f"{job.nonce},n2"}}
+        "metadata": {
+            "resourceVersion": body["metadata"]["resourceVersion"],
+            "annotations": {names.ANNOTATION_NONCE_CANDIDATES: f"{job.nonce},n2"},
+        }
     }
     assert jobrecord.nonce_candidates(updated) == [job.nonce, "n2"]
     assert updated["metadata"]["annotations"][names.ANNOTATION_NONCE] == job.nonce
@@ -435,7 +439,7 @@ async def test_ensure_secret_makes_the_current_job_own_a_leftover_secret(world: 
     world.kube.external_delete("jobs", NAMESPACE, job_name(job.id))  # its Secret not yet
     again = jobdata.parse_job(world.cp.deliver(job.id))
     new, created = await records.create_suspended(
-        world.manifest(again, SECRETS), again.nonce, polled_at=timestamps.now()
+        world.manifest(again, SECRETS), again.nonce, available_at=timestamps.now()
     )
     assert created
     await records.ensure_secret(new, again, SECRETS)

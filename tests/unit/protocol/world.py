@@ -27,6 +27,7 @@ from cpworker.inflight import InFlightSupervisor
 from cpworker.jobmanifest import build_job
 from cpworker.jobrecord import JobRecords
 from cpworker.kube import Body
+from cpworker.metrics import Metrics
 from cpworker.reporter import Reporter
 from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings
@@ -322,7 +323,9 @@ class World:
             clients=self.clients,
             records=records,
             reporter=reporter,
+            metrics=Metrics(process_metrics=False),
         )
+        reporter.metrics = runtime.metrics
         supervisor = workerloop.in_flight_supervisor(runtime, NAMESPACE, WORKER, samples.WORKER.uid)
         supervisor.clock = clock or Clock()
         ctx = claimer.ClaimContext(
@@ -334,6 +337,8 @@ class World:
             post_event=supervisor.post_event,
             claiming_now=runtime.claiming_now,
             hook=hook,
+            worker=WORKER,
+            metrics=runtime.metrics,
         )
         return Life(self, runtime, supervisor, ctx)
 
