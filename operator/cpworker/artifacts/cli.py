@@ -126,7 +126,14 @@ def main(argv: Sequence[str]) -> int:
         print(f"cpworker artifacts: {error}", file=sys.stderr)  # noqa: T201 - before logging
         write_report(_result_file(args), ArtifactFailure("ConfigurationError", str(error)))
         return EXIT_USAGE
-    logging_setup.configure(settings.log_format)
+    handler = logging_setup.configure(settings.log_format)
+    try:
+        return _run_and_report(args, settings)
+    finally:
+        logging.getLogger().removeHandler(handler)  # for callers in the same process (tests)
+
+
+def _run_and_report(args: argparse.Namespace, settings: HelperSettings) -> int:
     if getattr(args, "wait_for_sigterm", False):
         wait_for_sigterm(lambda: log_event("waiting for SIGTERM before pushing"))
     try:

@@ -33,17 +33,32 @@ class ArtifactFailure(Exception):  # noqa: N818 - a failure of the job, named fo
         self.message = message
 
 
+def _render(failure_type: FailureType, message: str) -> str:
+    report = ContainerReport(failure=FailureReport(type=failure_type, message=message))
+    return json.dumps(
+        report.model_dump(mode="json", by_alias=True, exclude_unset=True), ensure_ascii=False
+    )
+
+
+def _fits(text: str) -> bool:
+    return len(text.encode()) <= TERMINATION_MESSAGE_MAX_BYTES
+
+
 def report_document(failure: ArtifactFailure) -> str:
     """The JSON report for `failure`, redacted and cut so that it fits a termination message."""
     message = redact(failure.message)
-    while True:
-        report = ContainerReport(failure=FailureReport(type=failure.failure_type, message=message))
-        text = json.dumps(report.model_dump(mode="json", by_alias=True, exclude_none=True))
-        if len(text.encode()) <= TERMINATION_MESSAGE_MAX_BYTES:
-            return text
-        # Cut by characters until the encoded JSON fits (escapes make bytes != characters).
-        excess = len(text.encode()) - TERMINATION_MESSAGE_MAX_BYTES
-        message = message[: max(len(message) - excess - len(_ELLIPSIS), 0)] + _ELLIPSIS
+    text = _render(failure.failure_type, message)
+    if _fits(text):
+        return text
+    # The longest head of the message that fits (escapes make bytes and characters differ).
+    low, high = 0, len(message)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _fits(_render(failure.failure_type, message[:middle] + _ELLIPSIS)):
+            low = middle
+        else:
+            high = middle - 1
+    return _render(failure.failure_type, message[:low] + _ELLIPSIS)
 
 
 def write_report(path: Path, failure: ArtifactFailure) -> None:

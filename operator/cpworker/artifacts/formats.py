@@ -87,7 +87,7 @@ def zip_directory(path: Path) -> ZipDirectory | None:
         if at < 0 or len(tail) - at < _EOCD_SIZE:
             return None
         fields = struct.unpack("<4s4H2LH", tail[at : at + _EOCD_SIZE])
-        entries, directory_bytes = fields[5], fields[6]
+        entries, directory_bytes = fields[4], fields[5]
         locator_at = size - tail_size + at - 20
         if locator_at >= 0:
             handle.seek(locator_at)

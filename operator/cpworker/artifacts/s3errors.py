@@ -99,7 +99,7 @@ def failure_for(exc: BaseException, *, doing: str, wait_seconds: float) -> Artif
     exc = _cause(exc)
     if isinstance(exc, ClientError):
         return _client_failure(exc, doing, wait_seconds)
-    if isinstance(exc, _UNREACHABLE | RetriesExceededError):
+    if isinstance(exc, (*_UNREACHABLE, RetriesExceededError)):
         return ArtifactFailure(
             "SystemUnavailable",
             f"Could not {doing}: S3 could not be reached or stopped answering "
