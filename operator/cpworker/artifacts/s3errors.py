@@ -41,6 +41,8 @@ PERMISSION_CODES: Final = frozenset(
         "403",  # a HEAD answer has no body: the status is all botocore has
     }
 )
+# botocore's code for an error answer without a body (HEAD) is its HTTP status.
+BARE_HEAD_400: Final = "400"
 MISSING_CODES: Final = frozenset({"NoSuchKey", "NoSuchBucket", "NotFound", "404"})
 TRANSIENT_CODES: Final = frozenset(
     {
@@ -130,11 +132,12 @@ def _client_failure(exc: ClientError, doing: str, wait_seconds: float) -> Artifa
             "from the pipeline's service role: it needs s3:GetObject and s3:PutObject on the "
             "artifact bucket, and the bucket policy and KMS key policy must allow it.",
         )
-    if is_expired(code) or (code == "400" and not message):
+    if is_expired(code) or code == BARE_HEAD_400:
         # A HEAD answer has no body: S3's 400 to a HEAD is how expired credentials look there.
+        said = "ExpiredToken" if is_expired(code) else "400 Bad Request to a HEAD request"
         return ArtifactFailure(
             "SystemUnavailable",
-            f"Could not {doing}: the job's artifact credentials expired ({code}) and no "
+            f"Could not {doing}: the job's artifact credentials expired ({said}) and no "
             f"refreshed credentials file appeared within {wait_seconds:.0f} s. The cpworker "
             "operator refreshes them while the job runs: check that it is running and can "
             "reach CodePipeline, then re-run the action.",
