@@ -127,6 +127,8 @@ def main(argv: Sequence[str]) -> int:
         write_report(_result_file(args), ArtifactFailure("ConfigurationError", str(error)))
         return EXIT_USAGE
     handler = logging_setup.configure(settings.log_format)
+    # botocore's INFO lines (where it found the endpoint) are not the helper's progress.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
         return _run_and_report(args, settings)
     finally:

@@ -12,6 +12,7 @@ from cpworker import models
 from cpworker.models import InvalidSpecError, parse_spec
 from tests.unit.operator.samples import spec
 from tests.unit.operator.test_crd import _cel_failures, _json_schema_errors, _resource, _root
+from tests.unit.operator.test_crd_api import _create, _rejection
 
 
 def test_defaults() -> None:
@@ -97,3 +98,24 @@ def test_crd_and_models_agree_on_directories(input_dir: str, output_dir: str) ->
     except InvalidSpecError:
         model_accepts = False
     assert crd_accepts == model_accepts
+
+
+def test_the_api_server_fills_defaults_and_enforces_the_rules(kube_api: Any) -> None:
+    """Through the local Kubernetes API (the committed CRD, its defaults and CEL rules)."""
+    created = _create(kube_api, "with-artifacts", spec(artifacts={"limits": {"maxFiles": 5}}))
+    stored = created["spec"]["artifacts"]
+    assert stored == {
+        "enabled": True,
+        "inputDir": "/workspace/in",
+        "outputDir": "/workspace/out",
+        "limits": {
+            "maxTotalBytes": models.DEFAULT_MAX_TOTAL_BYTES,
+            "maxFiles": 5,
+            "maxCompressionRatio": models.DEFAULT_MAX_COMPRESSION_RATIO,
+        },
+    }
+    assert parse_spec(created["spec"]).artifacts.limits.max_files == 5
+    refused = _rejection(
+        kube_api, "overlapping", spec(artifacts={"inputDir": "/w", "outputDir": "/w/out"})
+    )
+    assert models.ARTIFACT_DIRS_MESSAGE in refused
