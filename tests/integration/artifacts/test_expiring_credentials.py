@@ -17,23 +17,15 @@ import os
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 
 from cpworker.jobdata import parse_job
-from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
-from cpworker.sandbox.codepipeline.environment import (
-    ACCESS_KEY_ID,
-    REGION,
-    SECRET_ACCESS_KEY,
-    client_config,
-)
-from cpworker.sandbox.codepipeline.pytest_plugin import assert_conformant
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
 from cpworker.sandbox.codepipeline.scenario import create_scenario
+from tests.integration.artifacts.conftest import Clients
 from tests.integration.artifacts.pod import JobVolume, Pod, output_location
 
 if TYPE_CHECKING:
@@ -49,16 +41,6 @@ SLOW = {
     "CPWORKER_ARTIFACTS_PART_BYTES": str(5 * MIB),
     "CPWORKER_ARTIFACTS_CREDENTIALS_WAIT_SECONDS": "60",
 }
-
-
-@pytest.fixture
-def guarded(moto_server: str) -> Iterator[CodePipelineStandIn]:
-    standin = CodePipelineStandIn(
-        moto_server, config=StandInConfig(strict_conformance=True), s3_guard=True
-    )
-    with standin:
-        yield standin
-    assert_conformant(standin)
 
 
 class Operator(threading.Thread):
@@ -86,24 +68,9 @@ class Operator(threading.Thread):
 
 @pytest.mark.parametrize("command", ["pull", "push"])
 def test_a_transfer_outlives_its_credentials(
-    guarded: CodePipelineStandIn, tmp_path: Path, command: str
+    guarded: CodePipelineStandIn, guarded_clients: Clients, tmp_path: Path, command: str
 ) -> None:
-    cp = boto3.client(
-        "codepipeline",
-        endpoint_url=guarded.url,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=guarded.s3_endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
+    cp, s3 = guarded_clients
     scenario = create_scenario(cp, s3)
     payload = os.urandom(PAYLOAD)
     guarded.config.credential_lifetime = LIFETIME
@@ -158,24 +125,9 @@ def test_a_transfer_outlives_its_credentials(
 
 
 def test_no_refresh_in_time_is_system_unavailable(
-    guarded: CodePipelineStandIn, tmp_path: Path
+    guarded: CodePipelineStandIn, guarded_clients: Clients, tmp_path: Path
 ) -> None:
-    cp = boto3.client(
-        "codepipeline",
-        endpoint_url=guarded.url,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=guarded.s3_endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
+    cp, s3 = guarded_clients
     scenario = create_scenario(cp, s3)
     guarded.config.credential_lifetime = 0  # born expired, and nobody refreshes them
     scenario.start(cp)
