@@ -18,24 +18,10 @@ from tests.integration.artifacts.pod import (
     make_job,
     output_location,
 )
-from tests.unit.artifacts.archives import tar_bytes, tar_file
+from tests.unit.artifacts.archives import tar_bytes, tar_file, tree
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-def tree(root: Path) -> dict[str, tuple[int, bytes | str | None]]:
-    """Every entry below `root`: its st_mode and content (link target for links)."""
-    result: dict[str, tuple[int, bytes | str | None]] = {}
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        content: bytes | str | None = None
-        if path.is_symlink():
-            content = str(path.readlink())
-        elif path.is_file():
-            content = path.read_bytes()
-        result[str(path.relative_to(root))] = (info.st_mode, content)
-    return result
 
 
 def write_build_output(out: Path) -> None:

@@ -1,4 +1,5 @@
-"""Archives for tests, built in memory with zipfile and tarfile: good ones and a hostile corpus.
+"""Archives for tests, built in memory with zipfile and tarfile: good ones and a hostile corpus
+(and `tree`, which describes an extracted or packed directory for comparisons).
 
 Each hostile archive is what an attacker (or a broken tool) would upload as an input artifact;
 `HOSTILE` pairs it with a fragment of the message that rejects it and the limits it needs, so
@@ -15,9 +16,25 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 MIB = 1024 * 1024
+
+Tree = dict[str, tuple[int, bytes | str | None]]
+
+
+def tree(root: Path) -> Tree:
+    """Every entry below `root`: its st_mode and content (the target, for a link)."""
+    result: Tree = {}
+    for path in sorted(root.rglob("*")):
+        content: bytes | str | None = None
+        if path.is_symlink():
+            content = str(path.readlink())
+        elif path.is_file():
+            content = path.read_bytes()
+        result[str(path.relative_to(root))] = (path.lstat().st_mode, content)
+    return result
 
 
 def zip_bytes(

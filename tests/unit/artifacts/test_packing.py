@@ -15,6 +15,7 @@ from cpworker.artifacts.formats import ArchiveFormat
 from cpworker.artifacts.limits import ExtractionBudget
 from cpworker.artifacts.packing import pack
 from cpworker.models import ArtifactLimits
+from tests.unit.artifacts.archives import tree
 
 
 def build_tree(root: Path) -> None:
@@ -78,20 +79,7 @@ def test_a_packed_tree_extracts_back_to_itself(tmp_path: Path) -> None:
         tmp_path / "out.zip", ArchiveFormat.ZIP, target, "Out", ExtractionBudget(ArtifactLimits())
     )
 
-    def describe(root: Path) -> dict[str, tuple[int, bytes | str | None]]:
-        result: dict[str, tuple[int, bytes | str | None]] = {}
-        for path in sorted(root.rglob("*")):
-            info = path.lstat()
-            if path.is_symlink():
-                content: bytes | str | None = str(path.readlink())
-            elif path.is_file():
-                content = path.read_bytes()
-            else:
-                content = None
-            result[str(path.relative_to(root))] = (info.st_mode, content)
-        return result
-
-    assert describe(target) == describe(source)
+    assert tree(target) == tree(source)
 
 
 @pytest.mark.parametrize(
