@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("cpworker.preflight", "check that the operator can work here, and say what to fix"),
     "crd": ("cpworker.crd", "print or write the CustomActionWorker CRD generated from the models"),
     "sandbox": ("cpworker.sandbox.cli", "local stand-ins for CodePipeline, S3 and Kubernetes"),
+    "artifacts": ("cpworker.artifacts.cli", "in a job's pod: pull input / push output artifacts"),
 }
 
 

@@ -25,10 +25,10 @@ from typing import Any, Final
 
 from cpworker import jobsecret, names, timestamps
 from cpworker.jobdata import Job
-from cpworker.models import CustomActionWorkerSpec
+from cpworker.models import JOB_MOUNT_PATH, CustomActionWorkerSpec
 from cpworker.settings import OperatorSettings
 
-MOUNT_PATH: Final = "/var/run/cpworker"
+MOUNT_PATH: Final = JOB_MOUNT_PATH
 SECRET_VOLUME_NAME: Final = "cpworker-job"  # noqa: S105 - a volume name, not a secret
 DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 

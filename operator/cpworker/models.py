@@ -60,6 +60,23 @@ MAX_BATCH_SIZE_LIMIT: Final = 100
 # Without maxBatchSize a poll asks for the free capacity, but at most this many (the AWS
 # sample worker's batch): a large free capacity must not become one huge claim burst.
 DEFAULT_BATCH_CAP: Final = 10
+# Artifacts in the job's pod (docs/job-contract.md). The limits bound what one job's inputs may
+# expand to on the pod's disk, all inputs together; the defaults admit a CodePipeline S3 source
+# at its 5 GB quota expanding twofold, and the file count of large monorepos.
+DEFAULT_INPUT_DIR: Final = "/workspace/in"
+DEFAULT_OUTPUT_DIR: Final = "/workspace/out"
+DEFAULT_MAX_TOTAL_BYTES: Final = 10 * 1024**3
+MAX_TOTAL_BYTES_LIMIT: Final = 1024**4
+DEFAULT_MAX_FILES: Final = 100_000
+MAX_FILES_LIMIT: Final = 10_000_000
+# Source trees deflate 3-10x and logs or JSON up to ~50x; a zip bomb expands 1000x or more.
+DEFAULT_MAX_COMPRESSION_RATIO: Final = 100
+MAX_COMPRESSION_RATIO_LIMIT: Final = 100_000
+# Absolute, normalised, no component starting with "." (so no "." or ".."), no trailing slash.
+ARTIFACT_DIR_PATTERN: Final = r"^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$"
+ARTIFACT_DIR_MAX: Final = 1024
+# Where the operator mounts the job's Secret (credentials and data) in every container.
+JOB_MOUNT_PATH: Final = "/var/run/cpworker"
 # Poll intervals, whole seconds. The ceiling keeps an idle worker at >= 1 call per hour and
 # the default ceiling (60 s) at the 60 calls per worker-hour budget.
 DEFAULT_MIN_INTERVAL_SECONDS: Final = 1
@@ -82,6 +99,14 @@ BATCH_MESSAGE: Final = "maxBatchSize must not exceed maxInFlight"
 INTERVAL_MESSAGE: Final = "polling.minIntervalSeconds must not exceed polling.maxIntervalSeconds"
 IMMUTABLE_MESSAGE: Final = (
     "actionTypeId is immutable: create a new CustomActionWorker for another action type"
+)
+ARTIFACT_DIRS_MESSAGE: Final = (
+    "artifacts.inputDir and artifacts.outputDir must be different directories, "
+    "neither inside the other"
+)
+ARTIFACT_DIR_RESERVED_MESSAGE: Final = (
+    f"artifacts.inputDir and artifacts.outputDir must not be at or under {JOB_MOUNT_PATH}, "
+    "where the operator mounts the job's credentials and data"
 )
 
 Category = Literal["Source", "Build", "Deploy", "Test", "Invoke", "Approval", "Compute"]
@@ -186,6 +211,105 @@ class Polling(_Model):
         return self
 
 
+def _inside(child: str, parent: str) -> bool:
+    """True when directory `child` is `parent` or below it (both normalised absolute paths)."""
+    return (child + "/").startswith(parent + "/")
+
+
+ArtifactDir = Annotated[
+    str, StringConstraints(pattern=ARTIFACT_DIR_PATTERN, max_length=ARTIFACT_DIR_MAX)
+]
+
+
+def _cel_dir(field: str, default: str) -> str:
+    return f"(has(self.{field}) ? self.{field} : '{default}')"
+
+
+_CEL_INPUT = _cel_dir("inputDir", DEFAULT_INPUT_DIR)
+_CEL_OUTPUT = _cel_dir("outputDir", DEFAULT_OUTPUT_DIR)
+
+
+# The limits' ranges, shared with the in-pod helper's settings (cpworker.artifacts.settings).
+MaxTotalBytes = Annotated[int, Field(ge=1, le=MAX_TOTAL_BYTES_LIMIT)]
+MaxFiles = Annotated[int, Field(ge=1, le=MAX_FILES_LIMIT)]
+MaxCompressionRatio = Annotated[int, Field(ge=1, le=MAX_COMPRESSION_RATIO_LIMIT)]
+
+
+class ArtifactLimits(_Model):
+    """What one job's input artifacts may expand to; each violation fails the job (JobFailed)."""
+
+    max_total_bytes: MaxTotalBytes = Field(
+        default=DEFAULT_MAX_TOTAL_BYTES,
+        description="Most bytes all input artifacts of a job may expand to on the pod's disk "
+        "together, counted while extracting (never trusting archive headers). Default "
+        "10737418240 (10 GiB), at most 1 TiB.",
+    )
+    max_files: MaxFiles = Field(
+        default=DEFAULT_MAX_FILES,
+        description="Most entries (files, directories and links) all input artifacts of a job "
+        "may hold together. Default 100000, at most 10000000.",
+    )
+    max_compression_ratio: MaxCompressionRatio = Field(
+        default=DEFAULT_MAX_COMPRESSION_RATIO,
+        description="Most bytes an archive may expand to per byte of archive (a zip or tar "
+        "bomb expands a thousandfold). Checked once an archive has written more than 1 MiB. "
+        "Default 100.",
+    )
+
+
+class Artifacts(_Model):
+    """Input and output artifacts on disk in the job's pod (docs/job-contract.md)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    f"!({_CEL_INPUT} + '/').startsWith({_CEL_OUTPUT} + '/') && "
+                    f"!({_CEL_OUTPUT} + '/').startsWith({_CEL_INPUT} + '/')",
+                    ARTIFACT_DIRS_MESSAGE,
+                ),
+                _cel(
+                    f"!({_CEL_INPUT} + '/').startsWith('{JOB_MOUNT_PATH}/') && "
+                    f"!({_CEL_OUTPUT} + '/').startsWith('{JOB_MOUNT_PATH}/')",
+                    ARTIFACT_DIR_RESERVED_MESSAGE,
+                ),
+            ]
+        }
+    )
+
+    enabled: bool = Field(
+        default=True,
+        description="Download and extract the job's input artifacts before the job's "
+        "containers start, and zip and upload its output artifacts after they succeeded and "
+        "before success is reported. false: the containers get only the credentials file "
+        "and job.json and move artifacts themselves.",
+    )
+    input_dir: ArtifactDir = Field(
+        default=DEFAULT_INPUT_DIR,
+        description="Where input artifact NAME is extracted: INPUTDIR/NAME/ "
+        "($CPWORKER_INPUT_DIR in every container). An absolute path.",
+    )
+    output_dir: ArtifactDir = Field(
+        default=DEFAULT_OUTPUT_DIR,
+        description="Where the containers write output artifact NAME: OUTPUTDIR/NAME/ exists "
+        "empty when they start and is zipped and uploaded after they succeeded "
+        "($CPWORKER_OUTPUT_DIR in every container). An absolute path.",
+    )
+    limits: ArtifactLimits = Field(
+        default_factory=ArtifactLimits,
+        description="Limits on what the input artifacts may expand to (hostile or oversized "
+        "archives fail the job with JobFailed, naming the limit).",
+    )
+
+    @model_validator(mode="after")
+    def _separate_directories(self) -> Artifacts:
+        if _inside(self.input_dir, self.output_dir) or _inside(self.output_dir, self.input_dir):
+            raise ValueError(ARTIFACT_DIRS_MESSAGE)
+        if _inside(self.input_dir, JOB_MOUNT_PATH) or _inside(self.output_dir, JOB_MOUNT_PATH):
+            raise ValueError(ARTIFACT_DIR_RESERVED_MESSAGE)
+        return self
+
+
 class TemplateMetadata(_Model):
     """Labels and annotations copied onto the Job (operator-owned keys are rejected)."""
 
@@ -283,6 +407,12 @@ class CustomActionWorkerSpec(_Model):
     )
     job_template: JobTemplate = Field(
         description="The Job to run for every CodePipeline job (a batch/v1 JobTemplateSpec)."
+    )
+    artifacts: Artifacts = Field(
+        default_factory=Artifacts,
+        description="Input and output artifacts on disk in the job's pod: inputs extracted "
+        "before the containers start, outputs zipped and uploaded (SSE-KMS) after they "
+        "succeeded.",
     )
 
     @field_validator("query_param", mode="before")

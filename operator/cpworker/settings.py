@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cpworker import __version__
 from cpworker.models import REGION_PATTERN
 
 ENV_PREFIX: Final = "CPWORKER_"
@@ -23,6 +24,11 @@ DEFAULT_CREDENTIALS_REFRESH_SECONDS: Final = 600.0
 # The Job's deadline stays below it, so Kubernetes ends the Job and we report a clear failure
 # before CodePipeline times the job out silently. Configurable because AWS does not promise it.
 DEFAULT_ACTIVE_DEADLINE_SECONDS: Final = 3300
+# The in-pod artifact helper (`cpworker artifacts pull|push`) is the operator's own image; the
+# chart passes the exact reference the operator runs from (by digest when it has one).
+DEFAULT_ARTIFACTS_IMAGE: Final = f"ghcr.io/cpworker/cpworker:{__version__}"
+# An image reference without whitespace or control characters; the registry has the last word.
+IMAGE_REFERENCE_PATTERN: Final = r"^[^\s\x00-\x1f]{1,512}$"
 
 
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -174,6 +180,13 @@ class OperatorSettings(BaseSettings):
         le=86400,
         description="activeDeadlineSeconds of every Job, and the most a template may set "
         "(a custom action runs at most 24 hours in total).",
+    )
+
+    artifacts_image: Annotated[str, Field(pattern=IMAGE_REFERENCE_PATTERN)] = Field(
+        default=DEFAULT_ARTIFACTS_IMAGE,
+        description="Image of the init and sidecar containers that pull and push a job's "
+        "artifacts (`cpworker artifacts pull|push`): the operator's own image, which the "
+        "chart pins by digest when it has one.",
     )
 
     # --- Policy derived from the settings (one place, so every stage agrees) --------------
