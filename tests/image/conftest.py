@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,7 +42,10 @@ def image() -> BuiltImage:
     reason = podman.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    return build(os.environ.get("CPWORKER_IMAGE_BASE", "debian"))
+    base = os.environ.get("CPWORKER_IMAGE_BASE", "debian")
+    if base == "debian" and shutil.which("mmdebstrap") is None:
+        pytest.skip("mmdebstrap is not installed (it makes the Debian base): apt-get install it")
+    return build(base)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ OUTPUT_DIR = Path("build/image")
 INPUTS_LABEL = "io.cpworker.image.inputs"
 # Bumped when this script changes what it builds in a way the inputs do not show.
 RECIPE_VERSION = "1"
-KEEP_IMAGES = 3
+KEEP_IMAGES = 5  # so that builds in other worktrees seldom remove an image a test still uses
 
 
 class ImageBuildError(RuntimeError):
@@ -158,8 +158,10 @@ def _podman_build(root: Path, base: str, ref: str, inputs: str, log_path: Path) 
 
 
 def _prune(keep: int = KEEP_IMAGES) -> None:
-    """Untag all but the newest `keep` images this script built (in-use ones stay)."""
-    listed = podman("images", f"--filter=label={INPUTS_LABEL}", "--format=json").stdout
+    """Remove all but the newest `keep` images this script tagged (in-use ones stay). The
+    untagged builder layers stay too: they are the cache that makes a rebuild quick."""
+    filters = [f"--filter=label={INPUTS_LABEL}", "--filter=dangling=false"]
+    listed = podman("images", *filters, "--format=json").stdout
     images = sorted(json.loads(listed or "[]"), key=lambda i: i.get("Created", 0), reverse=True)
     for old in images[keep:]:
         for name in old.get("Names") or []:
