@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.helm.chart import REPO_ROOT
 from tools.image.base import apt_sources, base_ref
-from tools.image.build import IGNORE_FILE
+from tools.image.build import IGNORE_FILE, REPO_ROOT
 from tools.image.context import context_files, read_ignore_file, tree_digest
 from tools.image.wheelhouse import fill_context, requirements
 

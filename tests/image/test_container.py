@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from tests.image.conftest import BUILD_TIMEOUT, RunInImage
-from tests.integration.helm.chart import REPO_ROOT
-from tools.image.build import BuiltImage
+from tools.image.build import REPO_ROOT, BuiltImage
 from tools.image.podman import inspect_image
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT)

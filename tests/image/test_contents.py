@@ -10,8 +10,7 @@ from packaging.requirements import Requirement
 
 from tests.image.conftest import BUILD_TIMEOUT
 from tests.image.distributions import INVENTORY, Inventory, extra_requirements, pyproject
-from tests.integration.helm.chart import REPO_ROOT
-from tools.image.build import IGNORE_FILE
+from tools.image.build import IGNORE_FILE, REPO_ROOT
 from tools.image.context import context_files, read_ignore_file
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT)

@@ -12,8 +12,7 @@ from packaging.utils import canonicalize_name
 
 from tests.image.conftest import BUILD_TIMEOUT
 from tests.image.distributions import INVENTORY, Inventory, pyproject
-from tests.integration.helm.chart import REPO_ROOT
-from tools.image.build import BuiltImage
+from tools.image.build import REPO_ROOT, BuiltImage
 from tools.image.sbom import SPEC_VERSION, components
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT)
