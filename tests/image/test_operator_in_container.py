@@ -86,13 +86,24 @@ def test_operator_in_the_image_runs_a_job_and_reports_it(
     result = build["output"]["executionResult"]
     assert result["externalExecutionSummary"] == RESULT["summary"]
     assert build["output"]["outputVariables"] == RESULT["outputVariables"]
-    (job,) = cluster.jobs()
+
+    # The operator reports to CodePipeline first, then records it on the Job, then posts the
+    # event (reporter.py): the execution can be over a moment before both.
+    def reported() -> dict[str, Any] | None:
+        (job,) = cluster.jobs()
+        phase = job["metadata"]["annotations"].get("cpworker.io/phase")
+        return job if phase == "reported" else None
+
+    job = wait_for(reported, timeout=30, what="the Job annotated reported")
     assert result["externalExecutionId"] == f"{NAMESPACE}/{job['metadata']['name']}"
-    assert job["metadata"]["annotations"]["cpworker.io/phase"] == "reported"
     assert job["metadata"]["annotations"]["cpworker.io/result"] == "succeeded"
-    reasons = [event["reason"] for event in cluster.events()]
+
+    def succeeded_event() -> list[str] | None:
+        reasons = [event["reason"] for event in cluster.events()]
+        return reasons if "JobSucceeded" in reasons else None
+
+    reasons = wait_for(succeeded_event, timeout=30, what="the JobSucceeded event")
     assert "JobDispatched" in reasons
-    assert "JobSucceeded" in reasons
 
     # The chart's json log format: one JSON object per line, from inside the container.
     lines = [line for line in operator.logs().splitlines() if line.startswith("{")]
