@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: test lint typecheck sandbox venv tools crds clean
+.PHONY: test lint typecheck sandbox venv tools crds image clean
 
 venv: $(STAMP)
 
@@ -44,6 +44,13 @@ sandbox: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/cpworker crd --output crds/
 	$(BIN)/python helm/sync_crds.py
+
+# The operator image, with podman as root (docs/image.md): IMAGE_BASE=debian makes a Debian
+# base with mmdebstrap (no registry needed); any image reference is used as the base instead.
+# Tagged by a hash of its inputs, so a second run with nothing changed builds nothing.
+IMAGE_BASE ?= debian
+image: $(STAMP)
+	$(BIN)/python -m tools.image.build --base '$(IMAGE_BASE)'
 
 clean:
 	rm -rf $(VENV) $(TOOLS_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Building the operator image with podman, hermetically: see docs/image.md."""
