@@ -15,6 +15,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cpworker.runner", "run the operator against the current kubeconfig and AWS settings"),
     "crd": ("cpworker.crd", "print or write the CustomActionWorker CRD generated from the models"),
     "sandbox": ("cpworker.sandbox.cli", "local stand-ins for CodePipeline, S3 and Kubernetes"),
+    "bench": (
+        "cpworker.bench.cli",
+        "measure dispatch latency, throughput and idle cost against the stand-ins",
+    ),
 }
 
 
