@@ -6,6 +6,7 @@ report can be re-drawn: `cpworker bench --chart-from REPORT.json --png CHART.png
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,22 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     dispatch: Mapping[str, list[float]] = report["distributions"]["dispatch_latency_s"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6))
+    # One colour per series in both panels: ours in blues, the baselines in the rest.
+    palette = iter(["tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"])
+    ours_palette = iter(["tab:blue", "navy", "tab:cyan"])
+    colors = {
+        name: next(ours_palette if name.startswith("ours") else palette, "tab:gray")
+        for name in dict.fromkeys([*dispatch, *report.get("baselines", {})])
+    }
     for name, samples in dispatch.items():
         if not samples:
             continue
         xs, ys = _ecdf(samples)
         ours = name.startswith("ours")
-        left.step(xs, ys, where="post", label=name, linewidth=2.4 if ours else 1.4)
+        left.step(
+            xs, ys, where="post", label=name, color=colors[name], linewidth=2.4 if ours else 1.4
+        )
     left.set_xscale("log")
     left.set_xlabel("dispatch latency: job created in CodePipeline -> Kubernetes Job (s)")
     left.set_ylabel("fraction of jobs")
@@ -45,9 +55,11 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
     for name, baseline in report.get("baselines", {}).items():
         bars[name] = baseline["codepipeline_calls_per_worker_hour"] or 0.0
     names = list(bars)
-    colors = ["tab:blue" if n.startswith("ours") else "tab:gray" for n in names]
-    right.bar(names, [max(bars[n], 0.1) for n in names], color=colors)
+    right.bar(
+        names, [max(bars[n], 0.1) for n in names], color=[colors.get(n, "tab:gray") for n in names]
+    )
     right.set_yscale("log")
+    right.set_ylim(bottom=1)
     right.set_ylabel("CodePipeline calls per idle worker-hour")
     right.set_title(f"Idle cost ({report['idle']['workers']:,} idle workers for ours)")
     right.tick_params(axis="x", rotation=30)
@@ -57,11 +69,11 @@ def render(report: Mapping[str, Any], path: Path) -> Path:
         )
 
     meta = report.get("metadata", {})
-    figure.suptitle(
-        f"cpworker bench — {meta.get('machine', {}).get('summary', '')}\n"
-        f"{meta.get('command', '')}  ({meta.get('started', '')}); baselines are policy models",
-        fontsize=9,
+    title = (
+        f"cpworker bench, {meta.get('started', '')}, {meta.get('machine', {}).get('summary', '')}"
+        f"; baselines are models of polling policies, not the products. {meta.get('command', '')}"
     )
+    figure.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=9)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

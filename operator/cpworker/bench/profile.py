@@ -22,8 +22,8 @@ def summarize(
 ) -> dict[str, Any]:
     """Top functions by own samples and by inclusive samples (fractions of active samples).
 
-    py-spy skips idle threads, so `active_share` = samples / (rate x seconds) is the part of
-    the time a thread was running Python (of all threads together).
+    With `--gil` py-spy samples only the thread holding the GIL, so `active_share` =
+    samples / (rate x seconds) is about the share of the time the process ran Python.
     """
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()

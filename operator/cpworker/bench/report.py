@@ -103,7 +103,7 @@ def _per_job(counts: Mapping[str, int], jobs: int) -> dict[str, float]:
 
 
 def burst_figures(result: BurstResult) -> dict[str, Any]:
-    return {
+    figures: dict[str, Any] = {
         "jobs": result.jobs,
         "workers": result.workers,
         "dispatched": result.latencies.dispatched,
@@ -115,11 +115,13 @@ def burst_figures(result: BurstResult) -> dict[str, Any]:
         "rss_peak_mib": _round(result.rss_peak_mib, 1),
         "codepipeline_calls_by_operation": dict(sorted(result.codepipeline_calls.items())),
         "kubernetes_writes_by_resource": dict(sorted(result.kubernetes_writes.items())),
-        "report_latency_s": latency(
-            result.latencies.report, lower_bound=result.latencies.report_lower_bound
-        ),
         "settings": result.settings,
     }
+    if result.kind == "operator":  # the raw loop reports nothing
+        figures["report_latency_s"] = latency(
+            result.latencies.report, lower_bound=result.latencies.report_lower_bound
+        )
+    return figures
 
 
 def economy(result: BurstResult) -> dict[str, Any]:
