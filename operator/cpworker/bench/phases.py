@@ -64,7 +64,7 @@ TICK = 0.1
 CHECK_INTERVAL = 0.5
 # Once a phase's figures are taken, its process gets this long to exit before it is killed:
 # kopf's graceful shutdown of a thousand daemons is not what the benchmark measures.
-STOP_GRACE = 3.0
+STOP_GRACE = 1.0
 
 
 class BenchError(RuntimeError):
@@ -240,6 +240,14 @@ class IdleResult:
     profile: Path | None = None
 
 
+def _distinct_pools(rng: random.Random, workers: int, jobs: int) -> list[int]:
+    """A pool per job, distinct while there are enough, so that every job waits for its own
+    worker's next poll (and not also for another job of the same pool): the same workload for
+    our operator and for each baseline model."""
+    pools = rng.sample(range(workers), min(jobs, workers))
+    return pools + [rng.randrange(workers) for _ in range(jobs - len(pools))]
+
+
 @dataclass
 class Window:
     """What the operator did while the fleet idled."""
@@ -259,8 +267,7 @@ def _idle_workload(
 ) -> tuple[dict[str, str], list[int]]:
     """The action type, the fleet (all its workers' pools) and the pools jobs will start on."""
     action = h.workload.action_type(provider)
-    pools = rng.sample(range(workers), min(plan.idle_jobs, workers))
-    pools += [rng.randrange(workers) for _ in range(plan.idle_jobs - len(pools))]
+    pools = _distinct_pools(rng, workers, plan.idle_jobs)
     for index in set(pools):
         h.workload.pipeline(action, pool_name(index))
     interval = scaled_interval(plan)
@@ -739,9 +746,9 @@ def run_baselines(
         )
         w0 = time.time()
         due = sorted(
-            (w0 + rng.uniform(0, plan.baseline_seconds), name, rng.randrange(plan.baseline_workers))
+            (w0 + rng.uniform(0, plan.baseline_seconds), name, pool)
             for name in actions
-            for _ in range(plan.baseline_jobs)
+            for pool in _distinct_pools(rng, plan.baseline_workers, plan.baseline_jobs)
         )
         total = len(due)
 
