@@ -185,6 +185,11 @@ def notes_for(plan: Plan, events_run: bool) -> list[str]:
             f"polling intervals divided by {plan.time_scale:g} (ours and the baselines'): "
             "latencies and per-hour costs are as measured, not the default policies'"
         )
+    if events_run and not phases.operator_reads_events():
+        notes.append(
+            "events run forced (--events on), but this operator has no events_queue_url "
+            "setting: it ignores the queue, so its events figures are polling figures"
+        )
     if not events_run:
         notes.append(
             "no events run: top-level figures are from the polling-only run"

@@ -238,6 +238,7 @@ class IdleResult:
     lag_failures: int
     latencies: Latencies
     profile: Path | None = None
+    events_delivered: int | None = None  # messages the stand-in put on the events queue
 
 
 def _distinct_pools(rng: random.Random, workers: int, jobs: int) -> list[int]:
@@ -346,6 +347,7 @@ def run_idle(
         h, plan, workers=workers, namespace=namespace, provider=provider, rng=rng
     )
     settings = dict(OPERATOR_BASE_SETTINGS)
+    delivered_before = h.codepipeline.events.delivered
     if mode == "events":
         settings["events_queue_url"] = h.events_queue()
     port = free_port()
@@ -410,6 +412,9 @@ def run_idle(
         lag_failures=probe.failures,
         latencies=measured,
         profile=profile,
+        events_delivered=h.codepipeline.events.delivered - delivered_before
+        if mode == "events"
+        else None,
     )
 
 

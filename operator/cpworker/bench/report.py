@@ -78,6 +78,7 @@ def idle_figures(result: IdleResult, ready_timeout: float) -> dict[str, Any]:
         "kubernetes_writes_by_resource": dict(sorted(figures.kubernetes_writes.items())),
         "sqs_calls_per_hour": _round(stats.per_hour(sum(figures.sqs_calls.values()), window), 1),
         "sqs_calls_by_operation": dict(sorted(figures.sqs_calls.items())),
+        "events_delivered": result.events_delivered,
         # Not all Ready in time: the timeout stands in, as a lower bound (all_ready: false).
         "seconds_until_all_ready": _round(
             all_ready_at if all_ready_at is not None else ready_timeout, 2
@@ -368,7 +369,11 @@ def render(report: Mapping[str, Any]) -> str:
         f"cpworker bench  {meta.get('started', '')}  {meta.get('command', '')}",
         f"machine: {meta.get('machine', {}).get('summary', '')}",
         f"top-level figures from the {events.get('top_level_from', '?')} run"
-        + ("" if events.get("measured") else " (this operator does not read the events queue)"),
+        + (
+            ""
+            if events.get("operator_reads_events_queue")
+            else " (this operator does not read the events queue)"
+        ),
     ]
     lines += [f"note: {note}" for note in meta.get("notes", [])]
     lines.append("")
