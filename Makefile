@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: test lint typecheck sandbox venv tools crds image clean
+.PHONY: test lint typecheck sandbox bench venv tools crds image clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,12 @@ test: lint typecheck $(TOOLS_STAMP)
 
 sandbox: $(STAMP)
 	$(BIN)/cpworker sandbox demo
+
+# The benchmark (about 20 minutes at the default sizes; BENCH_ARGS=--quick for under a minute).
+# It writes the report and chart that docs/benchmarks/ commits; see docs/benchmarks/README.md.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/cpworker bench --json docs/benchmarks/bench.json --png docs/benchmarks/bench.png $(BENCH_ARGS)
 
 # The CRD is generated from the pydantic models; the chart ships a synced copy.
 crds: $(STAMP)

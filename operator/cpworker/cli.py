@@ -17,6 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "crd": ("cpworker.crd", "print or write the CustomActionWorker CRD generated from the models"),
     "sandbox": ("cpworker.sandbox.cli", "local stand-ins for CodePipeline, S3 and Kubernetes"),
     "artifacts": ("cpworker.artifacts.cli", "in a job's pod: pull input / push output artifacts"),
+    "bench": (
+        "cpworker.bench.cli",
+        "measure dispatch latency, throughput and idle cost against the stand-ins",
+    ),
 }
 
 

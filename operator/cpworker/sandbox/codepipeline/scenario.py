@@ -89,6 +89,33 @@ class Scenario:
         return jobs
 
 
+def s3_source_stage(bucket: str, key: str) -> dict[str, Any]:
+    """The first stage: the S3 source action, its output `SourceArtifact` (namespace
+    `SourceVariables`), started explicitly rather than by polling S3 for changes."""
+    return {
+        "name": "Source",
+        "actions": [
+            {
+                "name": "Source",
+                "actionTypeId": {
+                    "category": "Source",
+                    "owner": "AWS",
+                    "provider": "S3",
+                    "version": "1",
+                },
+                "configuration": {
+                    "S3Bucket": bucket,
+                    "S3ObjectKey": key,
+                    "PollForSourceChanges": "false",
+                },
+                "outputArtifacts": [{"name": "SourceArtifact"}],
+                "namespace": "SourceVariables",
+                "runOrder": 1,
+            }
+        ],
+    }
+
+
 def create_scenario(
     cp: CodePipelineClient,
     s3: S3Client,
@@ -159,30 +186,7 @@ def create_scenario(
         "provider": provider,
         "version": version,
     }
-    stages: list[dict[str, Any]] = [
-        {
-            "name": "Source",
-            "actions": [
-                {
-                    "name": "Source",
-                    "actionTypeId": {
-                        "category": "Source",
-                        "owner": "AWS",
-                        "provider": "S3",
-                        "version": "1",
-                    },
-                    "configuration": {
-                        "S3Bucket": source_bucket,
-                        "S3ObjectKey": source_key,
-                        "PollForSourceChanges": "false",
-                    },
-                    "outputArtifacts": [{"name": "SourceArtifact"}],
-                    "namespace": "SourceVariables",
-                    "runOrder": 1,
-                }
-            ],
-        }
-    ]
+    stages: list[dict[str, Any]] = [s3_source_stage(source_bucket, source_key)]
     custom_actions = []
     previous = "SourceArtifact"
     for order, action_name in enumerate(actions, start=1):

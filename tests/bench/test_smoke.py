@@ -1,0 +1,144 @@
+"""A seconds-long `cpworker bench` run, so that the benchmark cannot rot.
+
+It runs the real command (the operator as `cpworker run`, the raw loop, the baseline models,
+the stand-ins) at toy sizes and checks that the report has every key with sane types and
+consistent values. No timing is asserted: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from cpworker.bench import policies
+
+# The keys the issue promises, and their leaves (None: a latency without samples).
+REQUIRED: dict[str, Any] = {
+    "dispatch_latency_s": ["p50", "p95", "p99"],
+    "report_latency_s": ["p50", "p99"],
+    "burst": ["jobs", "jobs_per_s", "raw_jobs_per_s", "ratio_to_raw"],
+    "idle": [
+        "workers",
+        "rss_mib",
+        "cpu_share",
+        "codepipeline_calls_per_worker_hour",
+        "sqs_calls_per_hour",
+        "seconds_until_all_ready",
+    ],
+    "economy": ["codepipeline_calls_per_job", "kubernetes_writes_per_job"],
+}
+SMOKE = [
+    "--quick",
+    "--jobs", "6",
+    "--workers", "2",
+    "--idle-workers", "3",
+    "--idle-seconds", "1",
+    "--idle-jobs", "2",
+    "--baseline-workers", "1",
+    "--baseline-jobs", "1",
+    "--baseline-seconds", "1",
+    "--drain-timeout", "10",
+    "--ready-timeout", "60",
+    "--time-scale", "60",
+    "--job-duration", "0.2",
+]  # fmt: skip
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_latency(figures: dict[str, Any], where: str) -> None:
+    assert isinstance(figures["samples"], int), where
+    assert isinstance(figures["lower_bound"], bool), where
+    quantiles = [figures[q] for q in ("p50", "p95", "p99") if q in figures]
+    if figures["samples"] == 0:
+        assert all(q is None for q in quantiles), where
+        return
+    assert all(_number(q) and q >= 0 for q in quantiles), (where, figures)
+    assert quantiles == sorted(quantiles), (where, figures)
+    assert figures["max"] >= quantiles[-1], (where, figures)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPWORKER_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cpworker.cli",
+            "bench",
+            *SMOKE,
+            "--json",
+            str(out / "bench.json"),
+            "--png",
+            str(out / "bench.png"),
+            "--workdir",
+            str(out / "work"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    assert "P1 dispatch latency p50" in done.stdout  # the table
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result: dict[str, Any] = json.loads((out / "bench.json").read_text())
+    return result
+
+
+def test_every_promised_key_has_a_sane_value(report: dict[str, Any]) -> None:
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            value = report[section][key]
+            if section.endswith("latency_s"):
+                assert value is None or (_number(value) and value >= 0), (section, key)
+            else:
+                assert _number(value), (section, key, value)
+                assert value >= 0, (section, key, value)
+    _check_latency(report["dispatch_latency_s"], "dispatch")
+    _check_latency(report["report_latency_s"], "report")
+    polling = report["polling_only"]
+    _check_latency(polling["dispatch_latency_s"], "polling dispatch")
+    assert _number(polling["codepipeline_calls_per_worker_hour"])
+    assert set(report["baselines"]) == {p.name for p in policies.BASELINES}
+    for name, baseline in report["baselines"].items():
+        _check_latency(baseline["dispatch_latency_s"], name)
+        assert _number(baseline["codepipeline_calls_per_worker_hour"]), name
+        assert "not the product" in baseline["label"], name
+
+
+def test_figures_agree_with_the_run_that_made_them(report: dict[str, Any]) -> None:
+    burst, idle = report["burst"], report["idle"]
+    assert burst["jobs"] == 6
+    assert idle["workers"] == 3
+    assert 0 <= idle["cpu_share"] <= 2  # a fraction of one core, on a 2-core machine
+    assert idle["ready_workers"] <= idle["workers"]
+    if burst["raw_jobs_per_s"]:
+        assert burst["ratio_to_raw"] == pytest.approx(
+            burst["jobs_per_s"] / burst["raw_jobs_per_s"], rel=0.01
+        )
+    # Every dispatched burst job was claimed once: one AcknowledgeJob per job at least.
+    calls = burst["operator"]["codepipeline_calls_by_operation"]
+    assert calls.get("AcknowledgeJob", 0) >= burst["operator"]["dispatched"]
+    # The raw loop makes only the necessary calls: two Kubernetes writes per job.
+    raw = burst["raw"]
+    assert sum(raw["kubernetes_writes_by_resource"].values()) == 2 * raw["dispatched"]
+    assert (
+        report["baseline_poll_check"]["client_polls"]
+        == report["baseline_poll_check"]["server_polls"]
+    )
+    meta = report["metadata"]
+    assert meta["events"]["top_level_from"] in {"polling", "events"}
+    assert meta["command"].startswith("cpworker bench")
+    assert meta["machine"]["cpus"] >= 1
