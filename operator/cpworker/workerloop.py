@@ -352,7 +352,9 @@ class Worker:
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await self.status.initialise_counters()
-        self.rt.register(self, self.keys, on_event=functools.partial(on_action_event, self.rt))
+        await self.rt.register(
+            self, self.keys, on_event=functools.partial(on_action_event, self.rt)
+        )
 
         async def wake_on_stop() -> None:
             await stopped.wait()
