@@ -4,6 +4,10 @@
 - `kubeconfig`: path of a kubeconfig for it.
 - `kube_api`: a `kubernetes.client.ApiClient` configured for it.
 - `kubectl`: runs the real `kubectl` against it: `kubectl("get", "pods", "-o", "json")`.
+
+Opt-in faults for a whole run (off unless set; see docs/sandbox-kubernetes.md, Faults):
+`CPWORKER_SANDBOX_KUBE_FAULTS="*:*:status=429|500|503,probability=0.1"` (rules separated by
+`;` or spaces) and `CPWORKER_SANDBOX_KUBE_FAULT_SEED=7` apply to every `kube` fixture.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 import kubernetes
 import pytest
 
+from cpworker.sandbox.kube.faults import parse_faults
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
 from cpworker.sandbox.kube.standin import PROJECT_CRDS, KubeStandIn
 
@@ -25,6 +30,8 @@ _new_client: Any = kubernetes.config.new_client_from_config
 FAST_RUNNER = RunnerConfig(
     default_duration=0.2, start_delay=0.01, retry_delay=0.05, create_retry=0.1
 )
+FAULTS_VARIABLE = "CPWORKER_SANDBOX_KUBE_FAULTS"
+FAULT_SEED_VARIABLE = "CPWORKER_SANDBOX_KUBE_FAULT_SEED"
 
 
 class Kubectl(Protocol):
@@ -38,7 +45,18 @@ def kube() -> Iterator[KubeStandIn]:
     with KubeStandIn(runner_config=FAST_RUNNER, bookmark_interval=1.0) as stand_in:
         if any(PROJECT_CRDS.glob("*.yaml")):
             stand_in.load_crds()
+        apply_environment_faults(stand_in)
         yield stand_in
+
+
+def apply_environment_faults(stand_in: KubeStandIn) -> None:
+    """The opt-in of a faulted run: the rules of $CPWORKER_SANDBOX_KUBE_FAULTS, if set."""
+    rules = parse_faults(os.environ.get(FAULTS_VARIABLE, ""))
+    seed = os.environ.get(FAULT_SEED_VARIABLE)
+    if seed:
+        stand_in.faults.seed(int(seed))
+    for target, settings in rules:
+        stand_in.faults.set(target, **settings)
 
 
 @pytest.fixture
