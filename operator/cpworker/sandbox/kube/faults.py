@@ -382,7 +382,10 @@ def parse_fault(text: str) -> tuple[str, Obj]:
             settings[name] = _value(name, raw)
         except ValueError as exc:
             raise ValueError(f"fault setting {item!r} in {text!r}: {exc}") from exc
-    Target.parse(target)  # fail here, with the flag's text, rather than when applied
+    try:  # fail here, with the flag's text, rather than when the rule is applied
+        FaultRule.from_dict(settings, Target.parse(target))
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from exc
     return target, settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -115,6 +116,8 @@ class KubeStandIn:
     async def _shutdown(self) -> None:
         if self._compaction is not None:
             self._compaction.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compaction
         self.server.stop_watches()
         if self.job_runner is not None:
             await self.job_runner.close()
