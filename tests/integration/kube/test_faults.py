@@ -262,3 +262,17 @@ def test_rules_parse_from_text_as_set_from_python() -> None:
     faults.set(target, **settings)
     assert faults.as_dict()["create,patch:jobs,secrets"]["status"] == [500, 503]
     assert faults.as_dict()["create,patch:jobs,secrets"]["probability"] == 0.1
+
+
+def test_exempt_user_agents_are_never_faulted(
+    kube: KubeStandIn, kube_api: Any, kubectl: Any
+) -> None:
+    """A test's own clients can be kept out of the plan: here kubectl is, the Python client
+    (as an operator's) is not."""
+    kube.faults.exempt("kubectl/")
+    kube.faults.set("list:configmaps", status=500, probability=1)
+    assert kubectl("get", "configmaps").returncode == 0
+    with pytest.raises(ApiException) as failed:
+        CoreV1Api(kube_api).list_namespaced_config_map(NS)
+    assert failed.value.status == 500
+    assert kube.faults.counts() == {"500": 1}

@@ -18,6 +18,7 @@ from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.pytest_plugin import (
     FAULT_SEED_VARIABLE,
     FAULTS_VARIABLE,
+    HARNESS_AGENT,
     apply_environment_faults,
 )
 
@@ -86,6 +87,9 @@ def test_compaction_config_and_watches_through_kubectl_raw(kube: KubeStandIn, ku
         is None
     )
     assert _raw(kubectl, "create", "/_sandbox/config", {"fault_seed": 4})["compactions"] == 0
+    exempt = _raw(kubectl, "create", "/_sandbox/config", {"exempt_agents": ["kopf/"]})
+    assert exempt["exempt_agents"] == ["kopf/"]
+    assert kube.faults.exempt_agents == ("kopf/",)
     unknown = _raw(kubectl, "create", "/_sandbox/config", {"interval": 3}, check=False)
     assert "unknown setting(s) ['interval']" in unknown.stderr
     assert _raw(kubectl, "delete", "/_sandbox/watches?resource=jobs") == {"closed": 0}
@@ -116,6 +120,8 @@ def test_the_fixture_opt_in_reads_the_environment(monkeypatch: pytest.MonkeyPatc
     standin = KubeStandIn()  # not started: the plan is plain data
     apply_environment_faults(standin)
     assert list(standin.faults.as_dict()) == ["*:*", "update,patch:*", "watch:*"]
+    # the test's own clients are exempt: the faults are for the system under test
+    assert standin.faults.exempt_agents == ("kubectl/", HARNESS_AGENT)
     monkeypatch.delenv(FAULTS_VARIABLE)
     unset = KubeStandIn()
     apply_environment_faults(unset)

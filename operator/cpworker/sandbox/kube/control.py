@@ -12,7 +12,7 @@ CLI and people: faults, history compaction, open watches. JSON in and out; admin
 - `GET /_sandbox/faults/injected`: faults injected so far (`counts` by kind, `items`); `DELETE`
   clears that log.
 - `GET /_sandbox/config`, `POST /_sandbox/config`: `compaction_interval` (seconds, or null),
-  `fault_seed`.
+  `fault_seed`, `exempt_agents` (User-Agent prefixes never faulted).
 - `POST /_sandbox/compact` (optional body `{"resourceVersion": "N"}`): compact the watch history.
 - `DELETE /_sandbox/watches[?resource=jobs]`: end open watch streams now.
 """
@@ -155,18 +155,28 @@ class Control:
         return _json({"counts": {}, "items": []})
 
     def _config(self) -> Obj:
-        return {"compaction_interval": self.compactor.interval, "compactions": self.compactor.runs}
+        return {
+            "compaction_interval": self.compactor.interval,
+            "compactions": self.compactor.runs,
+            "exempt_agents": list(self.faults.exempt_agents),
+        }
 
     async def _get_config(self, _: web.Request) -> web.Response:
         return _json(self._config())
 
     async def _post_config(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        unknown = set(body) - {"compaction_interval", "fault_seed"}
+        unknown = set(body) - {"compaction_interval", "fault_seed", "exempt_agents"}
         if unknown:
             raise ValueError(
-                f"unknown setting(s) {sorted(unknown)}; known: compaction_interval, fault_seed"
+                f"unknown setting(s) {sorted(unknown)}; known: compaction_interval, "
+                "exempt_agents, fault_seed"
             )
+        if "exempt_agents" in body:
+            agents = body["exempt_agents"]
+            if not isinstance(agents, list) or not all(isinstance(a, str) for a in agents):
+                raise TypeError("exempt_agents takes a list of User-Agent prefixes")
+            self.faults.exempt(*agents)
         if "compaction_interval" in body:
             interval = body["compaction_interval"]
             if interval is not None and (

@@ -134,6 +134,7 @@ class FaultRequest:
     namespace: str | None = None
     name: str | None = None
     resuming: bool = False  # a watch from a resourceVersion (only those can be "gone")
+    agent: str = ""  # the User-Agent header
 
     @property
     def resource(self) -> str:
@@ -254,6 +255,7 @@ class KubeFaults:
         self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._injected: deque[Injected] = deque(maxlen=INJECTED_LOG_SIZE)
         self._counts: Counter[str] = Counter()
+        self._exempt: tuple[str, ...] = ()
 
     def set(self, target: str, **settings: Any) -> None:
         """Replace the rule of `target`: `set("create:jobs", status=500, next=2)`."""
@@ -282,6 +284,16 @@ class KubeFaults:
             self._injected.clear()
             self._counts.clear()
 
+    def exempt(self, *agents: str) -> None:
+        """Never fault requests whose User-Agent starts with one of `agents` (e.g. a test's
+        own kubectl, `kubectl/`), so that only the system under test meets the faults."""
+        with self._lock:
+            self._exempt = tuple(agents)
+
+    @property
+    def exempt_agents(self) -> tuple[str, ...]:
+        return self._exempt
+
     def seed(self, value: int | None) -> None:
         with self._lock:
             self._random.seed(value)
@@ -302,6 +314,8 @@ class KubeFaults:
     def decide(self, request: FaultRequest) -> Decision:
         """Consume this request's share of the plan and say what to inject."""
         with self._lock:
+            if self._exempt and request.agent.startswith(self._exempt):
+                return Decision()
             latency = 0.0
             fired: Decision | None = None
             for key, (target, rule) in self._rules.items():

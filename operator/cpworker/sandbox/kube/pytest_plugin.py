@@ -7,7 +7,9 @@
 
 Opt-in faults for a whole run (off unless set; see docs/sandbox-kubernetes.md, Faults):
 `CPWORKER_SANDBOX_KUBE_FAULTS="*:*:status=429|500|503,probability=0.1"` (rules separated by
-`;` or spaces) and `CPWORKER_SANDBOX_KUBE_FAULT_SEED=7` apply to every `kube` fixture.
+`;` or spaces) and `CPWORKER_SANDBOX_KUBE_FAULT_SEED=7` apply to every `kube` fixture. The
+test's own clients are exempt (the `kubectl` fixture, and `kube_api`, which then sends its own
+User-Agent): the faults are for the system under test.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ FAST_RUNNER = RunnerConfig(
 )
 FAULTS_VARIABLE = "CPWORKER_SANDBOX_KUBE_FAULTS"
 FAULT_SEED_VARIABLE = "CPWORKER_SANDBOX_KUBE_FAULT_SEED"
+HARNESS_AGENT = "cpworker-test-harness"  # kube_api's User-Agent under the opt-in
 
 
 class Kubectl(Protocol):
@@ -57,6 +60,8 @@ def apply_environment_faults(stand_in: KubeStandIn) -> None:
         stand_in.faults.seed(int(seed))
     for target, settings in rules:
         stand_in.faults.set(target, **settings)
+    if rules:
+        stand_in.faults.exempt("kubectl/", HARNESS_AGENT)
 
 
 @pytest.fixture
@@ -67,6 +72,8 @@ def kubeconfig(kube: KubeStandIn, tmp_path: Path) -> Path:
 @pytest.fixture
 def kube_api(kubeconfig: Path) -> Iterator[kubernetes.client.ApiClient]:
     client: Any = _new_client(str(kubeconfig))
+    if os.environ.get(FAULTS_VARIABLE):  # the opt-in faults the system under test only
+        client.user_agent = HARNESS_AGENT
     try:
         yield client
     finally:

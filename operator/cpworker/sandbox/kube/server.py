@@ -264,7 +264,11 @@ class KubeServer:
         raw_since = request.query.get("resourceVersion", "")
         resuming = raw_since not in {"", "0"} and request.query.get("sendInitialEvents") != "true"
         target = dataclasses.replace(
-            target, namespace=route.namespace, name=name, resuming=resuming
+            target,
+            namespace=route.namespace,
+            name=name,
+            resuming=resuming,
+            agent=request.headers.get("User-Agent", ""),
         )
         fault = self.faults.decide(target)
         if fault.latency > 0:
