@@ -35,14 +35,16 @@ def _codes(kube: KubeStandIn, verb: str, resource: str) -> list[int]:
     return [r.code for r in kube.audit() if r.verb == verb and r.resource == resource]
 
 
-def test_conflict_on_a_patch_is_refused_before_it_takes_effect(
+def test_conflict_on_a_conditional_patch_is_refused_before_it_takes_effect(
     kube: KubeStandIn, kube_api: Any
 ) -> None:
     core: Any = CoreV1Api(kube_api)
-    core.create_namespaced_config_map(NS, {"metadata": {"name": "c"}, "data": {"v": "1"}})
+    created = core.create_namespaced_config_map(NS, {"metadata": {"name": "c"}, "data": {"v": "1"}})
+    version = created.metadata.resource_version
     kube.faults.set("patch:configmaps", status=409, next=1)
+    conditional = {"metadata": {"resourceVersion": version}, "data": {"v": "2"}}
     with pytest.raises(ApiException) as refused:
-        core.patch_namespaced_config_map("c", NS, {"data": {"v": "2"}})
+        core.patch_namespaced_config_map("c", NS, conditional)
     assert refused.value.status == 409
     assert _status(refused.value) == {
         "kind": "Status",
@@ -56,8 +58,28 @@ def test_conflict_on_a_patch_is_refused_before_it_takes_effect(
         "details": {"name": "c", "group": "", "kind": "configmaps"},
     }
     assert core.read_namespaced_config_map("c", NS).data == {"v": "1"}  # nothing changed
-    core.patch_namespaced_config_map("c", NS, {"data": {"v": "2"}})  # `next` is used up
+    core.patch_namespaced_config_map("c", NS, conditional)  # `next` is used up
     assert core.read_namespaced_config_map("c", NS).data == {"v": "2"}
+
+
+def test_conflict_passes_over_writes_a_real_server_retries_itself(
+    kube: KubeStandIn, kube_api: Any
+) -> None:
+    """Updates and patches without a resourceVersion and deletes without preconditions are
+    retried on conflict inside kube-apiserver: a 409 rule leaves them alone (and keeps its
+    count for a conditional one)."""
+    core: Any = CoreV1Api(kube_api)
+    for name in ("a", "b"):
+        core.create_namespaced_config_map(NS, {"metadata": {"name": name}})
+    kube.faults.set("patch,delete:configmaps", status=409, next=1)
+    core.patch_namespaced_config_map("a", NS, {"data": {"v": "2"}})
+    core.delete_namespaced_config_map("a", NS)
+    assert kube.faults.counts() == {}
+    uid = core.read_namespaced_config_map("b", NS).metadata.uid
+    with pytest.raises(ApiException) as refused:
+        core.delete_namespaced_config_map("b", NS, body={"preconditions": {"uid": uid}})
+    assert _status(refused.value)["reason"] == "Conflict"
+    assert kube.faults.counts() == {"409": 1}
 
 
 def test_conflict_on_a_create_names_the_object_and_creates_nothing(

@@ -11,9 +11,12 @@ not behind the API server's filters either).
 
 What each fault looks like, from kubernetes/kubernetes (staging/src/k8s.io/...):
 
-- 409 `Conflict` (apimachinery/pkg/api/errors `NewConflict`): the object changed under an
-  update, or a contended ResourceQuota during admission of a create. Writes only: a real
-  server never answers 409 to get, list or watch.
+- 409 `Conflict` (apimachinery/pkg/api/errors `NewConflict`): a contended ResourceQuota during
+  admission of a create, or a *conditional* write whose condition no longer holds — an update
+  or patch carrying `metadata.resourceVersion`, a delete with `preconditions`, a server-side
+  apply. Other updates, patches and deletes are retried on conflict inside the API server
+  (registry/generic/registry/store.go, `GuaranteedUpdate`), so they never get a 409 and the
+  fault passes them over. Never for get, list or watch.
 - 429 from API Priority and Fairness / max-in-flight (apiserver/pkg/server/filters/
   priority-and-fairness.go, maxinflight.go `tooManyRequests`): *plain text*
   "Too many requests, please try again later." with `Retry-After` (1 s there). With
@@ -135,6 +138,7 @@ class FaultRequest:
     name: str | None = None
     resuming: bool = False  # a watch from a resourceVersion (only those can be "gone")
     agent: str = ""  # the User-Agent header
+    conditional: bool = True  # a write that can meet a 409 (see `is_conditional`)
 
     @property
     def resource(self) -> str:
@@ -323,8 +327,9 @@ class KubeFaults:
                     continue
                 latency += rule.latency
                 if fired is None and self._fires(rule, request):
+                    statuses = _statuses(rule, request)
                     fired = Decision(
-                        status=self._random.choice(rule.status) if rule.status else None,
+                        status=self._random.choice(statuses) if statuses else None,
                         rule=key,
                         retry_after=rule.retry_after,
                         as_status=rule.as_status,
@@ -351,7 +356,7 @@ class KubeFaults:
             return decision
 
     def _fires(self, rule: FaultRule, request: FaultRequest) -> bool:
-        if not (rule.status or rule.watch):
+        if not (rule.status or rule.watch) or not _statuses(rule, request):
             return False
         if rule.watch in AT_START and not request.resuming:
             return False  # only a watch resuming from a resourceVersion is too old (or new)
@@ -359,6 +364,33 @@ class KubeFaults:
             rule.next -= 1
             return True
         return rule.probability > 0 and self._random.random() < rule.probability
+
+
+def _statuses(rule: FaultRule, request: FaultRequest) -> tuple[int, ...]:
+    """The rule's statuses a real server could answer this request with (a watch fault: its
+    own); empty when none (then the rule passes the request over)."""
+    if rule.watch:
+        return (0,)
+    if request.conditional or request.verb == "create":
+        return rule.status
+    return tuple(status for status in rule.status if status != 409)
+
+
+def is_conditional(verb: str, content_type: str, body: Any) -> bool:
+    """Whether a write can be refused with 409 Conflict by a real server: an update or patch
+    that names the resourceVersion it expects, a delete with preconditions, any server-side
+    apply (field-manager conflicts). Creates always can (ResourceQuota admission)."""
+    if verb == "create" or content_type == "application/apply-patch+yaml":
+        return True
+    if verb in {"delete", "deletecollection"}:
+        preconditions = body.get("preconditions") if isinstance(body, dict) else None
+        return isinstance(preconditions, dict) and any(preconditions.values())
+    if isinstance(body, list):  # a JSON patch
+        return any(
+            isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body
+        )
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    return isinstance(metadata, dict) and bool(metadata.get("resourceVersion"))
 
 
 # -- parsing `VERBS:RESOURCES:name=value,...` (CLI flags, fixture opt-in) -----------------------

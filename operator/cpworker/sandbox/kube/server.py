@@ -256,11 +256,14 @@ class KubeServer:
         target = faults.FaultRequest(verb, route.group, route.plural, route.subresource)
         if not self.faults.active:
             return faults.Decision(), target
-        name = route.name
-        if name is None and verb == "create" and "protobuf" not in request.content_type:
-            with contextlib.suppress(ValueError, AttributeError):
-                body = json.loads(await request.read())  # cached by aiohttp for the handler
-                name = (body.get("metadata") or {}).get("name")
+        name, body = route.name, None
+        other_format = any(kind in request.content_type for kind in ("protobuf", "yaml"))
+        if verb in faults.WRITE_VERBS and not other_format:
+            with contextlib.suppress(ValueError):
+                body = json.loads(await request.read() or b"null")  # aiohttp caches the body
+        if name is None and isinstance(body, dict):
+            metadata = body.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
         raw_since = request.query.get("resourceVersion", "")
         resuming = raw_since not in {"", "0"} and request.query.get("sendInitialEvents") != "true"
         target = dataclasses.replace(
@@ -269,6 +272,7 @@ class KubeServer:
             name=name,
             resuming=resuming,
             agent=request.headers.get("User-Agent", ""),
+            conditional=faults.is_conditional(verb, request.content_type, body),
         )
         fault = self.faults.decide(target)
         if fault.latency > 0:
