@@ -327,9 +327,10 @@ class KubeFaults:
                     continue
                 latency += rule.latency
                 if fired is None and self._fires(rule, request):
-                    statuses = _statuses(rule, request)
                     fired = Decision(
-                        status=self._random.choice(statuses) if statuses else None,
+                        status=self._random.choice(_statuses(rule, request))
+                        if rule.status
+                        else None,
                         rule=key,
                         retry_after=rule.retry_after,
                         as_status=rule.as_status,
@@ -356,7 +357,7 @@ class KubeFaults:
             return decision
 
     def _fires(self, rule: FaultRule, request: FaultRequest) -> bool:
-        if not (rule.status or rule.watch) or not _statuses(rule, request):
+        if not (rule.status or rule.watch) or not _can_fire(rule, request):
             return False
         if rule.watch in AT_START and not request.resuming:
             return False  # only a watch resuming from a resourceVersion is too old (or new)
@@ -366,11 +367,13 @@ class KubeFaults:
         return rule.probability > 0 and self._random.random() < rule.probability
 
 
+def _can_fire(rule: FaultRule, request: FaultRequest) -> bool:
+    return rule.watch is not None or bool(_statuses(rule, request))
+
+
 def _statuses(rule: FaultRule, request: FaultRequest) -> tuple[int, ...]:
-    """The rule's statuses a real server could answer this request with (a watch fault: its
-    own); empty when none (then the rule passes the request over)."""
-    if rule.watch:
-        return (0,)
+    """The rule's statuses a real server could answer this request with; empty when none
+    (then the rule passes the request over)."""
     if request.conditional or request.verb == "create":
         return rule.status
     return tuple(status for status in rule.status if status != 409)
