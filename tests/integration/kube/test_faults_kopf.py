@@ -8,7 +8,8 @@ These document properties of kopf with a real API server, not of cpworker:
   restart) produces no DELETED event: kopf relists, and its index keeps the vanished Job for
   good — the ghost entry of issue 13 (#3);
 - an ERROR event other than 410 stops the whole operator (kopf: "Other watch errors should be
-  fatal for the operator", kopf/_cogs/clients/watching.py).
+  fatal for the operator", kopf/_cogs/clients/watching.py), and so does a watch refused for
+  longer than kopf's retries.
 """
 
 from __future__ import annotations
@@ -205,3 +206,22 @@ def test_a_watch_error_event_stops_kopf(
         wait_for(kube.faults.counts, "the fault")
         wait_for(runner.future.done, "kopf stopping by itself", timeout=60)
     assert type(stopped.value).__name__ == "WatchingError"
+
+
+def test_a_watch_refused_past_kopfs_retries_stops_kopf(
+    kube: KubeStandIn, tracked: Tracked, kopf_operator: Callable[[], KopfRunner]
+) -> None:
+    """kopf retries a refused watch along `settings.networking.error_backoffs` (here 20 x
+    0.1 s; kopf's default is 8 retries over 54 s) and then gives up: the operator stops. An
+    API outage longer than that stops a kopf operator."""
+    runner = kopf_operator()
+    with (  # noqa: PT012 - the operator's run is the block
+        pytest.raises(Exception, match="unable to handle the request") as stopped,
+        runner,
+    ):
+        tracked.wait_ready()
+        kube.faults.set("watch:jobs", status=503, next=25)
+        kube.close_watches("jobs")
+        wait_for(runner.future.done, "kopf stopping by itself", timeout=60)
+    assert type(stopped.value).__name__ == "APIServerError"
+    assert kube.faults.counts() == {"503": 21}  # the first attempt and its 20 retries
