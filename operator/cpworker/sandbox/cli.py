@@ -182,7 +182,7 @@ def demo(args: argparse.Namespace) -> int:
             return run_demo(stack, timeout=args.timeout)
 
 
-def main(argv: Sequence[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cpworker sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
@@ -195,7 +195,11 @@ def main(argv: Sequence[str]) -> int:
     demo_parser.add_argument("--dir", help="directory for the env file (default: a temporary one)")
     demo_parser.add_argument("--timeout", type=float, default=120.0, help="give up after seconds")
     _stack_options(demo_parser)
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
     try:
         return up(args) if args.command == "up" else demo(args)
     except (TypeError, ValueError) as exc:

@@ -5,8 +5,6 @@ environment variable."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from cpworker.sandbox.cli import build_parser, build_stack
+from cpworker.sandbox.components import KubeComponent
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.pytest_plugin import (
     FAULT_SEED_VARIABLE,
@@ -128,11 +128,11 @@ def test_the_fixture_opt_in_reads_the_environment(monkeypatch: pytest.MonkeyPatc
     assert unset.faults.as_dict() == {}  # the default: no faults
 
 
-def test_sandbox_up_takes_kube_fault_flags(tmp_path: Path) -> None:
-    process = subprocess.Popen(
+def test_sandbox_up_flags_reach_the_local_kubernetes(tmp_path: Path) -> None:
+    """`cpworker sandbox up --kube-fault ...` as parsed, wired into the stack's stand-in (the
+    running `up` itself is tested in tests/integration/codepipeline/test_sandbox_cli.py)."""
+    args = build_parser().parse_args(
         [
-            str(CPWORKER),
-            "sandbox",
             "up",
             "--dir",
             str(tmp_path),
@@ -144,48 +144,15 @@ def test_sandbox_up_takes_kube_fault_flags(tmp_path: Path) -> None:
             "5",
             "--kube-compaction-interval",
             "120",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "ready" in line:
-                break
-        assert any("kubectl get --raw /_sandbox/faults" in line for line in lines), lines
-        kubectl = [
-            "kubectl",
-            "--kubeconfig",
-            str(tmp_path / "kubeconfig"),
-            "--cache-dir",
-            str(tmp_path / "kc"),
-            "get",
-            "--raw",
         ]
-        plan = json.loads(
-            subprocess.run(
-                [*kubectl, "/_sandbox/faults"], capture_output=True, timeout=60, check=True
-            ).stdout
-        )
-        assert plan["create,patch:jobs"]["status"] == [500, 503]
-        assert plan["watch:jobs"]["after_seconds"] == 30
-        config = json.loads(
-            subprocess.run(
-                [*kubectl, "/_sandbox/config"], capture_output=True, timeout=60, check=True
-            ).stdout
-        )
-        assert config["compaction_interval"] == 120
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    )
+    stack = build_stack(args, tmp_path)
+    kube = next(c for c in stack.components if isinstance(c, KubeComponent)).standin
+    plan = kube.faults.as_dict()
+    assert list(plan) == ["create,patch:jobs", "watch:jobs"]
+    assert plan["create,patch:jobs"]["status"] == [500, 503]
+    assert plan["watch:jobs"]["after_seconds"] == 30
+    assert kube.server.compactor.interval == 120
 
 
 def test_sandbox_up_refuses_a_bad_kube_fault(tmp_path: Path) -> None:
