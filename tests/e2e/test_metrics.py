@@ -33,10 +33,13 @@ def test_two_successes_move_the_counters_and_histograms_by_two(stack: Stack) -> 
     assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"
 
     def settled() -> Scrape | None:
+        # The gauges are refreshed on the worker's next cycle, the counters at once.
         now = scrape(url)
-        return now if jobs(now, "succeeded") - jobs(before, "succeeded") == 2 else None
+        counted = jobs(now, "succeeded") - jobs(before, "succeeded") == 2
+        idle = now.value("cpworker_worker_in_flight_jobs", **WORKER) == 0
+        return now if counted and idle else None
 
-    after = wait_for(settled, what="two jobs counted as succeeded")
+    after = wait_for(settled, what="two jobs counted as succeeded, none in flight")
     assert jobs(after, "failed") == jobs(before, "failed")
     # Each job was dispatched once and reported once: the histograms saw two observations.
     for histogram, labels in (
@@ -55,7 +58,6 @@ def test_two_successes_move_the_counters_and_histograms_by_two(stack: Stack) -> 
         ) - before.value("cpworker_codepipeline_requests_total", operation=operation, outcome="ok")
         assert moved >= 2, operation
     assert after.value("cpworker_polls_total", **WORKER, result="jobs") >= 1
-    assert after.value("cpworker_worker_in_flight_jobs", **WORKER) == 0
     assert after.value("cpworker_kubernetes_requests_total", resource="jobs", verb="create") >= 2
     # The Events on the worker tell the same story as the counters.
     reasons = [e["reason"] for e in stack.cluster.events()]

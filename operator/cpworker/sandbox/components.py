@@ -33,10 +33,24 @@ SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
 
 
 class KubeComponent:
-    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written."""
+    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written;
+    optionally with faults (`faults`: (target, settings) pairs, see kube/faults.py) and a
+    periodic compaction of its watch history."""
 
-    def __init__(self, runner_config: RunnerConfig | None = None) -> None:
-        self.standin = KubeStandIn(runner_config=runner_config)
+    def __init__(
+        self,
+        runner_config: RunnerConfig | None = None,
+        *,
+        faults: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        fault_seed: int | None = None,
+        compaction_interval: float | None = None,
+    ) -> None:
+        self.standin = KubeStandIn(
+            runner_config=runner_config, compaction_interval=compaction_interval
+        )
+        self.standin.faults.seed(fault_seed)
+        for target, settings in faults:
+            self.standin.faults.set(target, **settings)
         self.kubeconfig: Path | None = None
 
     def start(self, env: dict[str, str], directory: Path) -> dict[str, str]:
