@@ -128,7 +128,7 @@ def build_stack(
             )
         )
     if with_operator:
-        components.append(OperatorComponent())
+        components.append(OperatorComponent(namespaces=getattr(args, "namespace", None) or ()))
     return SandboxStack(
         directory=directory,
         components=components,
@@ -139,6 +139,29 @@ def build_stack(
         s3_guard=args.s3_guard,
         eventbridge=args.eventbridge,
     )
+
+
+def usage(env_file: Path, *, operator: bool) -> str:
+    """What to try once the sandbox is up (every client reads its endpoints from the env file)."""
+    lines = [
+        "",
+        "try it (in another shell):",
+        f"  source {env_file}",
+        "  aws codepipeline list-action-types --action-owner-filter Custom",
+        "  kubectl get caw -A",
+    ]
+    if operator:
+        lines += [
+            "  kubectl create namespace ci",
+            "  kubectl apply -n ci -f examples/workers/build.yaml  # any namespace is served",
+            "  kubectl get caw -n ci -w",
+            '  curl -s "$CPWORKER_SANDBOX_METRICS_URL" | grep ^cpworker_jobs_total',
+        ]
+    lines += [
+        "  terraform: the AWS provider reads AWS_ENDPOINT_URL_* (docs/terraform.md)",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _wait_for_signal() -> None:
@@ -163,9 +186,11 @@ def up(args: argparse.Namespace) -> int:
             print(f"kubernetes: KUBECONFIG={stack.env['KUBECONFIG']}")
             print("kubernetes faults: kubectl get --raw /_sandbox/faults (see --kube-fault)")
         if args.operator:
-            print("operator: running in-process, watching namespace 'default'")
+            scope = ", ".join(args.namespace) if args.namespace else "every namespace"
+            print(f"operator: running in-process, serving {scope}")
             print(f"operator metrics: {stack.env[METRICS_URL_VARIABLE]}")
         print(f"environment: source {stack.env_file}")
+        print(usage(stack.env_file, operator=args.operator), end="")
         print("cpworker sandbox ready", flush=True)
         _wait_for_signal()
     print("cpworker sandbox stopped", flush=True)
@@ -188,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
     up_parser.add_argument("--dir", required=True, help="directory for the env file")
+    up_parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="with --operator: serve only this namespace (repeatable; default: every namespace)",
+    )
     up_parser.add_argument(
         "--operator",
         action="store_true",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
+from cpworker.sandbox.stack import EVENTS_QUEUE_VARIABLE
 
 if TYPE_CHECKING:
     from cpworker.runner import OperatorThread
@@ -75,9 +76,11 @@ class OperatorComponent:
 
     def __init__(
         self,
-        namespaces: Sequence[str] = (SANDBOX_NAMESPACE,),
+        namespaces: Sequence[str] = (),
         settings: Mapping[str, Any] | None = None,
     ) -> None:
+        """`namespaces`: the namespaces to serve; none (the default) serves every namespace,
+        so a worker applied in a new namespace is served at once."""
         self.namespaces = list(namespaces)
         self.settings = dict(settings or SANDBOX_OPERATOR_SETTINGS)
         self.operator: OperatorThread | None = None
@@ -87,8 +90,12 @@ class OperatorComponent:
         from cpworker.runner import OperatorThread  # noqa: PLC0415 - only `--operator` needs it
 
         os.environ.update(env)
+        # With `--events-queue`, the operator consumes the queue the stack delivers events to.
+        events = (
+            {"events_queue_url": env[EVENTS_QUEUE_VARIABLE]} if EVENTS_QUEUE_VARIABLE in env else {}
+        )
         self.operator = OperatorThread(
-            {"default_region": env["AWS_DEFAULT_REGION"], **self.settings},
+            {"default_region": env["AWS_DEFAULT_REGION"], **events, **self.settings},
             namespaces=self.namespaces,
             kubeconfig=env["KUBECONFIG"],
         ).start()
