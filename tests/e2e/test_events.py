@@ -10,14 +10,10 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from cpworker.sandbox.codepipeline.environment import (
-    ACCESS_KEY_ID,
     REGION,
-    SECRET_ACCESS_KEY,
-    client_config,
 )
 from cpworker.sandbox.codepipeline.events import Subscription
 from tests.e2e.conftest import Stack, wait_for, worker_manifest
@@ -29,21 +25,9 @@ HOUR = 3600
 
 
 @pytest.fixture
-def sqs(moto_server: str) -> SQSClient:
-    return boto3.client(
-        "sqs",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
-
-
-@pytest.fixture
-def events_queue(stack: Stack, sqs: SQSClient) -> str:
+def events_queue(stack: Stack, sqs_client: SQSClient) -> str:
     """A queue the local CodePipeline delivers its action events to (as EventBridge would)."""
-    url = sqs.create_queue(QueueName=f"cpworker-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    url = sqs_client.create_queue(QueueName=f"cpworker-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     stack.codepipeline.events.subscribe(Subscription(queue_url=url))
     return url
 
@@ -99,7 +83,7 @@ def test_an_unreadable_queue_falls_back_to_polling_and_says_so(
 
 
 def test_foreign_malformed_and_duplicate_events_are_harmless_and_deleted(
-    stack: Stack, events_queue: str, sqs: SQSClient
+    stack: Stack, events_queue: str, sqs_client: SQSClient
 ) -> None:
     scenario = stack.cp_scenario()
     stack.start_operator(events_queue_url=events_queue)
@@ -128,10 +112,10 @@ def test_foreign_malformed_and_duplicate_events_are_harmless_and_deleted(
     bodies = ["not json", json.dumps({"hello": "world"}), json.dumps(foreign)]
     bodies += [json.dumps(started)] * 3  # a STARTED with no job behind it, three times
     for body in bodies:
-        sqs.send_message(QueueUrl=events_queue, MessageBody=body)
+        sqs_client.send_message(QueueUrl=events_queue, MessageBody=body)
 
     def drained() -> bool:
-        attributes = sqs.get_queue_attributes(
+        attributes = sqs_client.get_queue_attributes(
             QueueUrl=events_queue,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]

@@ -30,6 +30,24 @@ def parse_env(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def start_up(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`cpworker sandbox up ARGS` in the background, and what it printed until "ready"."""
+    process = subprocess.Popen(
+        [str(CPWORKER), "sandbox", "up", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "ready" in line:
+            break
+    return process, lines
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_up_writes_env_serves_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
@@ -177,21 +195,8 @@ def test_demo_fails_when_the_pipeline_cannot_finish() -> None:
 
 
 def test_up_with_the_operator_serves_its_metrics_and_passes_the_check(tmp_path: Path) -> None:
-    up = [str(CPWORKER), "sandbox", "up", "--dir", str(tmp_path)]
-    process = subprocess.Popen(
-        [*up, "--operator", "--events-queue", "cp-events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, lines = start_up("--dir", str(tmp_path), "--operator", "--events-queue", "cp-events")
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "ready" in line:
-                break
         env = parse_env((tmp_path / "env").read_text())
         metrics_url = env["CPWORKER_SANDBOX_METRICS_URL"]
         assert metrics_url.startswith("http://127.0.0.1:")
@@ -228,20 +233,8 @@ def test_a_worker_in_a_new_namespace_is_served_by_sandbox_up(tmp_path: Path) -> 
     from cpworker.sandbox.codepipeline.environment import client_config  # noqa: PLC0415
     from cpworker.sandbox.codepipeline.scenario import create_scenario  # noqa: PLC0415
 
-    process = subprocess.Popen(
-        [str(CPWORKER), "sandbox", "up", "--dir", str(tmp_path), "--operator"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, lines = start_up("--dir", str(tmp_path), "--operator")
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "ready" in line:
-                break
         assert "operator: running in-process, serving every namespace\n" in lines
         assert any("kubectl create namespace ci" in line for line in lines)
         env = parse_env((tmp_path / "env").read_text())
