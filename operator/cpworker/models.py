@@ -557,7 +557,12 @@ class CustomActionWorkerStatus(_Model):
         "expected with several workers, not an error.",
     )
     last_poll_time: KubeTime | None = Field(
-        default=None, description="When PollForJobs last succeeded (RFC 3339)."
+        default=None,
+        description="When PollForJobs last succeeded (RFC 3339). On an idle worker it is "
+        "rewritten at most every CPWORKER_STATUS_HEARTBEAT_SECONDS (default one hour), so that "
+        "a thousand idle workers do not write to the API server on every poll; the Ready "
+        "condition is the health signal, and the metric "
+        "cpworker_worker_last_successful_poll_timestamp_seconds is exact.",
     )
     last_error: LastError | None = Field(
         default=None, description="The most recent error, kept after recovery for diagnosis."
