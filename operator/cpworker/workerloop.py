@@ -274,13 +274,14 @@ class Worker:
     async def show(self, outcome: PollOutcome) -> None:
         view = self.view()
         action_type = self.action_type_key()
-        if outcome.jobs and action_type is not None:
-            if outcome.woken_by_event:
-                self.rt.event_seen(action_type)
-            elif not outcome.first and self.rt.wakeups(action_type) is Wakeups.EVENTS:
-                # An idle poll found a job: its event never came (the first poll after a
-                # start finds jobs that waited for us, which proves nothing).
-                self.rt.event_missed(action_type)
+        if (
+            outcome.jobs
+            and action_type is not None
+            and not outcome.woken_by_event
+            and not outcome.first  # after a start, jobs that waited for us prove nothing
+            and self.rt.wakeups(action_type) is Wakeups.EVENTS
+        ):
+            self.rt.job_without_event(action_type)
         if outcome.polled:
             if outcome.error is None:
                 self.rt.metrics.poll_succeeded(self.namespace, self.name, jobs=len(outcome.jobs))
