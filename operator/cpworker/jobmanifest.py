@@ -9,9 +9,9 @@ What a job's containers get (documented for users in docs/job-contract.md):
   `CPWORKER_RESULT_FILE`, `AWS_SHARED_CREDENTIALS_FILE` (and `AWS_REGION` unless set);
 - a read-only volume at `/var/run/cpworker` of the job's Secret (jobsecret.py);
 - for a job with artifacts (and `spec.artifacts.enabled`): `CPWORKER_INPUT_DIR` and
-  `CPWORKER_OUTPUT_DIR`, both backed by one emptyDir, and the artifact helper around the user's
-  containers: `cpworker-pull` as the first init container, `cpworker-push` as the first native
-  sidecar (only when the job has output artifacts), with a grace period that covers the upload
+  `CPWORKER_OUTPUT_DIR`, both backed by one emptyDir, and the artifact helper before the
+  user's init containers: `cpworker-push` (a native sidecar, only when the job has output
+  artifacts) then `cpworker-pull`, with a grace period that covers the upload
   (docs/architecture.md, "Artifacts in the pod").
 
 The Job is created suspended, carrying the initial Job record (`job_annotations`): everything
@@ -251,10 +251,15 @@ def _helper(
 
 
 def _helpers(helper: PodArtifacts, pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    helpers = [_helper(names.PULL_CONTAINER, PULL_COMMAND, helper, pod_spec)]
-    if helper.push:
-        helpers.append(_helper(names.PUSH_CONTAINER, PUSH_COMMAND, helper, pod_spec))
-    return helpers
+    """[push, pull]: the push sidecar first, so that it is stopped last of all; and pull,
+    which everything after it waits for, ends only once push is ready for SIGTERM (a sidecar
+    counts as started as soon as its process exists: docs/architecture.md)."""
+    if not helper.push:
+        return [_helper(names.PULL_CONTAINER, PULL_COMMAND, helper, pod_spec)]
+    return [
+        _helper(names.PUSH_CONTAINER, PUSH_COMMAND, helper, pod_spec),
+        _helper(names.PULL_CONTAINER, (*PULL_COMMAND, "--wait-for-push"), helper, pod_spec),
+    ]
 
 
 def _pod_template(

@@ -81,8 +81,8 @@ JOB_VOLUME: Final = "cpworker-job"  # the job's Secret: credentials, job.json, s
 ARTIFACTS_VOLUME: Final = "cpworker-artifacts"  # emptyDir: subPath in -> inputDir, out -> outputDir
 ARTIFACTS_INPUT_SUBPATH: Final = "in"
 ARTIFACTS_OUTPUT_SUBPATH: Final = "out"
-# The in-pod artifact helper: pull is the first init container, push the first native sidecar
-# (docs/architecture.md, "Artifacts in the pod").
+# The in-pod artifact helper: push (a native sidecar) then pull, before the template's init
+# containers (docs/architecture.md, "Artifacts in the pod").
 PULL_CONTAINER: Final = "cpworker-pull"
 PUSH_CONTAINER: Final = "cpworker-push"
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
+from cpworker.sandbox.operatorimage import with_operator_image
 
 if TYPE_CHECKING:
     from cpworker.runner import OperatorThread
@@ -33,10 +34,13 @@ SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
 
 
 class KubeComponent:
-    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written."""
+    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written; its
+    kubelet knows the operator's image (the artifact containers of every job pod)."""
 
     def __init__(self, runner_config: RunnerConfig | None = None) -> None:
-        self.standin = KubeStandIn(runner_config=runner_config)
+        self.standin = KubeStandIn(
+            runner_config=with_operator_image(runner_config or RunnerConfig())
+        )
         self.kubeconfig: Path | None = None
 
     def start(self, env: dict[str, str], directory: Path) -> dict[str, str]:
@@ -73,8 +77,11 @@ class OperatorComponent:
         from cpworker.runner import OperatorThread  # noqa: PLC0415 - only `--operator` needs it
 
         os.environ.update(env)
+        # The job pods' artifact containers reach the sandbox's S3 (the guard when it is on)
+        # the way they would reach a VPC endpoint: through the operator's setting.
+        endpoint = {"artifacts_s3_endpoint_url": env["AWS_ENDPOINT_URL_S3"]}
         self.operator = OperatorThread(
-            {"default_region": env["AWS_DEFAULT_REGION"], **self.settings},
+            {"default_region": env["AWS_DEFAULT_REGION"], **endpoint, **self.settings},
             namespaces=self.namespaces,
             kubeconfig=env["KUBECONFIG"],
         ).start()
