@@ -6,6 +6,7 @@ problem, so `cpworker run` can exit with it instead of failing later in a poll l
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
@@ -246,6 +247,26 @@ class OperatorSettings(BaseSettings):
         """Pause before polling again after an error a quick retry cannot fix (a missing
         action type, access denied, an invalid or paused spec): the spec must change first."""
         return 60.0
+
+    @field_validator("artifacts_resources", mode="before")
+    @classmethod
+    def _quantities_as_text(cls, value: Any) -> Any:
+        # `cpu: 1` is as good a quantity as `cpu: "1"` (YAML and JSON give a number).
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)  # the environment's JSON, given as an override
+            except ValueError:
+                raise ValueError(
+                    'not JSON: expected {"requests": {...}, "limits": {...}}'
+                ) from None
+        if isinstance(value, Mapping):
+            return {
+                kind: {k: str(v) for k, v in amounts.items()}
+                if isinstance(amounts, Mapping)
+                else amounts
+                for kind, amounts in value.items()
+            }
+        return value
 
     @field_validator("namespaces", mode="before")
     @classmethod
