@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cpworker import names
 from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
@@ -238,6 +241,44 @@ def test_a_hostile_source_fails_in_the_pull_and_the_build_never_runs(
     (pod,) = cluster.pods()
     (build,) = pod["status"]["containerStatuses"]
     assert "terminated" not in build["state"]  # it never started
+
+
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "job-contract.md"
+MAKEFILE = "dist:\n\tmkdir -p dist\n\techo built from $$(cat README.md) > dist/app.txt\n"
+
+
+def documented_worker() -> dict[str, Any]:
+    text = CONTRACT.read_text(encoding="utf-8").split("### A complete example worker", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    return dict(yaml.safe_load(block.group(1)))
+
+
+def test_the_documented_example_worker_runs(stack: Stack, s3_client: Any) -> None:
+    """docs/job-contract.md's example, as written, but for this scenario's action type, in
+    this namespace, with its container run as a local process (the host's make)."""
+    cp_client, cluster = stack.cp_client, stack.cluster
+    scenario = stack.cp_scenario(source_files={"Makefile": MAKEFILE, "README.md": "the docs"})
+    worker = documented_worker()
+    worker["metadata"] = {"name": "builds", "namespace": NAMESPACE}
+    worker["spec"] |= {
+        "actionTypeId": dict(scenario.action_type_id),
+        "queryParam": dict(scenario.query_param),
+        "region": REGION,
+        "polling": {"minIntervalSeconds": 1, "maxIntervalSeconds": 1},
+    }
+    worker["spec"]["jobTemplate"]["spec"]["template"]["metadata"] = {"annotations": LOCAL}
+    stack.start_operator(artifacts_s3_endpoint_url=stack.codepipeline.s3_url)
+    cluster.apply(worker)
+    execution_id = scenario.start(cp_client)
+    status = scenario.wait(cp_client, execution_id, timeout=120)
+    build = actions(cp_client, scenario, execution_id)["Build"]
+    assert status == "Succeeded", build.get("output")
+    assert build["output"]["outputVariables"] == {"VERSION": "1.2.3"}
+    assert unzip(s3_client, *output_object(build)) == {"app.txt": b"built from the docs\n"}
+    (job,) = cluster.jobs()
+    helper = job["spec"]["template"]["spec"]["initContainers"][1]
+    assert helper["securityContext"]["runAsUser"] == 1000
 
 
 # ---- scripted: verdicts of the push sidecar ---------------------------------------------
