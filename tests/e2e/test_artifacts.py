@@ -15,7 +15,6 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ import pytest
 import yaml
 
 from cpworker import names
-from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
 from cpworker.sandbox.codepipeline.environment import REGION
-from cpworker.sandbox.codepipeline.pytest_plugin import assert_conformant
 from tests.e2e.conftest import NAMESPACE, Cluster, Stack, wait_for, worker_manifest
 
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
@@ -69,14 +67,10 @@ SHIPPER = (
 
 
 @pytest.fixture
-def codepipeline(moto_server: str) -> Iterator[CodePipelineStandIn]:
-    """The CodePipeline stand-in with its S3 guard in front of moto (the job pods' S3)."""
-    standin = CodePipelineStandIn(
-        moto_server, region=REGION, config=StandInConfig(strict_conformance=True), s3_guard=True
-    )
-    with standin:
-        yield standin
-    assert_conformant(standin)
+def codepipeline(guarded: CodePipelineStandIn) -> CodePipelineStandIn:
+    """The CodePipeline stand-in with its S3 guard in front of moto (the job pods' S3): every
+    fixture built on `codepipeline` (the stack, the clients, the operator's env) uses it."""
+    return guarded
 
 
 def shell(name: str, script: str, **extra: Any) -> dict[str, Any]:
