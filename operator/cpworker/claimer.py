@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from cpworker import codepipeline, continuation, jobdata, names, results, timestamps
-from cpworker.jobmanifest import ManifestError
+from cpworker.jobmanifest import ManifestError, dropped_sidecars
 from cpworker.jobrecord import JobRecords, known_nonces, phase_of
 from cpworker.kube import Body, KubeError
 from cpworker.metrics import Metrics
@@ -162,14 +162,23 @@ async def _reject(ctx: ClaimContext, job: jobdata.Job, message: str) -> ClaimOut
     return ClaimOutcome.REJECTED
 
 
-async def _claim(
-    ctx: ClaimContext,
-    job: jobdata.Job,
-    secrets: frozenset[str],
-    manifest: Body,
-    available_at: dt.datetime,
-) -> ClaimOutcome:
-    ctx.hook("before-job")
+def sidecars_unsupported_message(containers: Sequence[str]) -> str:
+    """Why a job cannot run on a cluster without native sidecars, and what to do."""
+    return (
+        "the Kubernetes API server dropped restartPolicy: Always from the artifact container "
+        f"{', '.join(containers)}: it does not support native sidecar containers (Kubernetes "
+        "1.29 or newer, feature gate SidecarContainers), which cpworker needs to upload output "
+        "artifacts after the job's containers. Upgrade the cluster to 1.29+, or set "
+        "spec.artifacts.enabled: false in the CustomActionWorker and move the artifacts in "
+        "your own containers"
+    )
+
+
+async def _create(
+    ctx: ClaimContext, job: jobdata.Job, manifest: Body, available_at: dt.datetime
+) -> tuple[Body, bool] | None:
+    """Create the suspended Job: (the Job, whether we created it), or None when it cannot
+    run on this cluster (then the job was failed, saying why)."""
     try:
         record, created = await ctx.records.create_suspended(
             manifest, job.nonce, available_at=available_at
@@ -179,9 +188,31 @@ async def _claim(
             raise
         # No retry can fix what the API server refuses; without this the job would be
         # polled, refused and redelivered until CodePipeline times it out silently.
-        return await _reject(
+        await _reject(
             ctx, job, f"the Kubernetes API refused the Job built from the job template: {exc}"
         )
+        return None
+    if created and (dropped := dropped_sidecars(record)):
+        # Without native sidecars the push container would block as an ordinary init
+        # container until the Job's deadline: fail now, saying why (and run nothing).
+        await ctx.records.abandon(record)
+        await _reject(ctx, job, sidecars_unsupported_message(dropped))
+        return None
+    return record, created
+
+
+async def _claim(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    secrets: frozenset[str],
+    manifest: Body,
+    available_at: dt.datetime,
+) -> ClaimOutcome:
+    ctx.hook("before-job")
+    made = await _create(ctx, job, manifest, available_at)
+    if made is None:
+        return ClaimOutcome.REJECTED
+    record, created = made
     if not created:
         if phase_of(record) in (names.Phase.REPORTED, names.Phase.CANCELLED):
             return ClaimOutcome.SKIPPED

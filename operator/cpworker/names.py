@@ -74,6 +74,18 @@ ANNOTATION_CONTINUATION_PENDING: Final = f"{GROUP}/continuation-pending"
 # Who is sending the Job's result, and since when: "<reporter id> <epoch seconds>" (a lease).
 ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
 
+# --- Inside a job's pod: the containers and volumes the operator adds ------------------------
+# A template may not name a container or volume with this prefix (jobtemplate.py).
+POD_RESERVED_PREFIX: Final = "cpworker-"
+JOB_VOLUME: Final = "cpworker-job"  # the job's Secret: credentials, job.json, secret config
+ARTIFACTS_VOLUME: Final = "cpworker-artifacts"  # emptyDir: subPath in -> inputDir, out -> outputDir
+ARTIFACTS_INPUT_SUBPATH: Final = "in"
+ARTIFACTS_OUTPUT_SUBPATH: Final = "out"
+# The in-pod artifact helper: push (a native sidecar) then pull, before the template's init
+# containers (docs/architecture.md, "Artifacts in the pod").
+PULL_CONTAINER: Final = "cpworker-pull"
+PUSH_CONTAINER: Final = "cpworker-push"
+
 # Continuation tokens the operator hands CodePipeline start with this (continuation.py).
 CONTINUATION_TOKEN_PREFIX: Final = f"{GROUP}/v1"
 

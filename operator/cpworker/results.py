@@ -145,8 +145,21 @@ def _statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return ordered
 
 
+def _sidecars(pod: Mapping[str, Any]) -> set[str]:
+    """Native sidecars (init containers with restartPolicy Always): their exit codes never
+    decide a pod's phase (kubelet_pods.go getPhase), so they never take the blame for it."""
+    return {
+        str(c.get("name"))
+        for c in _get(pod, "spec", "initContainers") or []
+        if isinstance(c, Mapping) and c.get("restartPolicy") == "Always"
+    }
+
+
 def _failed_container(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    sidecars = _sidecars(pod)
     for status in _statuses(pod):
+        if status.get("name") in sidecars:
+            continue
         terminated = _get(status, "state", "terminated") or _get(status, "lastState", "terminated")
         if isinstance(terminated, Mapping) and terminated.get("exitCode") not in (0, None):
             return status
@@ -207,6 +220,84 @@ def _never_started(pod: Mapping[str, Any]) -> Outcome | None:
     return None
 
 
+# A Complete Job whose output artifacts were not uploaded (the push sidecar failed).
+UPLOAD_FAILED_REASON: Final = "ArtifactUploadFailed"
+UPLOAD_PENDING_REASON: Final = "ArtifactUploadPending"
+_SIGKILL_EXIT: Final = 137
+
+
+def _pushes(job: Mapping[str, Any]) -> bool:
+    """True when the Job's pods run the operator's push sidecar (jobmanifest.py)."""
+    return any(
+        isinstance(c, Mapping) and c.get("name") == names.PUSH_CONTAINER
+        for c in _get(job, "spec", "template", "spec", "initContainers") or []
+    )
+
+
+def _declares_failure(status: Mapping[str, Any] | None) -> bool:
+    """The user's container reported a failure (or a broken report) despite exit code 0:
+    their failure is the job's, not the upload's."""
+    try:
+        report = parse_container_report(_get(status, "state", "terminated", "message"))
+    except InvalidReportError:
+        return True
+    return report.failure is not None
+
+
+def upload_outcome(
+    job: Mapping[str, Any],
+    pods_newest_first: Sequence[Mapping[str, Any]],
+    reporting: Mapping[str, Any] | None = None,
+) -> Outcome | None:
+    """The verdict of the push sidecar on a Complete Job; None when it does not change the
+    success (no push sidecar, or it exited 0) or the user's own report already fails the job.
+
+    A native sidecar's exit code never affects the pod's phase, so `Complete` says nothing
+    about the upload: only the push container's terminated state does (docs/architecture.md,
+    "Artifacts in the pod"). Not terminated yet: RUNNING (wait; the pod view is behind).
+    Non-zero: FAILED with its report (PermissionError, JobFailed, SystemUnavailable, as the
+    helper wrote it). SIGKILL (137, not OOMKilled): the grace period ran out mid-upload.
+    """
+    if not _pushes(job) or _declares_failure(reporting):
+        return None
+    if not pods_newest_first:
+        return Outcome(
+            kind=OutcomeKind.FAILED,
+            reason=UPLOAD_FAILED_REASON,
+            detail="The Job completed, but its pod is gone, so the upload of its output "
+            "artifacts cannot be confirmed. Re-run the action.",
+        )
+    pod = next((p for p in pods_newest_first if _get(p, "status", "phase") == "Succeeded"), None)
+    status = next((s for s in _statuses(pod or {}) if s.get("name") == names.PUSH_CONTAINER), None)
+    terminated = _get(status, "state", "terminated")
+    if not isinstance(terminated, Mapping):
+        last = _get(status, "lastState", "terminated")
+        if isinstance(last, Mapping) and last.get("exitCode") not in (0, None):
+            terminated = last  # it crashed and the kubelet was restarting it
+        else:
+            return Outcome(kind=OutcomeKind.RUNNING, reason=UPLOAD_PENDING_REASON)
+    exit_code = terminated.get("exitCode")
+    if exit_code == 0:
+        return None
+    if terminated.get("reason") == "OOMKilled":
+        detail = (
+            "The job's containers succeeded, but the artifact upload ran out of memory: raise "
+            "the memory limit of the artifact containers (the operator's "
+            "CPWORKER_ARTIFACTS_RESOURCES)."
+        )
+    elif exit_code == _SIGKILL_EXIT:
+        grace = _get(pod, "spec", "terminationGracePeriodSeconds")
+        detail = (
+            "The job's containers succeeded, but the upload of its output artifacts did not "
+            f"finish within terminationGracePeriodSeconds ({grace} s) and was killed. Raise "
+            "the operator's CPWORKER_ARTIFACTS_PUSH_GRACE_SECONDS (or the template's "
+            "terminationGracePeriodSeconds), or make the outputs smaller."
+        )
+    else:
+        detail = "The job's containers succeeded, but uploading its output artifacts failed."
+    return _ended(OutcomeKind.FAILED, UPLOAD_FAILED_REASON, detail, status)
+
+
 def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcome:
     """Classify a Kubernetes Job and its pods (newest pod decides).
 
@@ -224,7 +315,10 @@ def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> O
         status = next(
             (s for p in succeeded_pods if (s := _reporting_container(p)) is not None), None
         )
-        return _ended(OutcomeKind.SUCCEEDED, str(succeeded.get("reason") or ""), "", status)
+        # The push sidecar's verdict first: Complete says nothing about the upload.
+        upload = upload_outcome(job, newest_first, status)
+        reason = str(succeeded.get("reason") or "")
+        return upload or _ended(OutcomeKind.SUCCEEDED, reason, "", status)
     failed = _true_condition(job, ("Failed", "FailureTarget"))
     if failed is not None:
         status = next((s for p in newest_first if (s := _failed_container(p)) is not None), None)

@@ -73,7 +73,9 @@ def view_worker(spec: Mapping[str, Any], settings: OperatorSettings) -> WorkerVi
     except models.InvalidSpecError as exc:
         return WorkerView(None, None, exc.message)
     problems = jobtemplate.validate_job_template(
-        parsed.job_template, max_active_deadline_seconds=settings.default_active_deadline_seconds
+        parsed.job_template,
+        max_active_deadline_seconds=settings.default_active_deadline_seconds,
+        artifacts=parsed.artifacts,
     )
     if problems:
         return WorkerView(None, None, "; ".join(problems))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
+from cpworker.sandbox.operatorimage import with_operator_image
 from cpworker.sandbox.stack import EVENTS_QUEUE_VARIABLE
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
 
 class KubeComponent:
     """The local Kubernetes API with the project's CRDs installed and a kubeconfig written;
+    its kubelet knows the operator's image (the artifact containers of every job pod);
     optionally with faults (`faults`: (target, settings) pairs, see kube/faults.py) and a
     periodic compaction of its watch history."""
 
@@ -47,7 +49,8 @@ class KubeComponent:
         compaction_interval: float | None = None,
     ) -> None:
         self.standin = KubeStandIn(
-            runner_config=runner_config, compaction_interval=compaction_interval
+            runner_config=with_operator_image(runner_config or RunnerConfig()),
+            compaction_interval=compaction_interval,
         )
         self.standin.faults.seed(fault_seed)
         for target, settings in faults:
@@ -94,8 +97,11 @@ class OperatorComponent:
         events = (
             {"events_queue_url": env[EVENTS_QUEUE_VARIABLE]} if EVENTS_QUEUE_VARIABLE in env else {}
         )
+        # The job pods' artifact containers reach the sandbox's S3 (the guard when it is on)
+        # the way they would reach a VPC endpoint: through the operator's setting.
+        endpoint = {"artifacts_s3_endpoint_url": env["AWS_ENDPOINT_URL_S3"]}
         self.operator = OperatorThread(
-            {"default_region": env["AWS_DEFAULT_REGION"], **events, **self.settings},
+            {"default_region": env["AWS_DEFAULT_REGION"], **events, **endpoint, **self.settings},
             namespaces=self.namespaces,
             kubeconfig=env["KUBECONFIG"],
         ).start()

@@ -1,6 +1,8 @@
 """pytest fixtures for the Kubernetes stand-in (registered by tests/conftest.py).
 
 - `kube`: a running `KubeStandIn` per test, fast job-runner timings, project CRDs loaded.
+- `kube_runner_config`: the RunnerConfig `kube` starts from (FAST_RUNNER); a conftest may
+  override it (tests/conftest.py adds the operator's image).
 - `kubeconfig`: path of a kubeconfig for it.
 - `kube_api`: a `kubernetes.client.ApiClient` configured for it.
 - `kubectl`: runs the real `kubectl` against it: `kubectl("get", "pods", "-o", "json")`.
@@ -65,10 +67,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def kube(request: pytest.FixtureRequest) -> Iterator[KubeStandIn]:
+def kube_runner_config() -> RunnerConfig:
+    return FAST_RUNNER
+
+
+@pytest.fixture
+def kube(request: pytest.FixtureRequest, kube_runner_config: RunnerConfig) -> Iterator[KubeStandIn]:
     marker = request.node.get_closest_marker("kube_standin")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
-    runner = dataclasses.replace(FAST_RUNNER, **(options.pop("runner", None) or {}))
+    runner = dataclasses.replace(kube_runner_config, **(options.pop("runner", None) or {}))
     options.setdefault("bookmark_interval", 1.0)
     with KubeStandIn(runner_config=runner, **options) as stand_in:
         if any(PROJECT_CRDS.glob("*.yaml")):
