@@ -120,7 +120,7 @@ class Runtime:
 
     # ---- running workers -------------------------------------------------------------------
 
-    def register(
+    async def register(
         self, worker: RunningWorker, keys: list[tuple[str, str]], on_event: events.Handler
     ) -> None:
         """A worker starts; the first one starts the events consumer (if configured)."""
@@ -131,10 +131,13 @@ class Runtime:
             region = self.settings.events_queue_region or events.queue_region(
                 queue_url, self.settings.default_region
             )
-            self.consumer = events.EventConsumer(
+            consumer = events.EventConsumer(
                 queue_url, region, on_event, self.executor, on_received=self.metrics.event_received
             )
-            self.consumer.start(asyncio.get_running_loop())
+            self.consumer = consumer
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, consumer.check)
+            consumer.start(loop)
 
     def unregister(self, keys: list[tuple[str, str]]) -> None:
         """A worker stops; the last one stops the events consumer."""

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 BUDGET_LIMITED_STRETCH = 1.05
 # The longest idle pause while one of the worker's Jobs waits for its continuation job.
 CONTINUATION_POLL_SECONDS = 30.0
+# How often a new worker looks for kopf's finalizer before its first poll.
+FINALIZER_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -352,9 +354,19 @@ class Worker:
             first_poll_pending=known is not None,
         )
 
+    async def until_finalized(self, stopped: kopf.DaemonStopped) -> None:
+        """Wait for kopf's finalizer on the worker before dispatching anything: deleted without
+        it, the worker would vanish at once and its running Jobs be garbage-collected, with no
+        drain. kopf adds it with its first patch of the worker (retried when refused); `meta`
+        is kopf's live view of the worker."""
+        while names.FINALIZER not in (self.meta.get("finalizers") or []) and not stopped:
+            await stopped.wait(FINALIZER_CHECK_SECONDS)  # a stop ends the wait at once
+
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await self.status.initialise_counters()
-        self.rt.register(self, self.keys, on_event=functools.partial(on_action_event, self.rt))
+        await self.rt.register(
+            self, self.keys, on_event=functools.partial(on_action_event, self.rt)
+        )
 
         async def wake_on_stop() -> None:
             await stopped.wait()
@@ -363,6 +375,7 @@ class Worker:
         waiter = asyncio.create_task(wake_on_stop())
         try:
             await self.announce_ready()
+            await self.until_finalized(stopped)
             await self.loop.run(lambda: bool(stopped))
         finally:
             waiter.cancel()

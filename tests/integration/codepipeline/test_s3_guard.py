@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -13,28 +13,17 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
 from cpworker.sandbox.codepipeline.environment import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
     client_config,
 )
-from cpworker.sandbox.codepipeline.pytest_plugin import assert_conformant
 from cpworker.sandbox.codepipeline.scenario import create_scenario
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-@pytest.fixture
-def guarded(moto_server: str) -> Iterator[CodePipelineStandIn]:
-    standin = CodePipelineStandIn(
-        moto_server, config=StandInConfig(strict_conformance=True), s3_guard=True
-    )
-    with standin:
-        yield standin
-    assert_conformant(standin)
 
 
 def s3_with(
