@@ -134,7 +134,8 @@ class KubeStandIn:
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if not self._loop.is_closed():  # a start that failed has closed it already
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop = None
         self._thread = None
