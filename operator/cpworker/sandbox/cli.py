@@ -203,6 +203,10 @@ def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cpworker-sandbox-") as scratch:
         directory = Path(args.dir) if args.dir else Path(scratch)
         args.strict = True  # the demo also proves every answer conforms to the service model
+        # Events wake the worker (the demo shows it); S3 through the guard, as the job pods'
+        # credentials would meet S3 (expired ones refused).
+        args.events_queue = args.events_queue or "cpworker-demo-events"
+        args.s3_guard = True
         with build_stack(args, directory, with_operator=True) as stack:
             print("cpworker sandbox ready", flush=True)
             return run_demo(stack, timeout=args.timeout)
@@ -229,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(up_parser)
     demo_parser = commands.add_parser("demo", help="run a scripted pipeline through the stand-ins")
     demo_parser.add_argument("--dir", help="directory for the env file (default: a temporary one)")
-    demo_parser.add_argument("--timeout", type=float, default=120.0, help="give up after seconds")
+    demo_parser.add_argument("--timeout", type=float, default=150.0, help="give up after seconds")
     _stack_options(demo_parser)
     return parser
 
