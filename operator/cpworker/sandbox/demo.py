@@ -287,25 +287,30 @@ def follow(
             _say(f"t+{time.monotonic() - started:5.1f}s  {line.action:<5} {stage}")
 
     while True:
-        for action, status in _action_statuses(cp, scenario, execution_id).items():
-            if status == "InProgress" and action not in lines:
+        # The execution's status first: what is read after it is at least as new, so an
+        # execution seen ended has every job it ran among `statuses` and the Jobs below.
+        status = scenario.status(cp, execution_id)
+        statuses = _action_statuses(cp, scenario, execution_id)
+        for action, action_status in statuses.items():
+            if action_status == "InProgress" and action not in lines:
                 lines[action] = JobLine(action)
                 note(lines[action], "queued")
         running = kube.running_pods()
         for job in kube.jobs():
             annotations = job["metadata"].get("annotations") or {}
-            line = lines.get(str(annotations.get(names.ANNOTATION_ACTION)))
-            if (
-                line is None
-                or annotations.get(names.ANNOTATION_PIPELINE_EXECUTION_ID) != execution_id
-            ):
+            if annotations.get(names.ANNOTATION_PIPELINE_EXECUTION_ID) != execution_id:
                 continue
+            action = str(annotations.get(names.ANNOTATION_ACTION))
+            if action not in lines:  # its queued moment fell between two looks
+                lines[action] = JobLine(action)
+                note(lines[action], "queued")
+            line = lines[action]
             line.job = job
             reached = _stage_of(job, running)
             for stage in STAGES[1 : STAGES.index(reached) + 1]:
                 note(line, stage)
-        status = scenario.status(cp, execution_id)
-        settled = all("reported" in line.seen for line in lines.values())
+        ran = {action for action, state in statuses.items() if state != "InProgress"}
+        settled = all("reported" in lines[a].seen for a in ran if a in lines) and ran <= set(lines)
         if status not in {"InProgress", "Stopping"} and settled:
             return status, lines
         if time.monotonic() > deadline:

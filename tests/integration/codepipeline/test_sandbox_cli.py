@@ -145,29 +145,45 @@ def test_up_rejects_bad_flags(tmp_path: Path) -> None:
 
 
 def test_demo_runs_a_pipeline_through_the_operator() -> None:
+    """`make sandbox`: everything issue 16 asks the demo to show, in one non-interactive run."""
     result = subprocess.run(
-        [str(CPWORKER), "sandbox", "demo", "--timeout", "90"],
+        [str(CPWORKER), "sandbox", "demo", "--timeout", "150"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
+    lines = out.splitlines()
     assert "ready" in out
-    # Both custom actions ran as Kubernetes Jobs and their results reached CodePipeline.
-    for action in ("Build/Build", "Build/Test"):
-        line = next(line for line in out.splitlines() if line.strip().startswith(action))
-        assert ": Succeeded" in line
-        assert "externalExecutionId='default/cpw-" in line
-        assert "'ImageTag': 'sandbox-1'" in line
-    assert "(reported/succeeded)" in out
-    # `kubectl get caw` (when kubectl is there) shows the printer columns and the count.
+    # A worker in a new namespace, applied with kubectl, Ready and relying on events.
+    assert "namespace/ci created" in out
+    assert "Ready: Polling:" in out
+    # Each job's progress, live: every stage, for every job.
+    for stage in ("queued", "claimed", "dispatched", "running", "reported"):
+        assert sum(1 for line in lines if line.rstrip().endswith(stage)) == 6, stage
+    # Real artifacts: the source's file through Build into Test's output, a zip with SSE-KMS.
+    assert "Build: Succeeded  summary='built app 1.4.2'" in out
+    assert "Test: Succeeded  summary='42 tests passed'" in out
+    assert "= zip ['report.txt']" in out
+    assert "encrypted: aws:kms with arn:aws:kms:" in out
+    # The idle worker woken by the action's event.
+    assert "execution 2, started while the worker idles" in out
+    assert "queued -> claimed: median" in out
+    # One failing action, with its failure type and the container's reason.
+    assert "Test: Failed  JobFailed:" in out
+    assert "2 of 42 tests failed: app 1.4.3-broken is not releasable" in out
+    # The closing summary.
+    assert "jobs: 6 (1 failed, 5 succeeded)" in out
+    assert "dispatch latency (polled -> Job released): median" in out
+    assert "report latency (Job finished -> result accepted): mean" in out
+    assert "CodePipeline calls the operator made: PollForJobs" in out
     if shutil.which("kubectl"):
-        header = next(line for line in out.splitlines() if line.startswith("NAME"))
+        header = next(line for line in lines if line.startswith("NAME"))
         assert header.split()[:6] == ["NAME", "READY", "REASON", "IN-FLIGHT", "SUCCEEDED", "FAILED"]
-        row = next(line for line in out.splitlines() if line.startswith("demo-builds"))
-        assert row.split()[1:6] == ["True", "Polling", "0", "2", "0"]
+        row = next(line for line in lines if line.startswith("demo-builds"))
+        assert row.split()[1:6] == ["True", "Polling", "0", "5", "1"]
     assert out.strip().endswith("demo succeeded")
     # The secret configuration value travels only inside the job's Secret.
     assert DEMO_SECRET not in out + result.stderr
