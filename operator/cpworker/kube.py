@@ -326,9 +326,16 @@ class KubeClient:
         except NotFoundError:
             return
 
-    async def list_jobs(self, namespace: str | None, label_selector: str) -> list[Body]:
+    async def list_jobs(
+        self, namespace: str | None, label_selector: str, *, resource_version: str | None = None
+    ) -> list[Body]:
+        """Jobs by label. `resource_version="0"` lets the API server answer from its watch
+        cache (cheap, possibly a moment old) instead of a quorum read of etcd."""
         path = self._jobs(namespace) if namespace else "/apis/batch/v1/jobs"
-        result = await self.request("GET", path, query={"labelSelector": label_selector})
+        query = {"labelSelector": label_selector}
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
+        result = await self.request("GET", path, query=query)
         return list(result.get("items", []))
 
     # ---- Secrets --------------------------------------------------------------------------
@@ -362,6 +369,17 @@ class KubeClient:
             "GET",
             f"/api/v1/namespaces/{quote(namespace)}/pods",
             query={"labelSelector": label_selector},
+        )
+        return list(result.get("items", []))
+
+    # ---- Events ---------------------------------------------------------------------------
+
+    async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
+        """core/v1 Events selected by fields (involvedObject.*, reason, type)."""
+        result = await self.request(
+            "GET",
+            f"/api/v1/namespaces/{quote(namespace)}/events",
+            query={"fieldSelector": field_selector},
         )
         return list(result.get("items", []))
 

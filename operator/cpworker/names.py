@@ -71,8 +71,18 @@ ANNOTATION_HANDOVER_OF: Final = f"{GROUP}/handover-of"
 # candidate before AcknowledgeJob, cleared when the Job moves to the new job id. A crash (or a
 # failed write) in between leaves it for the supervisor, which finishes the adoption.
 ANNOTATION_CONTINUATION_PENDING: Final = f"{GROUP}/continuation-pending"
+# A pod of the Job that was ended from outside (evicted, preempted, rejected): JSON
+# {"pod", "reason", "message"}, written when the operator sees it, because such a pod is
+# deleted as soon as the Job controller counted it, before the Job's failure is reported.
+ANNOTATION_POD_ENDED: Final = f"{GROUP}/pod-ended"
 # Who is sending the Job's result, and since when: "<reporter id> <epoch seconds>" (a lease).
 ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
+
+# The one `cpworker.io/` key a user's pod template may set: the names of its classic sidecars
+# (regular containers that never exit by themselves), comma-separated (docs/job-contract.md).
+ANNOTATION_SIDECARS: Final = f"{GROUP}/sidecars"
+# The operator's own containers in a job's pod (the artifact helpers) are named so.
+HELPER_CONTAINER_PREFIX: Final = "cpworker-"
 
 # Continuation tokens the operator hands CodePipeline start with this (continuation.py).
 CONTINUATION_TOKEN_PREFIX: Final = f"{GROUP}/v1"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from cpworker import codepipeline, events, kube, wakeups
+from cpworker.jobindex import VanishedJobs
 from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
@@ -72,6 +73,10 @@ class Runtime:
     consumer: events.EventConsumer | None = None
     # When a job of an action type arrived that no event announced (monotonic seconds).
     missed_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
+    # Jobs the watch index still holds that vanished in a watch gap (inflight finds them).
+    vanished: VanishedJobs = field(default_factory=VanishedJobs)
+    # Pods (by uid) whose pod-level end this process recorded on their Job (written once).
+    recorded_pod_ends: set[str] = field(default_factory=set)
 
     @classmethod
     def create(

@@ -33,6 +33,7 @@ from cpworker import (
     kube,
     models,
     names,
+    results,
     timestamps,
     wakeups,
     workerstatus,
@@ -148,7 +149,10 @@ class Worker:
         return self._view[1]
 
     def jobs(self) -> list[jobindex.JobSummary]:
-        return jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        """The worker's Jobs, without those known to have vanished in a watch gap."""
+        return self.rt.vanished.hide(
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        )
 
     def live_jobs(self) -> int:
         return sum(1 for job in self.jobs() if job.live)
@@ -265,8 +269,10 @@ class Worker:
                 await self.status.count("lostRaces")
 
     async def supervise(self) -> None:
+        # The whole index: the supervisor's relist decides what vanished.
         await self.supervisor.supervise(
-            self.jobs(), lambda job: jobindex.job_pods(self.index_pods, self.namespace, job)
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name),
+            lambda job: jobindex.job_pods(self.index_pods, self.namespace, job),
         )
 
     async def show(self, outcome: PollOutcome) -> None:
@@ -385,6 +391,9 @@ def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> In
         claiming_now=rt.claiming_now,
         probe_interval=rt.cancel_probe_seconds,
         metrics=rt.metrics,
+        namespace=namespace,
+        worker=name,
+        vanished=rt.vanished,
     )
 
 
@@ -405,7 +414,8 @@ async def drain_or_cancel(
     '[{"op":"remove","path":"/metadata/finalizers"}]'` releases a stuck worker; its Jobs are
     then garbage-collected and CodePipeline times their jobs out.
     """
-    jobs = [job for job in jobindex.worker_jobs(index_jobs, namespace, name) if job.live]
+    indexed = jobindex.worker_jobs(index_jobs, namespace, name)
+    jobs = [job for job in rt.vanished.hide(indexed) if job.live]
     if not jobs:
         rt.metrics.forget_worker(namespace, name)
         return
@@ -424,7 +434,7 @@ async def drain_or_cancel(
         return
     # Drain: keep reporting (the worker's loop is not running any more: the daemon stopped).
     supervisor = in_flight_supervisor(rt, namespace, name, uid)
-    await supervisor.supervise(jobs, lambda job: jobindex.job_pods(index_pods, namespace, job))
+    await supervisor.supervise(indexed, lambda job: jobindex.job_pods(index_pods, namespace, job))
     await workerstatus.publish_draining(rt.kube, namespace, name, len(jobs))
     raise kopf.TemporaryError(
         workerstatus.draining_message(len(jobs)),
@@ -432,8 +442,14 @@ async def drain_or_cancel(
     )
 
 
-async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
-    """A labelled Job changed: report it when it finished (or vanished); wake its worker."""
+async def job_changed(
+    rt: Runtime,
+    event_type: str | None,
+    body: Mapping[str, Any],
+    pods: Sequence[jobindex.PodSummary] = (),
+) -> None:
+    """A labelled Job changed: report it when it finished (or vanished); wake its worker.
+    `pods`: its pods as the pod index holds them (the last state of those already gone)."""
     job = jobindex.summarize_job(body)
     unsettled = (
         job.phase == names.Phase.RUNNING
@@ -447,7 +463,7 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
                 # CodePipeline wait for its timeout.
                 await rt.reporter.vanished(job)
             else:
-                await rt.reporter.finished(job)
+                await rt.reporter.finished(job, pods)
         except (codepipeline.CodePipelineError, kube.KubeError) as exc:
             # The supervisor retries a finished Job: it stays `running` until reported.
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
@@ -456,6 +472,25 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
     worker = rt.workers.get((job.namespace, job.worker))
     if worker is not None and ended:
         worker.loop.poll_now()  # capacity may have freed up
+
+
+async def pod_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
+    """A labelled pod changed: one ended from outside (evicted, preempted, rejected) is
+    recorded on its Job, once, because the Job controller lets the pod be deleted as soon as
+    it counted it, before the Job's failure is reported (results.pod_end_record)."""
+    record = results.pod_end_record(body)
+    metadata = body.get("metadata") or {}
+    uid = str(metadata.get("uid", ""))
+    job = jobindex.owning_job(body)
+    if record is not None and job is not None and uid not in rt.recorded_pod_ends:
+        try:
+            await rt.records.record_pod_end(str(metadata.get("namespace", "")), job, record)
+        except kube.KubeError as exc:
+            log.warning("recording why pod %s ended on Job %s: %s", metadata.get("name"), job, exc)
+        else:
+            rt.recorded_pod_ends.add(uid)
+    if event_type == "DELETED":
+        rt.recorded_pod_ends.discard(uid)
 
 
 async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:
