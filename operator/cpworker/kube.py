@@ -335,6 +335,10 @@ class KubeClient:
         query = {"labelSelector": label_selector}
         if resource_version is not None:
             query["resourceVersion"] = resource_version
+        return await self._items(path, query)
+
+    async def _items(self, path: str, query: Mapping[str, str]) -> list[Body]:
+        """The items of one list call."""
         result = await self.request("GET", path, query=query)
         return list(result.get("items", []))
 
@@ -365,23 +369,15 @@ class KubeClient:
     # ---- Pods -----------------------------------------------------------------------------
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
-        result = await self.request(
-            "GET",
-            f"/api/v1/namespaces/{quote(namespace)}/pods",
-            query={"labelSelector": label_selector},
-        )
-        return list(result.get("items", []))
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        return await self._items(path, {"labelSelector": label_selector})
 
     # ---- Events ---------------------------------------------------------------------------
 
     async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
         """core/v1 Events selected by fields (involvedObject.*, reason, type)."""
-        result = await self.request(
-            "GET",
-            f"/api/v1/namespaces/{quote(namespace)}/events",
-            query={"fieldSelector": field_selector},
-        )
-        return list(result.get("items", []))
+        path = f"/api/v1/namespaces/{quote(namespace)}/events"
+        return await self._items(path, {"fieldSelector": field_selector})
 
     # ---- CustomActionWorker ---------------------------------------------------------------
 

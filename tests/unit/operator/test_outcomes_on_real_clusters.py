@@ -18,6 +18,7 @@ from cpworker.results import Outcome, OutcomeKind, Patience, outcome_from, resul
 from tests.unit.operator import samples
 from tests.unit.operator.samples import NOW
 from tests.unit.operator.test_results import (
+    GARBAGE_PODS,
     JOB_NAME,
     T0,
     assert_botocore_accepts,
@@ -441,23 +442,7 @@ def test_a_container_ending_or_a_disruption_changes_the_pods_index_entry() -> No
 
 
 @settings(max_examples=100)
-@given(
-    st.sampled_from(["Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"]),
-    st.lists(
-        st.dictionaries(
-            st.sampled_from(["metadata", "spec", "status"]),
-            st.recursive(
-                st.none() | st.text(max_size=5) | st.integers(),
-                lambda c: (
-                    st.dictionaries(st.text(max_size=5), c, max_size=3) | st.lists(c, max_size=2)
-                ),
-                max_leaves=6,
-            ),
-            max_size=3,
-        ),
-        max_size=3,
-    ),
-)
+@given(st.sampled_from(["Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"]), GARBAGE_PODS)
 def test_garbage_pods_of_a_finished_job_never_crash_the_classifier(
     condition: str, pods: list[dict[str, Any]]
 ) -> None:

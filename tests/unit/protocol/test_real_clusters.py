@@ -480,9 +480,7 @@ async def test_an_evicted_pods_reason_is_recorded_on_its_job_and_reported_once_i
     world: World,
 ) -> None:
     life = world.life()
-    raw = world.polled()
-    await life.claim(raw)
-    job_id = str(raw["id"])
+    job_id = await released(world, life)
     pod = evicted_pod(world, job_id)
     body = world.kube.get_object("pods", NAMESPACE, pod)
     assert body is not None
@@ -521,9 +519,7 @@ async def test_a_classic_sidecar_left_running_ends_the_job_and_its_job_is_delete
     world: World,
 ) -> None:
     life = world.life()
-    raw = world.polled()
-    await life.claim(raw)
-    job_id = str(raw["id"])
+    job_id = await released(world, life)
     pod = world.start_pod(job_id)
     world.kube.external_patch(
         "pods",
