@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from cpworker import codepipeline, continuation, jobdata, names, results, timestamps
-from cpworker.jobmanifest import ManifestError
+from cpworker.jobmanifest import ManifestError, dropped_sidecars
 from cpworker.jobrecord import JobRecords, known_nonces, phase_of
 from cpworker.kube import Body, KubeError
 from cpworker.metrics import Metrics
@@ -183,16 +183,23 @@ def refusal(exc: KubeError, what: str) -> tuple[results.FailureType, str] | None
     return failure_type, f"the Kubernetes API refused {what}: {detail}"
 
 
-async def _write_record(
-    ctx: ClaimContext,
-    job: jobdata.Job,
-    secrets: frozenset[str],
-    manifest: Body,
-    available_at: dt.datetime,
-) -> tuple[Body, bool] | ClaimOutcome:
-    """The suspended Job and its Secret, before acknowledging: (the Job, whether we created
-    it), or how the claim ended when the API server refused them."""
-    ctx.hook("before-job")
+def sidecars_unsupported_message(containers: Sequence[str]) -> str:
+    """Why a job cannot run on a cluster without native sidecars, and what to do."""
+    return (
+        "the Kubernetes API server dropped restartPolicy: Always from the artifact container "
+        f"{', '.join(containers)}: it does not support native sidecar containers (Kubernetes "
+        "1.29 or newer, feature gate SidecarContainers), which cpworker needs to upload output "
+        "artifacts after the job's containers. Upgrade the cluster to 1.29+, or set "
+        "spec.artifacts.enabled: false in the CustomActionWorker and move the artifacts in "
+        "your own containers"
+    )
+
+
+async def _create(
+    ctx: ClaimContext, job: jobdata.Job, manifest: Body, available_at: dt.datetime
+) -> tuple[Body, bool] | None:
+    """Create the suspended Job: (the Job, whether we created it), or None when it cannot
+    run on this cluster (then the job was failed, saying why)."""
     try:
         record, created = await ctx.records.create_suspended(
             manifest, job.nonce, available_at=available_at
@@ -204,24 +211,57 @@ async def _write_record(
             raise
         # No retry can fix what the API server refuses; without this the job would be
         # polled, refused and redelivered until CodePipeline times it out silently.
-        return await _reject(ctx, job, refused[1], refused[0])
-    if not created:
-        if phase_of(record) in (names.Phase.REPORTED, names.Phase.CANCELLED):
-            return ClaimOutcome.SKIPPED
-        record = await ctx.records.add_nonce_candidate(record, job.nonce)
-    ctx.hook("before-secret")
+        await _reject(ctx, job, refused[1], refused[0])
+        return None
+    if created and (dropped := dropped_sidecars(record)):
+        # Without native sidecars the push container would block as an ordinary init
+        # container until the Job's deadline: fail now, saying why (and run nothing).
+        await ctx.records.abandon(record)
+        await _reject(ctx, job, sidecars_unsupported_message(dropped))
+        return None
+    return record, created
+
+
+async def _write_secret(
+    ctx: ClaimContext, job: jobdata.Job, record: Body, secrets: frozenset[str], *, created: bool
+) -> bool:
+    """Create (or refresh) the Job's Secret; False when the API server refused it (then the
+    job was failed, saying why, and the Job deleted). Without this the claim would stop here
+    every time, and recovery would acknowledge the job every round and never run it."""
     try:
         await ctx.records.ensure_secret(record, job, secrets)
     except KubeError as exc:
         refused = refusal(exc, "the job's Secret")
         if refused is None:
             raise
-        # Without this the claim would fail here every time, and recovery would acknowledge
-        # the job every round and never run it. The Job goes with it.
-        outcome = await _reject(ctx, job, refused[1], refused[0])
+        await _reject(ctx, job, refused[1], refused[0])
         if created or phase_of(record) == names.Phase.CLAIMING:
             await ctx.records.abandon(record)
-        return outcome
+        return False
+    return True
+
+
+async def _write_record(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    secrets: frozenset[str],
+    manifest: Body,
+    available_at: dt.datetime,
+) -> tuple[Body, bool] | ClaimOutcome:
+    """The suspended Job and its Secret, before acknowledging: (the Job, whether we created
+    it), or how the claim ended (refused, or the Job already settled)."""
+    ctx.hook("before-job")
+    made = await _create(ctx, job, manifest, available_at)
+    if made is None:
+        return ClaimOutcome.REJECTED
+    record, created = made
+    if not created:
+        if phase_of(record) in (names.Phase.REPORTED, names.Phase.CANCELLED):
+            return ClaimOutcome.SKIPPED
+        record = await ctx.records.add_nonce_candidate(record, job.nonce)
+    ctx.hook("before-secret")
+    if not await _write_secret(ctx, job, record, secrets, created=created):
+        return ClaimOutcome.REJECTED
     return record, created
 
 

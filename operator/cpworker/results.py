@@ -228,7 +228,7 @@ def classic_sidecars(pod: Mapping[str, Any]) -> set[str]:
         name
         for name in regular
         if (name in KNOWN_SIDECARS or name in named)
-        and not name.startswith(names.HELPER_CONTAINER_PREFIX)
+        and not name.startswith(names.POD_RESERVED_PREFIX)
     }
     return found if len(found) < len(regular) else set()
 
@@ -382,7 +382,7 @@ def _ended(
     reason: str,
     detail: str,
     status: Mapping[str, Any] | None,
-    pod: Mapping[str, Any] | None,
+    pod: Mapping[str, Any] | None = None,
 ) -> Outcome:
     terminated = _terminated(status)
     exit_code = _get(terminated, "exitCode")
@@ -483,12 +483,96 @@ def _never_started(pod: Mapping[str, Any]) -> Outcome | None:
     return None
 
 
+# A Complete Job whose output artifacts were not uploaded (the push sidecar failed).
+UPLOAD_FAILED_REASON: Final = "ArtifactUploadFailed"
+UPLOAD_PENDING_REASON: Final = "ArtifactUploadPending"
+_SIGKILL_EXIT: Final = 137
+
+
+def _pushes(job: Mapping[str, Any]) -> bool:
+    """True when the Job's pods run the operator's push sidecar (jobmanifest.py)."""
+    return any(
+        isinstance(c, Mapping) and c.get("name") == names.PUSH_CONTAINER
+        for c in _get(job, "spec", "template", "spec", "initContainers") or []
+    )
+
+
+def _declares_failure(status: Mapping[str, Any] | None) -> bool:
+    """The user's container reported a failure (or a broken report) despite exit code 0:
+    their failure is the job's, not the upload's."""
+    try:
+        report = parse_container_report(_get(status, "state", "terminated", "message"))
+    except InvalidReportError:
+        return True
+    return report.failure is not None
+
+
+def upload_outcome(
+    job: Mapping[str, Any],
+    pods_newest_first: Sequence[Mapping[str, Any]],
+    reporting: Mapping[str, Any] | None = None,
+    pod: Mapping[str, Any] | None = None,
+) -> Outcome | None:
+    """The verdict of the push sidecar on a Complete Job; None when it does not change the
+    success (no push sidecar, or it exited 0) or the user's own report already fails the job.
+
+    A native sidecar's exit code never affects the pod's phase, so `Complete` says nothing
+    about the upload: only the push container's terminated state does (docs/architecture.md,
+    "Artifacts in the pod"). Not terminated yet: RUNNING (wait; the pod view is behind).
+    Non-zero: FAILED with its report (PermissionError, JobFailed, SystemUnavailable, as the
+    helper wrote it). SIGKILL (137, not OOMKilled): the grace period ran out mid-upload.
+    `pod`: the pod to judge (default: the newest Succeeded one).
+    """
+    if not _pushes(job) or _declares_failure(reporting):
+        return None
+    if not pods_newest_first:
+        return Outcome(
+            kind=OutcomeKind.FAILED,
+            reason=UPLOAD_FAILED_REASON,
+            detail="The Job completed, but its pod is gone, so the upload of its output "
+            "artifacts cannot be confirmed. Re-run the action.",
+        )
+    if pod is None:
+        pod = next(
+            (p for p in pods_newest_first if _get(p, "status", "phase") == "Succeeded"), None
+        )
+    status = next((s for s in _statuses(pod or {}) if s.get("name") == names.PUSH_CONTAINER), None)
+    terminated = _get(status, "state", "terminated")
+    if not isinstance(terminated, Mapping):
+        last = _get(status, "lastState", "terminated")
+        if isinstance(last, Mapping) and last.get("exitCode") not in (0, None):
+            terminated = last  # it crashed and the kubelet was restarting it
+        else:
+            return Outcome(kind=OutcomeKind.RUNNING, reason=UPLOAD_PENDING_REASON)
+    exit_code = terminated.get("exitCode")
+    if exit_code == 0:
+        return None
+    if terminated.get("reason") == "OOMKilled":
+        detail = (
+            "The job's containers succeeded, but the artifact upload ran out of memory: raise "
+            "the memory limit of the artifact containers (the operator's "
+            "CPWORKER_ARTIFACTS_RESOURCES)."
+        )
+    elif exit_code == _SIGKILL_EXIT:
+        grace = _get(pod, "spec", "terminationGracePeriodSeconds")
+        detail = (
+            "The job's containers succeeded, but the upload of its output artifacts did not "
+            f"finish within terminationGracePeriodSeconds ({grace} s) and was killed. Raise "
+            "the operator's CPWORKER_ARTIFACTS_PUSH_GRACE_SECONDS (or the template's "
+            "terminationGracePeriodSeconds), or make the outputs smaller."
+        )
+    else:
+        detail = "The job's containers succeeded, but uploading its output artifacts failed."
+    return _ended(OutcomeKind.FAILED, UPLOAD_FAILED_REASON, detail, status, pod)
+
+
 def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Outcome:
     """Classify a Kubernetes Job and its pods (newest pod decides).
 
     Job conditions are authoritative for the end (either of the two steps: SuccessCriteriaMet
     or Complete, FailureTarget or Failed; with reasons such as DeadlineExceeded or
-    BackoffLimitExceeded); pods add the exit code, the termination message and a pod-level
+    BackoffLimitExceeded), a success only once the push sidecar's upload did (`upload_outcome`);
+    pods add the exit code, the termination message and a pod-level
     end (evicted, rejected), tell a pod that will never start (image pull errors,
     unschedulable, runAsNonRoot with a root image) from one that is merely starting, and end
     a job whose classic sidecars alone still run. A released Job with no pod at all is
@@ -504,7 +588,10 @@ def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> O
             ((s, p) for p in succeeded_pods if (s := _reporting_container(p)) is not None), None
         )
         status, pod = found if found is not None else (None, next(iter(succeeded_pods), None))
-        return _ended(OutcomeKind.SUCCEEDED, str(terminal[1].get("reason") or ""), "", status, pod)
+        # The push sidecar's verdict first: Complete says nothing about the upload.
+        upload = upload_outcome(job, newest_first, status)
+        reason = str(terminal[1].get("reason") or "")
+        return upload or _ended(OutcomeKind.SUCCEEDED, reason, "", status, pod)
     if terminal is not None:
         condition = terminal[1]
         deciding = next(
@@ -521,6 +608,9 @@ def outcome_from(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> O
             str(condition.get("message") or ""),
             deciding,
         )
+    stopped = _get(job, "metadata", "annotations", names.ANNOTATION_SIDECARS_STOPPED)
+    if stopped:
+        return _stopped_for_sidecars(job, newest_first, str(stopped))
     if _get(job, "spec", "suspend") is True:
         return Outcome(kind=OutcomeKind.PENDING, reason="Suspended")
     live = [p for p in newest_first if _get(p, "status", "phase") not in ("Succeeded", "Failed")]
@@ -554,15 +644,96 @@ def _live_outcome(job: Mapping[str, Any], live: Sequence[Mapping[str, Any]]) -> 
     return Outcome(kind=OutcomeKind.RUNNING)
 
 
+# The job's containers succeeded beside classic sidecars, and its outputs still have to be
+# uploaded: the push sidecar uploads when the kubelet stops it, which it does only once every
+# regular container has exited. The operator stops the pod (it suspends the Job: the Job
+# controller deletes the pod gracefully and starts no replacement) and waits for the upload.
+SIDECARS_STOP_REASON: Final = "ClassicSidecarsRunning"
+
+
 def _sidecars_left(
     job: Mapping[str, Any], pod: Mapping[str, Any], lingering: tuple[str, ...]
 ) -> Outcome:
-    """Every regular container but the classic sidecars ended: so did the job."""
+    """Every regular container but the classic sidecars ended: so did the job (or, when its
+    outputs are still to be uploaded, it is time to stop the pod)."""
     if _failed_container(pod) is not None:
         outcome = _failed(job, "", "", pod)
+    elif _pushes(job):
+        name = str(_get(pod, "metadata", "name") or "")
+        return Outcome(
+            kind=OutcomeKind.RUNNING, reason=SIDECARS_STOP_REASON, pod=name, lingering=lingering
+        )
     else:
         outcome = _ended(OutcomeKind.SUCCEEDED, "", "", _reporting_container(pod), pod)
     return dataclasses.replace(outcome, lingering=lingering)
+
+
+def stopped_pod_record(pod: Mapping[str, Any]) -> str | None:
+    """The `cpworker.io/stopped-pod` annotation for a pod being deleted whose push container
+    has terminated (None: not so): what its report needs (container names, terminated
+    states), since the pod goes right after."""
+    if not _get(pod, "metadata", "deletionTimestamp"):
+        return None
+    push = next((s for s in _statuses(pod) if s.get("name") == names.PUSH_CONTAINER), None)
+    if not isinstance(_get(push, "state", "terminated"), Mapping):
+        return None
+
+    def kept(group: str) -> list[dict[str, Any]]:
+        out = []
+        for status in _list(_get(pod, "status", group)):
+            terminated = _terminated(status)
+            state = {} if terminated is None else {"terminated": dict(terminated)}
+            out.append({"name": _get(status, "name"), "state": state})
+        return out
+
+    def spec(group: str) -> list[dict[str, Any]]:
+        return [
+            {k: c[k] for k in ("name", "restartPolicy") if k in c}
+            for c in _list(_get(pod, "spec", group))
+            if isinstance(c, Mapping)
+        ]
+
+    record = {
+        "metadata": {"name": _get(pod, "metadata", "name")},
+        "spec": {"initContainers": spec("initContainers"), "containers": spec("containers")},
+        "status": {
+            "initContainerStatuses": kept("initContainerStatuses"),
+            "containerStatuses": kept("containerStatuses"),
+        },
+    }
+    return json.dumps(record, sort_keys=True)
+
+
+def _stopped_for_sidecars(
+    job: Mapping[str, Any], pods_newest_first: Sequence[Mapping[str, Any]], name: str
+) -> Outcome:
+    """The pod the operator stopped so that its outputs get uploaded: judged by its push
+    verdict and its main containers' report, from the pod or, once it is gone, from the
+    state the Job recorded. Reported with its Job deleted (the sidecars are the template's)."""
+    pod = next((p for p in pods_newest_first if _get(p, "metadata", "name") == name), None)
+    if pod is None:
+        pod = _recorded_pod(job, name)
+    template = _get(job, "spec", "template") or {}
+    lingering = tuple(sorted(classic_sidecars(template))) or ("",)
+    reporting = _reporting_container(pod) if pod is not None else None
+    upload = upload_outcome(job, [pod] if pod is not None else [], reporting, pod=pod)
+    if upload is not None:
+        return dataclasses.replace(upload, lingering=lingering)
+    return dataclasses.replace(
+        _ended(OutcomeKind.SUCCEEDED, "", "", reporting, pod), lingering=lingering
+    )
+
+
+def _recorded_pod(job: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The recorded final state of a stopped pod that is gone (stopped_pod_record)."""
+    raw = _get(job, "metadata", "annotations", names.ANNOTATION_STOPPED_POD)
+    try:
+        pod = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    if not isinstance(pod, dict) or _get(pod, "metadata", "name") != name:
+        return None
+    return pod
 
 
 # --- Pod creation refused -----------------------------------------------------------------

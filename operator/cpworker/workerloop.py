@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 BUDGET_LIMITED_STRETCH = 1.05
 # The longest idle pause while one of the worker's Jobs waits for its continuation job.
 CONTINUATION_POLL_SECONDS = 30.0
+# How often a new worker looks for kopf's finalizer before its first poll.
+FINALIZER_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,9 @@ def view_worker(spec: Mapping[str, Any], settings: OperatorSettings) -> WorkerVi
     except models.InvalidSpecError as exc:
         return WorkerView(None, None, exc.message)
     problems = jobtemplate.validate_job_template(
-        parsed.job_template, max_active_deadline_seconds=settings.default_active_deadline_seconds
+        parsed.job_template,
+        max_active_deadline_seconds=settings.default_active_deadline_seconds,
+        artifacts=parsed.artifacts,
     )
     if problems:
         return WorkerView(None, None, "; ".join(problems))
@@ -278,13 +282,14 @@ class Worker:
     async def show(self, outcome: PollOutcome) -> None:
         view = self.view()
         action_type = self.action_type_key()
-        if outcome.jobs and action_type is not None:
-            if outcome.woken_by_event:
-                self.rt.event_seen(action_type)
-            elif not outcome.first and self.rt.wakeups(action_type) is Wakeups.EVENTS:
-                # An idle poll found a job: its event never came (the first poll after a
-                # start finds jobs that waited for us, which proves nothing).
-                self.rt.event_missed(action_type)
+        if (
+            outcome.jobs
+            and action_type is not None
+            and not outcome.woken_by_event
+            and not outcome.first  # after a start, jobs that waited for us prove nothing
+            and self.rt.wakeups(action_type) is Wakeups.EVENTS
+        ):
+            self.rt.job_without_event(action_type)
         if outcome.polled:
             if outcome.error is None:
                 self.rt.metrics.poll_succeeded(self.namespace, self.name, jobs=len(outcome.jobs))
@@ -356,9 +361,19 @@ class Worker:
             first_poll_pending=known is not None,
         )
 
+    async def until_finalized(self, stopped: kopf.DaemonStopped) -> None:
+        """Wait for kopf's finalizer on the worker before dispatching anything: deleted without
+        it, the worker would vanish at once and its running Jobs be garbage-collected, with no
+        drain. kopf adds it with its first patch of the worker (retried when refused); `meta`
+        is kopf's live view of the worker."""
+        while names.FINALIZER not in (self.meta.get("finalizers") or []) and not stopped:
+            await stopped.wait(FINALIZER_CHECK_SECONDS)  # a stop ends the wait at once
+
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await self.status.initialise_counters()
-        self.rt.register(self, self.keys, on_event=functools.partial(on_action_event, self.rt))
+        await self.rt.register(
+            self, self.keys, on_event=functools.partial(on_action_event, self.rt)
+        )
 
         async def wake_on_stop() -> None:
             await stopped.wait()
@@ -367,6 +382,7 @@ class Worker:
         waiter = asyncio.create_task(wake_on_stop())
         try:
             await self.announce_ready()
+            await self.until_finalized(stopped)
             await self.loop.run(lambda: bool(stopped))
         finally:
             waiter.cancel()

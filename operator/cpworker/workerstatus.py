@@ -182,7 +182,14 @@ class StatusPublisher:
         due = self.clock() - self._last_write_at >= self.refresh_seconds
         if self._last_written is not None and comparable == self._last_written and not due:
             return
-        await self.write(patch)
+        try:
+            await self.write(patch)
+        except KubeError as exc:
+            # The status is what the operator shows, not what it does: a refused write must
+            # not cost the worker its cycle. Nothing is marked written, so the next cycle
+            # writes again.
+            log.warning("could not write a worker's status (retried next cycle): %s", exc)
+            return
         self._last_written = comparable
         self._last_write_at = self.clock()
 

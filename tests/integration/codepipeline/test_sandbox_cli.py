@@ -30,6 +30,24 @@ def parse_env(text: str) -> dict[str, str]:
     return dict(pairs)
 
 
+def start_up(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`cpworker sandbox up ARGS` in the background, and what it printed until "ready"."""
+    process = subprocess.Popen(
+        [str(CPWORKER), "sandbox", "up", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "ready" in line:
+            break
+    return process, lines
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_up_writes_env_serves_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
@@ -177,21 +195,8 @@ def test_demo_fails_when_the_pipeline_cannot_finish() -> None:
 
 
 def test_up_with_the_operator_serves_its_metrics_and_passes_the_check(tmp_path: Path) -> None:
-    up = [str(CPWORKER), "sandbox", "up", "--dir", str(tmp_path)]
-    process = subprocess.Popen(
-        [*up, "--operator", "--events-queue", "cp-events"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, lines = start_up("--dir", str(tmp_path), "--operator", "--events-queue", "cp-events")
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "ready" in line:
-                break
         env = parse_env((tmp_path / "env").read_text())
         metrics_url = env["CPWORKER_SANDBOX_METRICS_URL"]
         assert metrics_url.startswith("http://127.0.0.1:")
@@ -212,6 +217,86 @@ def test_up_with_the_operator_serves_its_metrics_and_passes_the_check(tmp_path: 
             check=False,
         )
         assert check.returncode == 0, check.stdout + check.stderr
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_worker_in_a_new_namespace_is_served_by_sandbox_up(tmp_path: Path) -> None:
+    """The first thing a platform team does: `kubectl create ns ci && kubectl apply -n ci`."""
+    import boto3  # noqa: PLC0415 - only this test drives the sandbox's AWS side directly
+    import yaml  # noqa: PLC0415
+
+    from cpworker.sandbox.codepipeline.environment import client_config  # noqa: PLC0415
+    from cpworker.sandbox.codepipeline.scenario import create_scenario  # noqa: PLC0415
+
+    process, lines = start_up("--dir", str(tmp_path), "--operator")
+    try:
+        assert "operator: running in-process, serving every namespace\n" in lines
+        assert any("kubectl create namespace ci" in line for line in lines)
+        env = parse_env((tmp_path / "env").read_text())
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CPWORKER_"))}
+        user_env = {**clean, **env}
+
+        def kubectl(*args: str, stdin: str | None = None) -> str:
+            return subprocess.run(
+                ["kubectl", *args],
+                input=stdin,
+                env=user_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout
+
+        region, key, secret = (
+            env["AWS_DEFAULT_REGION"],
+            env["AWS_ACCESS_KEY_ID"],
+            env["AWS_SECRET_ACCESS_KEY"],
+        )
+        cp = boto3.client(
+            "codepipeline",
+            endpoint_url=env["AWS_ENDPOINT_URL_CODEPIPELINE"],
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=client_config(),
+        )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=client_config(),
+        )
+        scenario = create_scenario(cp, s3)
+        kubectl("create", "namespace", "ci")
+        worker = {
+            "apiVersion": "cpworker.io/v1alpha1",
+            "kind": "CustomActionWorker",
+            "metadata": {"name": "builds", "namespace": "ci"},
+            "spec": {
+                "actionTypeId": dict(scenario.action_type_id),
+                "queryParam": dict(scenario.query_param),
+                "polling": {"minIntervalSeconds": 1, "maxIntervalSeconds": 2},
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "metadata": {"annotations": {"sandbox.cpworker.io/duration": "200ms"}},
+                            "spec": {"containers": [{"name": "build", "image": "example/b:1"}]},
+                        }
+                    }
+                },
+            },
+        }
+        kubectl("apply", "-n", "ci", "-f", "-", stdin=yaml.safe_dump(worker))
+        kubectl("wait", "-n", "ci", "caw/builds", "--for=condition=Ready", "--timeout=60s")
+        execution_id = scenario.start(cp)
+        assert scenario.wait(cp, execution_id, timeout=60) == "Succeeded"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

@@ -58,3 +58,13 @@ def test_every_secret_file_is_documented() -> None:
     for key in (jobsecret.CREDENTIALS_KEY, jobsecret.JOB_KEY, jobsecret.SECRET_CONFIG_KEY):
         assert f"`{key}`" in CONTRACT
     assert jobmanifest.MOUNT_PATH in CONTRACT
+
+
+def test_the_contracts_example_worker_is_valid() -> None:
+    text = CONTRACT.split("### A complete example worker", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert block is not None
+    spec = parse_spec(yaml.safe_load(block.group(1))["spec"])
+    assert spec.artifacts.enabled
+    problems = jobtemplate.validate_job_template(spec.job_template, artifacts=spec.artifacts)
+    assert problems == []

@@ -147,6 +147,10 @@ class FakeKube(KubeClient):
         self.requests: list[Request] = []
         self._versions = itertools.count(1)
         self._interceptors: list[_Interceptor] = []
+        # False models an API server without native sidecars (< 1.29, or the SidecarContainers
+        # gate off): it drops restartPolicy from init containers silently on create
+        # (dropDisabledFields, pkg/api/pod/util.go, applied to pod templates too).
+        self.native_sidecars = True
 
     # ---- what tests read ------------------------------------------------------------------
 
@@ -359,6 +363,10 @@ class FakeKube(KubeClient):
         _validate(target, body)
         if target.resource in _WITH_STATUS:
             body.pop("status", None)
+        if target.resource == "jobs" and not self.native_sidecars:
+            template = (body.get("spec") or {}).get("template") or {}
+            for container in (template.get("spec") or {}).get("initContainers") or []:
+                container.pop("restartPolicy", None)
         self._stamp(body)
         self.store[key] = body
         return copy.deepcopy(body)

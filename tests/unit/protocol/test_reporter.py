@@ -30,6 +30,55 @@ def last_event(world: World) -> dict[str, str]:
     }
 
 
+# ---- the push sidecar decides a Complete Job ------------------------------------------------
+
+
+async def test_a_complete_job_whose_upload_failed_is_reported_with_the_helpers_failure(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    report = '{"failure": {"type": "PermissionError", "message": "S3 denied it: AccessDenied"}}'
+    world.succeed(job_id, push=(1, report))
+    assert await life.reporter.finished(world.summary(job_id))
+    [call] = world.cp.accepted
+    assert call.operation == "PutJobFailureResult"
+    assert call.params["failureDetails"]["type"] == "PermissionError"
+    assert "S3 denied it" in call.params["failureDetails"]["message"]
+    job = world.job(job_id)
+    assert job is not None
+    assert job["metadata"]["annotations"][names.ANNOTATION_RESULT] == "failed"
+    assert world.kube.event_reasons()[-1] == "JobFailed"
+
+
+async def test_a_complete_job_is_not_reported_while_its_push_still_runs(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    pod = world.pods_of(job_name(job_id))[0].name
+    world.kube.external_patch(
+        "pods",
+        NAMESPACE,
+        pod,
+        {
+            "status": {
+                "phase": "Running",
+                "initContainerStatuses": [
+                    {"name": names.PUSH_CONTAINER, "state": {"running": {}}},
+                    {"name": names.PULL_CONTAINER, "state": {"terminated": {"exitCode": 0}}},
+                ],
+            }
+        },
+    )
+    assert not await life.reporter.finished(world.summary(job_id))
+    await life.supervise()
+    assert world.cp.accepted == []
+    world.succeed(job_id)  # the upload finished: push exited 0, the pod Succeeded
+    await life.supervise()
+    [call] = world.cp.accepted
+    assert call.operation == "PutJobSuccessResult"
+
+
 # ---- finished Jobs ---------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ from cpworker.sandbox.codepipeline.standin import CodePipelineStandIn
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 
 class ConformanceError(AssertionError):
@@ -65,6 +66,17 @@ def codepipeline(moto_server: str) -> Iterator[CodePipelineStandIn]:
 
 
 @pytest.fixture
+def guarded(moto_server: str) -> Iterator[CodePipelineStandIn]:
+    """The local CodePipeline with its S3 guard: expired job credentials are refused."""
+    standin = CodePipelineStandIn(
+        moto_server, region=REGION, config=StandInConfig(strict_conformance=True), s3_guard=True
+    )
+    with standin:
+        yield standin
+    assert_conformant(standin)
+
+
+@pytest.fixture
 def aws_env(codepipeline: CodePipelineStandIn, moto_server: str) -> dict[str, str]:
     return aws_environment(codepipeline.url, moto_server)
 
@@ -85,6 +97,19 @@ def cp_client(codepipeline: CodePipelineStandIn) -> CodePipelineClient:
 def s3_client(moto_server: str) -> S3Client:
     return boto3.client(
         "s3",
+        endpoint_url=moto_server,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=client_config(),
+    )
+
+
+@pytest.fixture
+def sqs_client(moto_server: str) -> SQSClient:
+    """SQS in moto (the events queue the local CodePipeline can deliver to)."""
+    return boto3.client(
+        "sqs",
         endpoint_url=moto_server,
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY_ID,

@@ -7,7 +7,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from cpworker.sandbox.codepipeline.engine import Engine, JobTimeline
 from cpworker.sandbox.codepipeline.events import EventBus
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
-from cpworker.sandbox.codepipeline.s3guard import S3Guard
+from cpworker.sandbox.codepipeline.s3guard import S3Guard, S3Request
 from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
 from cpworker.sandbox.codepipeline.service import CodePipelineService
 
@@ -106,6 +106,19 @@ class CodePipelineStandIn:
     def expired_credentials_refused(self) -> int:
         """How many S3 requests the guard refused for expired job credentials."""
         return self._guard.refused if self._guard is not None else 0
+
+    def deny_s3(
+        self, bucket: str, key_prefix: str = "", methods: Collection[str] = ("PUT", "POST")
+    ) -> None:
+        """With the S3 guard: refuse job credentials these S3 requests (403 AccessDenied),
+        as an explicit Deny in the bucket's or the key's policy would."""
+        if self._guard is None:
+            raise RuntimeError("deny_s3 needs the S3 guard (s3_guard=True)")
+        self._guard.deny(bucket, key_prefix, methods)
+
+    def s3_requests(self) -> list[S3Request]:
+        """The S3 requests the guard answered, oldest first (empty without the guard)."""
+        return self._guard.requests() if self._guard is not None else []
 
     def start(self) -> CodePipelineStandIn:
         if self._thread is not None:

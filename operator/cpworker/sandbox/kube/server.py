@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -15,9 +16,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, events, eviction, rbac, tables
+from cpworker.sandbox.kube import discovery, events, eviction, faults, rbac, tables
 from cpworker.sandbox.kube.admission import REQUEST_IDENTITY, Admission, AdmissionConfig
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
+from cpworker.sandbox.kube.control import PREFIX, Compactor, Control
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.gc import GarbageCollector
 from cpworker.sandbox.kube.namespaces import NamespaceController
@@ -33,6 +35,7 @@ from cpworker.sandbox.kube.store import Store, TooOldError, Watcher
 logger = logging.getLogger(__name__)
 USER_KEY = web.RequestKey("user", str)  # who sent the request, for the audit of watches
 IDENTITY_KEY = web.RequestKey("identity", rbac.Identity)
+FAULT_KEY = web.RequestKey("fault", faults.Decision)  # what to inject into this request
 Obj = dict[str, Any]
 USER = "sandbox-admin"
 PATCH_TYPES = frozenset(
@@ -149,6 +152,9 @@ class KubeServer:
         self._audit: deque[AuditRecord] = deque(maxlen=audit_size)
         self._audit_lock = threading.Lock()
         self._stopping = asyncio.Event()
+        self.faults = faults.KubeFaults()
+        self.compactor = Compactor(self.store)
+        self.control = Control(self.faults, self.store, self.compactor)
 
     # -- audit ---------------------------------------------------------------------------
     def audit(self) -> list[AuditRecord]:
@@ -183,12 +189,17 @@ class KubeServer:
         self._stopping.set()
         self.store.close_watches()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one branch per case of the protocol
+    async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911,PLR0912 - one branch per case of the protocol
         if request.path in {"/healthz", "/readyz", "/livez"}:
             return web.Response(text="ok")
         identity = self._authenticate(request)
         if not isinstance(identity, rbac.Identity):
             return identity
+        if request.path.startswith(PREFIX):
+            if not identity.unrestricted:
+                refusal = ApiError(403, "Forbidden", "the sandbox control endpoint is admin only")
+                return _json(refusal.status(), 403)
+            return await self.control.handle(request)
         static = self._static(request)
         if static is not None:
             return static
@@ -220,6 +231,10 @@ class KubeServer:
                     details={"name": route.name or "", "group": route.group, "kind": route.plural},
                 )
                 return _json(failure.status(), 403)
+        fault, target = await self._fault(request, route, verb)
+        if fault.status is not None and not fault.after:  # refused before it took effect
+            self._record(verb, route, fault.status, identity.user)
+            return faults.refusal(fault, target)
         strict = STRICT_FIELDS.set(request.query.get("fieldValidation") == "Strict")
         who = REQUEST_IDENTITY.set(identity)
         try:
@@ -242,9 +257,42 @@ class KubeServer:
         finally:
             REQUEST_IDENTITY.reset(who)
             STRICT_FIELDS.reset(strict)
+        if fault.status is not None and response.status < 400:  # `after`: done, yet "failed"
+            response = faults.refusal(fault, target)
         if verb != "watch":  # a watch is recorded when its stream opens
             self._record(verb, route, response.status, identity.user)
         return response
+
+    async def _fault(
+        self, request: web.Request, route: Route, verb: str
+    ) -> tuple[faults.Decision, faults.FaultRequest]:
+        """Decide this request's fault (see faults.py) and wait out its latency."""
+        target = faults.FaultRequest(verb, route.group, route.plural, route.subresource)
+        if not self.faults.active:
+            return faults.Decision(), target
+        name, body = route.name, None
+        other_format = any(kind in request.content_type for kind in ("protobuf", "yaml"))
+        if verb in faults.WRITE_VERBS and not other_format:
+            with contextlib.suppress(ValueError):
+                body = json.loads(await request.read() or b"null")  # aiohttp caches the body
+        if name is None and isinstance(body, dict):
+            metadata = body.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+        raw_since = request.query.get("resourceVersion", "")
+        resuming = raw_since not in {"", "0"} and request.query.get("sendInitialEvents") != "true"
+        target = dataclasses.replace(
+            target,
+            namespace=route.namespace,
+            name=name,
+            resuming=resuming,
+            agent=request.headers.get("User-Agent", ""),
+            conditional=faults.is_conditional(verb, request.content_type, body),
+        )
+        fault = self.faults.decide(target)
+        if fault.latency > 0:
+            await asyncio.sleep(fault.latency)
+        request[FAULT_KEY] = fault
+        return fault, target
 
     def _authenticate(self, request: web.Request) -> rbac.Identity | web.Response:
         """The caller's identity (impersonation honoured for the admin), or a refusal."""
@@ -554,6 +602,11 @@ class KubeServer:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         self._record("watch", route, 200, request.get(USER_KEY, USER))
+        fault = request.get(FAULT_KEY) or faults.Decision()
+        if fault.watch in faults.AT_START:
+            gone = faults.watch_error_event(fault, raw_since, self.store.resource_version)
+            await response.write((_dumps(gone) + "\n").encode())
+            return response
         key = rtype.storage_key
         try:
             self.store.watch(key, watcher, since)
@@ -588,14 +641,18 @@ class KubeServer:
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        cut = faults.WatchCut(fault, loop.time())
+        deadline = min(deadline, cut.at or deadline)
         try:
             if initial:
                 lines = []
                 while not watcher.queue.empty():
                     lines.append(event(*watcher.queue.get_nowait()))
-                lines.append(bookmark({"k8s.io/initial-events-end": "true"}))
+                lines = cut.take(lines)
+                if not cut.due:
+                    lines.append(bookmark({"k8s.io/initial-events-end": "true"}))
                 await response.write("".join(lines).encode())
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not cut.due:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -611,15 +668,29 @@ class KubeServer:
                 while not watcher.queue.empty():
                     pending.append(watcher.queue.get_nowait())
                 lines = [event(kind, obj) for kind, obj in pending if kind != "STOP"]
+                stopped = len(lines) != len(pending)
+                lines = cut.take(lines)
                 if lines:
                     await response.write("".join(lines).encode())
-                if len(lines) != len(pending):
+                if stopped:
                     break
+            if cut.due or (cut.at is not None and loop.time() >= cut.at):
+                await self._cut(request, response, fault)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.store.unwatch(key, watcher)
         return response
+
+    async def _cut(
+        self, request: web.Request, response: web.StreamResponse, fault: faults.Decision
+    ) -> None:
+        """End a watch stream the way its fault says (a clean `cut` just returns)."""
+        if fault.watch == "error":
+            error = faults.watch_error_event(fault, "", self.store.resource_version)
+            await response.write((_dumps(error) + "\n").encode())
+        elif fault.watch == "abort" and request.transport is not None:
+            request.transport.abort()  # no final chunk: the client sees a broken stream
 
 
 def _impersonated(request: web.Request) -> rbac.Identity:
