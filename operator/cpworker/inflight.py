@@ -203,13 +203,7 @@ class InFlightSupervisor:
         if job.annotations.get(names.ANNOTATION_RESULT) == names.Result.CONTINUED:
             await self._await_continuation(job)
             return
-        outcome = results.outcome_from(job.body, [p.body for p in pods])
-        if outcome.finished:
-            await self.reporter.finished(job, pods)
-            return
-        if outcome.kind is results.OutcomeKind.NEVER_STARTED and await self._never_started(
-            job, outcome, now
-        ):
+        if await self._acted_on_outcome(job, pods, now):
             return
         try:
             await self._refresh_credentials(job, now)
@@ -222,6 +216,30 @@ class InFlightSupervisor:
         if await self._probe_cancelled(job):
             return
         await self._maybe_hand_over(job)
+
+    async def _acted_on_outcome(
+        self, job: JobSummary, pods: list[PodSummary], now: dt.datetime
+    ) -> bool:
+        """Report a Job that ended or cannot start, stop a pod where only classic sidecars
+        run; True when one of these happened (nothing else is due for the Job then)."""
+        outcome = results.outcome_from(job.body, [p.body for p in pods])
+        if outcome.finished:
+            await self.reporter.finished(job, pods)
+            return True
+        if outcome.kind is results.OutcomeKind.NEVER_STARTED:
+            return await self._never_started(job, outcome, now)
+        if outcome.reason == results.SIDECARS_STOP_REASON and outcome.pod:
+            # Only classic sidecars run, the outputs are yet to be uploaded: stop the pod.
+            await self.records.stop_for_sidecars(job.body, outcome.pod)
+            log.info(
+                "Job %s/%s: stopping pod %s, where only sidecars still run (%s)",
+                job.namespace,
+                job.name,
+                outcome.pod,
+                ", ".join(outcome.lingering),
+            )
+            return True
+        return False
 
     async def _never_started(
         self, job: JobSummary, outcome: results.Outcome, now: dt.datetime

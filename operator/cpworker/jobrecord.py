@@ -356,6 +356,27 @@ class JobRecords:
         except NotFoundError:
             return
 
+    async def stop_for_sidecars(self, job: Mapping[str, Any], pod: str) -> None:
+        """Only classic sidecars still run in `pod`, and its outputs are to be uploaded: record
+        the pod and suspend the Job, so that the Job controller deletes the pod gracefully
+        (the kubelet stops the sidecars, then the push sidecar, which uploads) and starts no
+        other (results: `_stopped_for_sidecars`)."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_SIDECARS_STOPPED: pod})
+        patch["spec"] = {"suspend": True}
+        await self.kube.patch_job(namespace, name, patch)
+
+    async def record_stopped_pod(self, namespace: str, job_name: str, record: str) -> None:
+        """The push container of a pod being deleted terminated (results.stopped_pod_record):
+        the pod's final state is kept on the Job, because the pod goes right after. Gone is
+        fine."""
+        try:
+            await self.kube.patch_job(
+                namespace, job_name, _annotate({names.ANNOTATION_STOPPED_POD: record})
+            )
+        except NotFoundError:
+            return
+
     # ---- reporting ------------------------------------------------------------------------
 
     async def claim_report(

@@ -491,22 +491,34 @@ async def job_changed(
 
 
 async def pod_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
-    """A labelled pod changed: one ended from outside (evicted, preempted, rejected) is
-    recorded on its Job, once, because the Job controller lets the pod be deleted as soon as
-    it counted it, before the Job's failure is reported (results.pod_end_record)."""
-    record = results.pod_end_record(body)
+    """A labelled pod changed: what the Job's report needs of a pod that is about to go is
+    recorded on its Job, once each: a pod ended from outside (evicted, preempted, rejected),
+    which the Job controller lets be deleted as soon as it counted it (results.pod_end_record),
+    and the final state of a pod being deleted once its push sidecar's verdict is in
+    (results.stopped_pod_record)."""
     metadata = body.get("metadata") or {}
     uid = str(metadata.get("uid", ""))
     job = jobindex.owning_job(body)
-    if record is not None and job is not None and uid not in rt.recorded_pod_ends:
+    namespace = str(metadata.get("namespace", ""))
+    recorders = (
+        ("pod-ended", results.pod_end_record(body), rt.records.record_pod_end),
+        # A pod being deleted whose push verdict is in: gone before the Job is reported.
+        ("stopped-pod", results.stopped_pod_record(body), rt.records.record_stopped_pod),
+    )
+    for kind, record, write in recorders:
+        key = f"{uid}/{kind}"
+        if record is None or job is None or key in rt.recorded_pod_ends:
+            continue
         try:
-            await rt.records.record_pod_end(str(metadata.get("namespace", "")), job, record)
+            await write(namespace, job, record)
         except kube.KubeError as exc:
-            log.warning("recording why pod %s ended on Job %s: %s", metadata.get("name"), job, exc)
+            log.warning(
+                "recording the %s of pod %s on Job %s: %s", kind, metadata.get("name"), job, exc
+            )
         else:
-            rt.recorded_pod_ends.add(uid)
+            rt.recorded_pod_ends.add(key)
     if event_type == "DELETED":
-        rt.recorded_pod_ends.discard(uid)
+        rt.recorded_pod_ends.difference_update({f"{uid}/pod-ended", f"{uid}/stopped-pod"})
 
 
 async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:

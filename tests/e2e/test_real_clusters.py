@@ -585,10 +585,18 @@ def test_a_credential_refresh_reaches_the_running_pod(stack: Stack) -> None:
     }
     scenario = stack.cp_scenario()
     stack.start_operator(credentials_refresh_seconds=2)
-    stack.cluster.apply(
-        worker_manifest(scenario, annotations={PREFIX + "exec": "local"}, container=container)
+    # Without the artifact helpers: in local-exec mode they would really run against S3.
+    manifest = worker_manifest(
+        scenario,
+        annotations={PREFIX + "exec": "local"},
+        container=container,
+        spec={"artifacts": {"enabled": False}},
     )
+    stack.cluster.apply(manifest)
     execution_id = scenario.start(stack.cp_client)
-    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"
+    status = scenario.wait(stack.cp_client, execution_id, timeout=60)
+    assert status == "Succeeded", action_detail(stack.cp_client, scenario, execution_id, "Build")[
+        "output"
+    ]
     assert summary_of(stack, scenario, execution_id) == "saw refreshed credentials"
     assert stack.calls("GetJobDetails") >= 1

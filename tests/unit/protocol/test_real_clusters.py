@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from cpworker import claimer, jobindex, names, timestamps, workerloop
+from cpworker import claimer, jobindex, models, names, timestamps, workerloop
 from cpworker.claimer import ClaimOutcome
 from cpworker.kube import KubeError
+from tests.unit.operator import samples
 from tests.unit.protocol.world import NAMESPACE, WORKER, Clock, Life, World, job_name
 
 RELIST = 300.0  # the default CPWORKER_JOB_RELIST_SECONDS
@@ -515,32 +516,96 @@ async def test_an_evicted_pods_reason_is_recorded_on_its_job_and_reported_once_i
     assert "EvictionByEvictionAPI" in failure["message"]
 
 
-async def test_a_classic_sidecar_left_running_ends_the_job_and_its_job_is_deleted(
-    world: World,
-) -> None:
-    life = world.life()
-    job_id = await released(world, life)
+def only_sidecars_left(world: World, job_id: str) -> str:
+    """The Job's pod: build succeeded, a classic sidecar (istio-proxy) runs on."""
     pod = world.start_pod(job_id)
+    name = str(pod["metadata"]["name"])
+    containers = [*pod["spec"]["containers"], {"name": "istio-proxy"}]
     world.kube.external_patch(
         "pods",
         NAMESPACE,
-        pod["metadata"]["name"],
+        name,
         {
-            "spec": {"containers": [{"name": "build"}, {"name": "istio-proxy"}]},
+            "spec": {"containers": containers},
             "status": {
-                "phase": "Running",
                 "containerStatuses": [
                     {
                         "name": "build",
                         "state": {"terminated": {"exitCode": 0, "message": '{"summary": "built"}'}},
                     },
                     {"name": "istio-proxy", "state": {"running": {}}},
-                ],
+                ]
             },
         },
     )
+    return name
+
+
+async def test_a_classic_sidecar_left_running_ends_the_job_and_its_job_is_deleted() -> None:
+    world = World.create()
+    world.spec = models.parse_spec(samples.spec(artifacts={"enabled": False}))
+    life = world.life()
+    job_id = await released(world, life)
+    only_sidecars_left(world, job_id)
     await life.supervise()
     [call] = world.cp.accepted_for(job_id)
     assert call.succeeded
     assert call.params["executionDetails"]["summary"] == "built"
     assert world.job(job_id) is None  # nothing else would stop the sidecar
+
+
+@pytest.mark.parametrize(("push", "succeeded"), [(0, True), (1, False)])
+async def test_with_outputs_to_upload_the_pod_is_stopped_and_the_upload_decides(
+    world: World, push: int, succeeded: bool
+) -> None:
+    """The push sidecar uploads only when the kubelet stops it, after every regular container
+    exited: a success reported while the classic sidecar runs would have no outputs. The
+    operator suspends the Job (the pod is deleted gracefully, no other starts), records the
+    push verdict of the pod being deleted, and reports by it once the pod is gone."""
+    life = world.life()
+    job_id = await released(world, life)
+    pod = only_sidecars_left(world, job_id)
+    await life.supervise()
+    assert world.cp.accepted == []
+    job = world.job(job_id)
+    assert job is not None
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["annotations"][names.ANNOTATION_SIDECARS_STOPPED] == pod
+    await life.supervise()  # the upload is pending: nothing is reported, nothing repeated
+    assert world.cp.accepted == []
+    # The Job controller deletes the pod; the kubelet stops istio-proxy, then push uploads.
+    report = '{"failure": {"type": "PermissionError", "message": "s3:PutObject denied"}}'
+    stopping = world.kube.external_patch(
+        "pods",
+        NAMESPACE,
+        pod,
+        {
+            "metadata": {"deletionTimestamp": timestamps.rfc3339(timestamps.now())},
+            "status": {
+                "initContainerStatuses": [
+                    {"name": c["name"], "state": {"terminated": {"exitCode": 0}}}
+                    for c in job["spec"]["template"]["spec"]["initContainers"]
+                    if c["name"] != names.PUSH_CONTAINER
+                ]
+                + [
+                    {
+                        "name": names.PUSH_CONTAINER,
+                        "state": {
+                            "terminated": {"exitCode": push, "message": report if push else ""}
+                        },
+                    }
+                ]
+            },
+        },
+    )
+    await workerloop.pod_changed(life.runtime, "MODIFIED", stopping)
+    world.kube.external_delete("pods", NAMESPACE, pod)
+    await workerloop.pod_changed(life.runtime, "DELETED", stopping)
+    await life.supervise()
+    [call] = world.cp.accepted_for(job_id)
+    assert call.succeeded is succeeded
+    if succeeded:
+        assert call.params["executionDetails"]["summary"] == "built"
+    else:
+        assert call.failure_type == "PermissionError"
+    assert world.job(job_id) is None
