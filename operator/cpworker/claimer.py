@@ -28,7 +28,7 @@ from cpworker.jobmanifest import ManifestError, dropped_sidecars
 from cpworker.jobrecord import JobRecords, known_nonces, phase_of
 from cpworker.kube import Body, KubeError
 from cpworker.metrics import Metrics
-from cpworker.reporter import Reporter
+from cpworker.reporter import Reporter, send
 from cpworker.timeline import timeline_of
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ IN_PROGRESS: Final = "InProgress"
 NOT_FOUND: Final = "NotFound"
 # 400 BadRequest / 422 Invalid: the Job as built can never be created.
 REFUSED_STATUSES: Final = frozenset({400, 422})
+# 403 Forbidden is admission's answer too (quota, webhooks), but also RBAC's: only a 403 whose
+# message an admission step wrote (results.classify_refusal knows it) is a refusal.
+FORBIDDEN: Final = 403
 # Claims of one batch run side by side (each is a few sequential calls); the executor and
 # the rate budget still bound the operator as a whole.
 CLAIM_CONCURRENCY: Final = 8
@@ -155,11 +158,29 @@ async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]
         ctx.claiming_now.discard(name)
 
 
-async def _reject(ctx: ClaimContext, job: jobdata.Job, message: str) -> ClaimOutcome:
+async def _reject(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    message: str,
+    failure_type: results.FailureType = "ConfigurationError",
+) -> ClaimOutcome:
     """Fail a job whose Kubernetes Job cannot exist, so CodePipeline hears why at once."""
-    await fail_unclaimable(ctx, job.id, job.nonce, "ConfigurationError", message)
+    await fail_unclaimable(ctx, job.id, job.nonce, failure_type, message)
     await ctx.post_event("JobRejected", f"job {job.id}: {message}"[:1024], "Warning")
     return ClaimOutcome.REJECTED
+
+
+def refusal(exc: KubeError, what: str) -> tuple[results.FailureType, str] | None:
+    """(failure type, message) when the API server refused `what` for good or for a while
+    (invalid, or refused by admission: quota, a webhook, Pod Security); None for an error
+    worth retrying (throttling, 5xx, RBAC)."""
+    failure_type, _, hint = results.classify_refusal(exc.detail)
+    if exc.status in REFUSED_STATUSES:
+        failure_type = "ConfigurationError"
+    elif exc.status != FORBIDDEN or not hint:
+        return None
+    detail = f"{exc.detail} ({hint})" if hint else exc.detail
+    return failure_type, f"the Kubernetes API refused {what}: {detail}"
 
 
 def sidecars_unsupported_message(containers: Sequence[str]) -> str:
@@ -184,13 +205,13 @@ async def _create(
             manifest, job.nonce, available_at=available_at
         )
     except KubeError as exc:
-        if exc.status not in REFUSED_STATUSES:
+        refused = refusal(exc, "the Job built from the job template")
+        if refused is None or "exceeded quota" in exc.detail:
+            # A Job quota frees up: left unacknowledged, the job is delivered again.
             raise
         # No retry can fix what the API server refuses; without this the job would be
         # polled, refused and redelivered until CodePipeline times it out silently.
-        await _reject(
-            ctx, job, f"the Kubernetes API refused the Job built from the job template: {exc}"
-        )
+        await _reject(ctx, job, refused[1], refused[0])
         return None
     if created and (dropped := dropped_sidecars(record)):
         # Without native sidecars the push container would block as an ordinary init
@@ -201,13 +222,34 @@ async def _create(
     return record, created
 
 
-async def _claim(
+async def _write_secret(
+    ctx: ClaimContext, job: jobdata.Job, record: Body, secrets: frozenset[str], *, created: bool
+) -> bool:
+    """Create (or refresh) the Job's Secret; False when the API server refused it (then the
+    job was failed, saying why, and the Job deleted). Without this the claim would stop here
+    every time, and recovery would acknowledge the job every round and never run it."""
+    try:
+        await ctx.records.ensure_secret(record, job, secrets)
+    except KubeError as exc:
+        refused = refusal(exc, "the job's Secret")
+        if refused is None:
+            raise
+        await _reject(ctx, job, refused[1], refused[0])
+        if created or phase_of(record) == names.Phase.CLAIMING:
+            await ctx.records.abandon(record)
+        return False
+    return True
+
+
+async def _write_record(
     ctx: ClaimContext,
     job: jobdata.Job,
     secrets: frozenset[str],
     manifest: Body,
     available_at: dt.datetime,
-) -> ClaimOutcome:
+) -> tuple[Body, bool] | ClaimOutcome:
+    """The suspended Job and its Secret, before acknowledging: (the Job, whether we created
+    it), or how the claim ended (refused, or the Job already settled)."""
     ctx.hook("before-job")
     made = await _create(ctx, job, manifest, available_at)
     if made is None:
@@ -218,7 +260,22 @@ async def _claim(
             return ClaimOutcome.SKIPPED
         record = await ctx.records.add_nonce_candidate(record, job.nonce)
     ctx.hook("before-secret")
-    await ctx.records.ensure_secret(record, job, secrets)
+    if not await _write_secret(ctx, job, record, secrets, created=created):
+        return ClaimOutcome.REJECTED
+    return record, created
+
+
+async def _claim(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    secrets: frozenset[str],
+    manifest: Body,
+    available_at: dt.datetime,
+) -> ClaimOutcome:
+    written = await _write_record(ctx, job, secrets, manifest, available_at)
+    if isinstance(written, ClaimOutcome):
+        return written
+    record, created = written
     ctx.hook("before-ack")
     status = await acknowledge(ctx.client, job.id, job.nonce)
     ctx.hook("after-ack")
@@ -370,7 +427,20 @@ async def recover_claiming(
             continue
         if status == IN_PROGRESS:
             await records.record_nonce(job, nonce)
-            await restore_secret(records, client, job, nonce)
+            try:
+                await restore_secret(records, client, job, nonce)
+            except KubeError as exc:
+                refused = refusal(exc, "the job's Secret")
+                if refused is None:
+                    raise
+                await send(
+                    client,
+                    results.failure_result(
+                        job_id=job_id, failure_type=refused[0], message=refused[1]
+                    ),
+                )
+                await records.abandon(job)
+                return ClaimOutcome.REJECTED
             _claimed(metrics, await records.release(job))
             return ClaimOutcome.DISPATCHED
         await records.abandon(job)

@@ -36,6 +36,12 @@ from cpworker.settings import OperatorSettings, ResourceKind
 MOUNT_PATH: Final = JOB_MOUNT_PATH
 SECRET_VOLUME_NAME: Final = names.JOB_VOLUME
 DEFAULT_TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+# A replacement pod (after an eviction, with backoffLimit > 0) starts only once the pod it
+# replaces has stopped: the default TerminatingOrFailed starts it while the evicted pod still
+# runs, and the job would run twice at once (pkg/controller/job/job_controller.go
+# onlyReplaceFailedPods). Beta and on by default from Kubernetes 1.29; older API servers drop
+# the field.
+POD_REPLACEMENT_POLICY: Final = "Failed"
 # Kubernetes' default terminationGracePeriodSeconds (pkg/apis/core/v1/defaults.go).
 DEFAULT_GRACE_SECONDS: Final = 30
 
@@ -392,6 +398,7 @@ def build_job(
         "parallelism": 1,
         "completions": 1,
         "backoffLimit": user_spec.get("backoffLimit", 0),
+        "podReplacementPolicy": POD_REPLACEMENT_POLICY,
         "activeDeadlineSeconds": deadline,
         # No TTL yet: a finished Job must outlive an operator outage until its result is
         # reported (reported_patch sets it), or the result would be lost with the Job.

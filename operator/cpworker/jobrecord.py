@@ -175,6 +175,29 @@ class JobRecords:
         except NotFoundError:
             return None
 
+    async def vanished(self, job: Mapping[str, Any]) -> bool:
+        """True when this Job (by uid) no longer exists: deleted, or replaced by a namesake."""
+        namespace, name = _where(job)
+        fresh = await self.get(namespace, name)
+        return fresh is None or fresh["metadata"].get("uid") != job["metadata"].get("uid")
+
+    async def listed_uids(self, namespace: str, worker: str) -> set[str]:
+        """The uids of one worker's Jobs as the API server lists them now (from its watch
+        cache: cheap; `vanished` confirms what is missing)."""
+        jobs = await self.kube.list_jobs(
+            namespace, names.worker_selector(worker), resource_version="0"
+        )
+        return {str(job["metadata"].get("uid")) for job in jobs}
+
+    async def failed_creates(self, job: Mapping[str, Any]) -> list[Body]:
+        """The Job controller's FailedCreate events on this Job: why it has no pod."""
+        namespace, name = _where(job)
+        selector = (
+            f"involvedObject.kind=Job,involvedObject.name={name},"
+            f"involvedObject.uid={job['metadata'].get('uid', '')},reason=FailedCreate"
+        )
+        return await self.kube.list_events(namespace, selector)
+
     # ---- the claim ------------------------------------------------------------------------
 
     async def create_suspended(
@@ -322,6 +345,37 @@ class JobRecords:
             namespace, name, _annotate({names.ANNOTATION_PHASE: names.Phase.CANCELLED.value})
         )
         await self.abandon(job)
+
+    async def record_pod_end(self, namespace: str, job_name: str, record: str) -> None:
+        """A pod of this Job was ended from outside (results.pod_end_record): kept on the Job,
+        because the pod is deleted before the Job's failure is reported. Gone is fine."""
+        try:
+            await self.kube.patch_job(
+                namespace, job_name, _annotate({names.ANNOTATION_POD_ENDED: record})
+            )
+        except NotFoundError:
+            return
+
+    async def stop_for_sidecars(self, job: Mapping[str, Any], pod: str) -> None:
+        """Only classic sidecars still run in `pod`, and its outputs are to be uploaded: record
+        the pod and suspend the Job, so that the Job controller deletes the pod gracefully
+        (the kubelet stops the sidecars, then the push sidecar, which uploads) and starts no
+        other (results: `_stopped_for_sidecars`)."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_SIDECARS_STOPPED: pod})
+        patch["spec"] = {"suspend": True}
+        await self.kube.patch_job(namespace, name, patch)
+
+    async def record_stopped_pod(self, namespace: str, job_name: str, record: str) -> None:
+        """The push container of a pod being deleted terminated (results.stopped_pod_record):
+        the pod's final state is kept on the Job, because the pod goes right after. Gone is
+        fine."""
+        try:
+            await self.kube.patch_job(
+                namespace, job_name, _annotate({names.ANNOTATION_STOPPED_POD: record})
+            )
+        except NotFoundError:
+            return
 
     # ---- reporting ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from cpworker import names
 from cpworker.jobmanifest import (
     MOUNT_PATH,
+    POD_REPLACEMENT_POLICY,
     RESERVED_CONTAINER_PREFIX,
     RESERVED_ENV_NAMES,
     RESERVED_ENV_PREFIX,
@@ -123,7 +124,9 @@ def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return found
 
 
-def _metadata_problems(metadata: object, where: str) -> list[str]:
+def _metadata_problems(
+    metadata: object, where: str, allowed_annotations: frozenset[str] = frozenset()
+) -> list[str]:
     if not isinstance(metadata, Mapping):
         return []
     problems = [
@@ -138,7 +141,9 @@ def _metadata_problems(metadata: object, where: str) -> list[str]:
                 f"{where}.{kind}.{key}: keys under {names.RESERVED_KEY_PREFIX} are reserved "
                 "for the operator"
                 for key in keys
-                if isinstance(key, str) and names.is_reserved_key(key)
+                if isinstance(key, str)
+                and names.is_reserved_key(key)
+                and not (kind == "annotations" and key in allowed_annotations)
             ]
     return problems
 
@@ -243,6 +248,13 @@ def _spec_problems(
                 f"jobTemplate.spec.{field} is {value}: one CodePipeline job runs as exactly "
                 "one pod at a time"
             )
+    replacement = spec.get("podReplacementPolicy")
+    if replacement is not None and replacement != POD_REPLACEMENT_POLICY:
+        problems.append(
+            f"jobTemplate.spec.podReplacementPolicy is {replacement}: must be "
+            f"{POD_REPLACEMENT_POLICY} (or unset); with TerminatingOrFailed an evicted pod's "
+            "replacement runs the job a second time while the evicted pod still runs"
+        )
     deadline = spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and max_deadline is not None and deadline > max_deadline:
         problems.append(
@@ -251,7 +263,12 @@ def _spec_problems(
         )
     template = spec.get("template")
     if isinstance(template, Mapping):
-        problems += _metadata_problems(template.get("metadata"), "jobTemplate.spec.template")
+        # The pod template may name its classic sidecars (results.py: they end with the job).
+        problems += _metadata_problems(
+            template.get("metadata"),
+            "jobTemplate.spec.template",
+            allowed_annotations=frozenset({names.ANNOTATION_SIDECARS}),
+        )
         pod_spec = template.get("spec")
         if isinstance(pod_spec, Mapping):
             problems += _pod_problems(pod_spec, artifacts)

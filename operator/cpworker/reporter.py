@@ -2,9 +2,11 @@
 
 `Reporter` has one method per reason a CodePipeline job ends here:
 
-- `finished`: the Kubernetes Job ended (Complete/Failed): success or failure from its pods;
+- `finished`: the Kubernetes Job ended (either terminal step, or only classic sidecars still
+  run: then the Job is deleted too, nothing else would stop them): success or failure from
+  its pods;
 - `vanished`: a running Job was deleted by someone else before it finished;
-- `never_started`: its pod could not start within the grace period (SystemUnavailable);
+- `never_started`: its pod cannot start (refused, misconfigured, or not within its patience);
 - `hand_over`: a long job is handed over with a continuation token (the action goes on);
 - `cancel`: its worker was deleted with deletionPolicy Cancel;
 - `reject`: a polled job that cannot run at all (malformed data, unusable template).
@@ -22,12 +24,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cpworker import codepipeline, continuation, names, results, timestamps, workerstatus
-from cpworker.jobindex import JobSummary, PodSummary, owning_job, summarize_pod
+from cpworker.jobindex import JobSummary, PodSummary, owner_uid, owning_job, summarize_pod
 from cpworker.jobrecord import JobRecords
 from cpworker.kube import KubeClient, KubeError
 from cpworker.metrics import JobOutcome, Metrics
@@ -129,14 +131,26 @@ class Reporter:
 
     # ---- why a job ends ------------------------------------------------------------------
 
-    async def finished(self, job: JobSummary) -> bool:
-        """Report a Job that ended in Kubernetes, once (event handler and supervisor share it)."""
+    async def finished(self, job: JobSummary, known_pods: Sequence[PodSummary] = ()) -> bool:
+        """Report a Job that ended in Kubernetes, once (event handler and supervisor share it).
+
+        Its pods are read fresh; `known_pods` (the pod index) adds the last known state of
+        pods already gone: an evicted pod is deleted as soon as the Job controller counted
+        it, and its DisruptionTarget is the reason the job failed.
+        """
 
         async def send_report() -> bool:
-            pods = await self._fresh_pods(job)
+            pods = with_gone_pods(await self.fresh_pods(job), known_pods, job.uid)
             outcome = results.outcome_from(job.body, [p.body for p in pods])
             if not outcome.finished:
                 return False
+            if outcome.kind is results.OutcomeKind.FAILED and not (
+                outcome.container or outcome.pod_reason
+            ):
+                # No pod says why: the Job may have recorded a pod ended from outside since.
+                fresh = await self.records.get(job.namespace, job.name)
+                if fresh is not None and fresh["metadata"].get("uid") == job.uid:
+                    outcome = results.outcome_from(fresh, [p.body for p in pods])
             call = results.result_for(
                 outcome,
                 job_id=job.job_id,
@@ -144,7 +158,9 @@ class Reporter:
                 job_name=job.name,
                 redact=await self.records.secret_configuration(job.body),
             )
-            return await self._report(job, call, pods=[p.body for p in pods])
+            return await self._report(
+                job, call, pods=[p.body for p in pods], delete_job=bool(outcome.lingering)
+            )
 
         return await self.guard.once(job.name, job.job_id, send_report)
 
@@ -161,7 +177,8 @@ class Reporter:
         return await self.guard.once(job.name, job.job_id, lambda: self._report(job, call))
 
     async def never_started(self, job: JobSummary, outcome: results.Outcome) -> bool:
-        """The Job's pod could not start within the grace period: fail it and delete the Job."""
+        """The Job's pod cannot start (refused, misconfigured, or waited for long enough): fail
+        it and delete the Job."""
         call = results.result_for(
             outcome, job_id=job.job_id, namespace=job.namespace, job_name=job.name
         )
@@ -300,7 +317,18 @@ class Reporter:
         if worker is not None:
             await self.kube.post_event(worker, reason, message[:1024], type_=event_type)
 
-    async def _fresh_pods(self, job: JobSummary) -> list[PodSummary]:
+    async def fresh_pods(self, job: JobSummary) -> list[PodSummary]:
         """A Job's pods, fresh from the API (the pod index may lag behind the Job's end)."""
         pods = await self.kube.list_pods(job.namespace, names.worker_selector(job.worker))
         return [summarize_pod(p) for p in pods if owning_job(p) == job.name]
+
+
+def with_gone_pods(
+    fresh: list[PodSummary], known: Sequence[PodSummary], job_uid: str
+) -> list[PodSummary]:
+    """The fresh pods, and the last known state of this Job's pods that are gone since."""
+    listed = {pod.name for pod in fresh}
+    gone = [
+        pod for pod in known if pod.name not in listed and owner_uid(pod.body) in (job_uid, None)
+    ]
+    return [*fresh, *gone]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from cpworker import codepipeline, events, kube, wakeups
+from cpworker.jobindex import VanishedJobs
 from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
@@ -79,6 +80,10 @@ class Runtime:
     # When the last STARTED event of an action type arrived (monotonic seconds).
     last_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
     event_grace_seconds: float = EVENT_GRACE_SECONDS
+    # Jobs the watch index still holds that vanished in a watch gap (inflight finds them).
+    vanished: VanishedJobs = field(default_factory=VanishedJobs)
+    # "<pod uid>/<what>" this process recorded on the pod's Job (each written once).
+    recorded_pod_ends: set[str] = field(default_factory=set)
 
     @classmethod
     def create(

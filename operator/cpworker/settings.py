@@ -95,7 +95,26 @@ class OperatorSettings(BaseSettings):
         gt=0,
         le=86400,
         description="How long a pod may fail to start (image pull, unschedulable, missing "
-        "service account) before the job is reported as SystemUnavailable.",
+        "service account or Secret) before the job is reported as SystemUnavailable. Pods "
+        "that never can (admission refusals, runAsNonRoot with a root image) fail at once, "
+        "a quota shortage waits CPWORKER_QUOTA_WAIT_SECONDS.",
+    )
+    quota_wait_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        le=86400,
+        description="How long a job whose pod a ResourceQuota refuses (exceeded quota) waits "
+        "for the quota to free up before it fails as SystemUnavailable; the Job's "
+        "activeDeadlineSeconds counts meanwhile. Other refusals (Pod Security, LimitRange, a "
+        "webhook) fail at once.",
+    )
+    job_relist_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="How often a worker with jobs in flight lists its Jobs, to find any that "
+        "were deleted while a watch was interrupted (a watch gap yields no DELETED event): "
+        "they are reported as vanished and stop counting against maxInFlight.",
     )
     continuation_after_seconds: float = Field(
         default=0.0,

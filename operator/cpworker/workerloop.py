@@ -33,6 +33,7 @@ from cpworker import (
     kube,
     models,
     names,
+    results,
     timestamps,
     wakeups,
     workerstatus,
@@ -152,7 +153,10 @@ class Worker:
         return self._view[1]
 
     def jobs(self) -> list[jobindex.JobSummary]:
-        return jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        """The worker's Jobs, without those known to have vanished in a watch gap."""
+        return self.rt.vanished.hide(
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        )
 
     def live_jobs(self) -> int:
         return sum(1 for job in self.jobs() if job.live)
@@ -269,8 +273,10 @@ class Worker:
                 await self.status.count("lostRaces")
 
     async def supervise(self) -> None:
+        # The whole index: the supervisor's relist decides what vanished.
         await self.supervisor.supervise(
-            self.jobs(), lambda job: jobindex.job_pods(self.index_pods, self.namespace, job)
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name),
+            lambda job: jobindex.job_pods(self.index_pods, self.namespace, job),
         )
 
     async def show(self, outcome: PollOutcome) -> None:
@@ -401,6 +407,9 @@ def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> In
         claiming_now=rt.claiming_now,
         probe_interval=rt.cancel_probe_seconds,
         metrics=rt.metrics,
+        namespace=namespace,
+        worker=name,
+        vanished=rt.vanished,
     )
 
 
@@ -421,7 +430,8 @@ async def drain_or_cancel(
     '[{"op":"remove","path":"/metadata/finalizers"}]'` releases a stuck worker; its Jobs are
     then garbage-collected and CodePipeline times their jobs out.
     """
-    jobs = [job for job in jobindex.worker_jobs(index_jobs, namespace, name) if job.live]
+    indexed = jobindex.worker_jobs(index_jobs, namespace, name)
+    jobs = [job for job in rt.vanished.hide(indexed) if job.live]
     if not jobs:
         rt.metrics.forget_worker(namespace, name)
         return
@@ -440,7 +450,7 @@ async def drain_or_cancel(
         return
     # Drain: keep reporting (the worker's loop is not running any more: the daemon stopped).
     supervisor = in_flight_supervisor(rt, namespace, name, uid)
-    await supervisor.supervise(jobs, lambda job: jobindex.job_pods(index_pods, namespace, job))
+    await supervisor.supervise(indexed, lambda job: jobindex.job_pods(index_pods, namespace, job))
     await workerstatus.publish_draining(rt.kube, namespace, name, len(jobs))
     raise kopf.TemporaryError(
         workerstatus.draining_message(len(jobs)),
@@ -448,8 +458,14 @@ async def drain_or_cancel(
     )
 
 
-async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
-    """A labelled Job changed: report it when it finished (or vanished); wake its worker."""
+async def job_changed(
+    rt: Runtime,
+    event_type: str | None,
+    body: Mapping[str, Any],
+    pods: Sequence[jobindex.PodSummary] = (),
+) -> None:
+    """A labelled Job changed: report it when it finished (or vanished); wake its worker.
+    `pods`: its pods as the pod index holds them (the last state of those already gone)."""
     job = jobindex.summarize_job(body)
     unsettled = (
         job.phase == names.Phase.RUNNING
@@ -463,7 +479,7 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
                 # CodePipeline wait for its timeout.
                 await rt.reporter.vanished(job)
             else:
-                await rt.reporter.finished(job)
+                await rt.reporter.finished(job, pods)
         except (codepipeline.CodePipelineError, kube.KubeError) as exc:
             # The supervisor retries a finished Job: it stays `running` until reported.
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
@@ -472,6 +488,37 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
     worker = rt.workers.get((job.namespace, job.worker))
     if worker is not None and ended:
         worker.loop.poll_now()  # capacity may have freed up
+
+
+async def pod_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
+    """A labelled pod changed: what the Job's report needs of a pod that is about to go is
+    recorded on its Job, once each: a pod ended from outside (evicted, preempted, rejected),
+    which the Job controller lets be deleted as soon as it counted it (results.pod_end_record),
+    and the final state of a pod being deleted once its push sidecar's verdict is in
+    (results.stopped_pod_record)."""
+    metadata = body.get("metadata") or {}
+    uid = str(metadata.get("uid", ""))
+    job = jobindex.owning_job(body)
+    namespace = str(metadata.get("namespace", ""))
+    recorders = (
+        ("pod-ended", results.pod_end_record(body), rt.records.record_pod_end),
+        # A pod being deleted whose push verdict is in: gone before the Job is reported.
+        ("stopped-pod", results.stopped_pod_record(body), rt.records.record_stopped_pod),
+    )
+    for kind, record, write in recorders:
+        key = f"{uid}/{kind}"
+        if record is None or job is None or key in rt.recorded_pod_ends:
+            continue
+        try:
+            await write(namespace, job, record)
+        except kube.KubeError as exc:
+            log.warning(
+                "recording the %s of pod %s on Job %s: %s", kind, metadata.get("name"), job, exc
+            )
+        else:
+            rt.recorded_pod_ends.add(key)
+    if event_type == "DELETED":
+        rt.recorded_pod_ends.difference_update({f"{uid}/pod-ended", f"{uid}/stopped-pod"})
 
 
 async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:
