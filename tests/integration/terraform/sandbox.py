@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,17 +35,23 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 @contextmanager
-def sandbox_up(directory: Path) -> Iterator[dict[str, str]]:
-    """Run the local stand-ins until the block ends; yield the environment they export."""
+def sandbox_up(
+    directory: Path, args: Sequence[str] = (), printed: list[str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Run the local stand-ins until the block ends; yield the environment they export.
+
+    `args`: more `cpworker sandbox up` arguments, e.g. `--operator`; `printed` receives the
+    lines it printed up to "ready"."""
+    command = [sys.executable, "-m", "cpworker.cli", "sandbox", "up", "--dir", str(directory)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cpworker.cli", "sandbox", "up", "--dir", str(directory)],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    seen: list[str] = []
+    seen: list[str] = [] if printed is None else printed
     try:
         while True:
             try:
