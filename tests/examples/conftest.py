@@ -39,9 +39,10 @@ def relative(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def operator_shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shell]:
-    """A shell on `cpworker sandbox up --operator` (every namespace served), one per module."""
+    """A shell on `cpworker sandbox up --operator` (every namespace served, woken by the
+    events queue so that a pipeline's stages follow each other at once), one per module."""
     directory = tmp_path_factory.mktemp("sandbox")
-    with sandbox_up(directory, ["--operator"]) as env:
+    with sandbox_up(directory, ["--operator", "--events-queue", "cpworker-events"]) as env:
         yield Shell(user_environment(env, directory / "home"))
 
 

@@ -38,10 +38,10 @@ from tests.unit.operator import samples
 from tests.usershell import REPO_ROOT, Shell
 
 CONTRACT = (REPO_ROOT / "docs" / "job-contract.md").read_text()
-# What the example Build container writes as its report; in the sandbox the container is
-# scripted (sandbox.cpworker.io/ annotations), so the test gives it the same report.
+# examples/sandbox/build-report.yaml: in the sandbox the Build container is simulated and
+# reports what the example's script writes, with this output variable.
+REPORT = EXAMPLES / "sandbox" / "build-report.yaml"
 BUILD_TAG = "1.4.2-sandbox"
-BUILD_REPORT = {"summary": f"built {BUILD_TAG}", "outputVariables": {"IMAGE_TAG": BUILD_TAG}}
 VARIABLE = re.compile(r"\$\{?(CPWORKER_[A-Z0-9_]+)")
 INPUT = re.compile(r"\$\{?CPWORKER_INPUT_DIR\}?/([A-Za-z0-9_-]+)")
 OUTPUT = re.compile(r"\$\{?CPWORKER_OUTPUT_DIR\}?/([A-Za-z0-9_-]+)")
@@ -166,7 +166,7 @@ def test_every_example_file_is_covered_by_a_test() -> None:
     files = {
         relative(p) for p in EXAMPLES.rglob("*") if p.is_file() and ".terraform" not in p.parts
     }
-    here = {relative(p) for p in [*WORKERS, *ACTION_TYPES, PIPELINE]}
+    here = {relative(p) for p in [*WORKERS, *ACTION_TYPES, PIPELINE, REPORT]}
     # The Terraform root and the Helm values have test files of their own; the README is a doc.
     elsewhere = ("examples/terraform/", "examples/helm/", "examples/README.md")
     assert sorted(f for f in files - here if not f.startswith(elsewhere)) == []
@@ -201,12 +201,8 @@ def test_the_examples_run_a_pipeline_in_the_sandbox(operator_shell: Shell, tmp_p
         load_worker(p)["metadata"]["name"] for p in WORKERS
     )
 
-    # The Build container's report, as its script writes it.
-    annotations = {"sandbox.cpworker.io/termination-message": json.dumps(BUILD_REPORT)}
-    patch = {
-        "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"annotations": annotations}}}}}
-    }
-    shell(f"kubectl patch caw build -n {NAMESPACE} --type merge -p '{json.dumps(patch)}'")
+    # The Build container's report, as its script writes it (the sandbox simulates it).
+    shell(f"kubectl patch caw build -n {NAMESPACE} --type merge --patch-file {relative(REPORT)}")
 
     # The buckets and the source object the pipeline names.
     source = pipeline["stages"][0]["actions"][0]["configuration"]
