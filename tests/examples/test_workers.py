@@ -188,6 +188,8 @@ def test_the_examples_run_a_pipeline_in_the_sandbox(operator_shell: Shell, tmp_p
     shell = operator_shell
     pipeline = load_json(PIPELINE)["pipeline"]
     shell(f"kubectl create namespace {NAMESPACE}")
+    # Pod Security admission at its strictest: the operator's Jobs must pass it as they are.
+    shell(f"kubectl label namespace {NAMESPACE} pod-security.kubernetes.io/enforce=restricted")
     for path in ACTION_TYPES:
         shell(
             f"aws codepipeline create-custom-action-type --cli-input-json file://{relative(path)}"
