@@ -14,7 +14,7 @@ from tests.integration.terraform.sandbox import sandbox_up
 from tests.usershell import Shell, user_environment
 
 # `kubectl get -w` never ends by itself: it is given this long to show the Ready worker.
-WATCH_SECONDS = 10
+WATCH_SECONDS = 6
 TIMEOUT_EXIT = 124
 
 

@@ -16,18 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from tests.examples.conftest import ACTION_TYPES, EXAMPLES, HELM_VALUES, load_json, merge_values
 from tests.integration.helm.chart import manifests, one, operator_container
+from tests.integration.terraform import hcl
 from tests.integration.terraform.conftest import provider_mirror, terraform, terraform_binary
+from tests.integration.terraform.sandbox import client as _client
 from tests.integration.terraform.sandbox import sandbox_up
 from tests.integration.terraform.tf import Terraform, copy_tree
 
 __all__ = ["provider_mirror", "terraform", "terraform_binary"]
 
+ROOT = EXAMPLES / "terraform"
 CLUSTER = "sandbox"
 OIDC_PROVIDER = (
     "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/SANDBOX"
@@ -48,16 +50,6 @@ def root(tmp_path: Path) -> Path:
 def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     with sandbox_up(tmp_path_factory.mktemp("sandbox")) as env:
         yield env
-
-
-def _client(service: str, env: dict[str, str]) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=env[f"AWS_ENDPOINT_URL_{service.upper()}"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def _as_listed(definition: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +78,15 @@ def _property(listed: dict[str, Any]) -> dict[str, Any]:
 def _statement_resources(statement: dict[str, Any]) -> list[str]:
     resource = statement["Resource"]
     return sorted([resource] if isinstance(resource, str) else resource)
+
+
+def test_the_readme_documents_every_variable_and_output() -> None:
+    readme = (ROOT / "README.md").read_text()
+    names = set(hcl.variables(ROOT)) | {
+        n for n, _ in hcl.named_blocks(hcl.load_dir(ROOT), "output")
+    }
+    assert len(names) > 8
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []
 
 
 def test_the_root_validates_offline(terraform: Terraform, root: Path) -> None:

@@ -11,6 +11,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 READY_MARKER = "ready"
 START_TIMEOUT_SECONDS = 90.0
@@ -73,3 +76,16 @@ def sandbox_up(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def client(service: str, env: dict[str, str]) -> Any:
+    """A boto3 client for `service` on the sandbox whose environment `env` is (its endpoint,
+    region and keys); EventBridge is `events`."""
+    suffix = {"events": "EVENTBRIDGE"}.get(service, service.upper())
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=env[f"AWS_ENDPOINT_URL_{suffix}"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
