@@ -11,7 +11,7 @@ SANDBOX_STAMP := $(VENV)/.installed-sandbox
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: test lint typecheck sandbox bench venv tools crds image clean
+.PHONY: test lint typecheck sandbox bench venv tools crds docs image clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ bench: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/cpworker crd --output crds/
 	$(BIN)/python helm/sync_crds.py
+
+# docs/reference.md is generated from the models and the settings; a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m tools.docs.reference docs/reference.md
 
 # The operator image, with podman as root (docs/image.md): IMAGE_BASE=debian makes a Debian
 # base with mmdebstrap (no registry needed); any image reference is used as the base instead.

@@ -162,7 +162,7 @@ class OperatorSettings(BaseSettings):
     )
     peering_name: str | None = Field(
         default=None,
-        description="kopf peering object for several replicas (None = standalone).",
+        description="kopf peering object for several replicas (unset: standalone).",
     )
     peering_priority: int = Field(
         default=0,
@@ -206,7 +206,7 @@ class OperatorSettings(BaseSettings):
         le=86400,
         description="How often an idle worker's status.lastPollTime is rewritten when nothing "
         "else changed (a write per worker each time: keep it coarse; the metric "
-        "cpworker_last_poll_timestamp_seconds is exact).",
+        "cpworker_worker_last_successful_poll_timestamp_seconds is exact).",
     )
     default_active_deadline_seconds: int = Field(
         default=DEFAULT_ACTIVE_DEADLINE_SECONDS,

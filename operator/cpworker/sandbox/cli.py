@@ -142,10 +142,13 @@ def build_stack(
 
 
 def usage(env_file: Path, *, operator: bool) -> str:
-    """What to try once the sandbox is up (every client reads its endpoints from the env file)."""
+    """What to try once the sandbox is up (every client reads its endpoints from the env file).
+
+    Every indented line is a shell line, run from the repository root: a test runs them as
+    printed (tests/examples/test_sandbox_usage.py)."""
     lines = [
         "",
-        "try it (in another shell):",
+        "try it (in another shell, from the repository root):",
         f"  source {env_file}",
         "  aws codepipeline list-action-types --action-owner-filter Custom",
         "  kubectl get caw -A",
@@ -153,12 +156,16 @@ def usage(env_file: Path, *, operator: bool) -> str:
     if operator:
         lines += [
             "  kubectl create namespace ci",
+            (
+                "  aws codepipeline create-custom-action-type"
+                " --cli-input-json file://examples/codepipeline/action-type-build.json"
+            ),
             "  kubectl apply -n ci -f examples/workers/build.yaml  # any namespace is served",
             "  kubectl get caw -n ci -w",
-            '  curl -s "$CPWORKER_SANDBOX_METRICS_URL" | grep ^cpworker_jobs_total',
+            '  curl -s "$CPWORKER_SANDBOX_METRICS_URL" | grep ^cpworker_worker_ready',
         ]
     lines += [
-        "  terraform: the AWS provider reads AWS_ENDPOINT_URL_* (docs/terraform.md)",
+        "  # terraform and every AWS SDK read AWS_ENDPOINT_URL_* from the env (docs/terraform.md)",
         "",
     ]
     return "\n".join(lines)
