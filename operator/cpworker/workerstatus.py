@@ -5,13 +5,16 @@
 - `StatusPublisher`: writes the status through the API only when it changed (kopf flushes a
   daemon's `patch` only when the daemon returns, so a long-running loop patches directly).
 - The counters (`succeeded`, `failed`, `lostRaces`): read-modify-write under a resourceVersion
-  precondition, so replicas never lose an increment to each other.
+  precondition, so replicas never lose an increment to each other. A reported job is counted
+  with its id in the same write (`count_job`, the bounded ledger `status.countedJobs`), so a
+  report repeated after a crash is counted exactly once (docs/reliability.md, "Counters").
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -297,11 +300,14 @@ async def _update_status(
     namespace: str,
     worker: str,
     change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+    *,
+    must_write: bool = False,
 ) -> None:
     """Read-modify-write of the worker's status under a resourceVersion precondition.
 
     `change` maps the current status to the fields to write, or None when nothing is to be
-    written. The worker may be gone: then there is nothing to count.
+    written. The worker may be gone: then there is nothing to count. With `must_write`, a write
+    that keeps conflicting raises ConflictError instead of giving up quietly.
     """
     key = (id(asyncio.get_running_loop()), namespace, worker)
     lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
@@ -322,7 +328,50 @@ async def _update_status(
             except NotFoundError:
                 return
             return
+        if must_write:
+            raise ConflictError(
+                "PATCH", f"{namespace}/{worker}/status", 409, "Conflict", "kept conflicting"
+            )
         log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
+
+
+def counted_key(job_id: str) -> str:
+    """A job's entry in `status.countedJobs`: 12 hex digits of its id's hash (48 bits: two of
+    a worker's last 200 jobs collide with a chance of about 1e-10)."""
+    return hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:12]
+
+
+def count_patch(status: Mapping[str, Any], counter: str, job_id: str) -> dict[str, Any] | None:
+    """The status fields that count `job_id` in `counter` once, or None if it was counted.
+
+    Pure: the counter and the ledger of the jobs counted last change in one write, so no crash
+    can separate them.
+    """
+    key = counted_key(job_id)
+    ledger = [str(k) for k in status.get("countedJobs") or []]
+    if key in ledger:
+        return None
+    return {
+        counter: int(status.get(counter) or 0) + 1,
+        "countedJobs": [*ledger, key][-models.COUNTED_JOBS_MAX :],
+    }
+
+
+async def count_job(
+    kube: KubeClient, namespace: str, worker: str, counter: str, job_id: str
+) -> None:
+    """Count a reported job in `status.<counter>`, once whatever happens (a crash, a repeat).
+
+    Raises KubeError when the status cannot be written (the caller retries the report, which
+    counts it then); a worker that is gone has nothing to count.
+    """
+    await _update_status(
+        kube,
+        namespace,
+        worker,
+        lambda status: count_patch(status, counter, job_id),
+        must_write=True,
+    )
 
 
 async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:
