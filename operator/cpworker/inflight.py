@@ -68,6 +68,9 @@ class InFlightSupervisor:
     on_hand_over: Callable[[], None] = field(default=lambda: None)
     state: SupervisionState = field(default_factory=SupervisionState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    # The last Kubernetes error of the latest round (None: it met none); the worker's
+    # condition shows it (kubehealth).
+    kube_error: KubeError | None = None
 
     def probe_soon(self, job_name: str) -> None:
         """Probe this job at the next supervision (an event says its action ended)."""
@@ -83,6 +86,7 @@ class InFlightSupervisor:
     ) -> None:
         now = timestamps.now()
         seen: set[str] = set()
+        kube_error: KubeError | None = None
         for job in list(jobs):
             seen.add(job.name)
             if job.name in self.state.busy or job.deleting:
@@ -92,8 +96,11 @@ class InFlightSupervisor:
                 await self._one(job, pods_of(job.name), now)
             except (codepipeline.CodePipelineError, KubeError) as exc:
                 log.warning("supervising Job %s/%s: %s", job.namespace, job.name, exc)
+                if isinstance(exc, KubeError):
+                    kube_error = exc
             finally:
                 self.state.busy.discard(job.name)
+        self.kube_error = kube_error
         for gone in set(self.state.last_probe) - seen:
             self.state.last_probe.pop(gone, None)
         for since in (self.state.tracked_since, self.state.continued_since):

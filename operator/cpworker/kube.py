@@ -42,6 +42,8 @@ class KubeError(Exception):
 
     def __init__(self, method: str, path: str, status: int, reason: str, message: str) -> None:
         super().__init__(f"{method} {path}: {status} {reason}: {message}")
+        self.method = method
+        self.path = path
         self.status = status
         self.reason = reason
         self.detail = message

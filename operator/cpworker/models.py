@@ -487,6 +487,11 @@ class Reason(StrEnum):
     ACCESS_DENIED = "AccessDenied"
     THROTTLED = "Throttled"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    CREDENTIALS_EXPIRED = "CredentialsExpired"  # the operator's AWS credentials expired
+    CREDENTIALS_INVALID = "CredentialsInvalid"  # ... are unknown or revoked
+    ROLE_NOT_ASSUMABLE = "RoleNotAssumable"  # spec.roleArn cannot be assumed
+    KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"  # Job/Secret writes fail (429/5xx, ...)
+    KUBERNETES_FORBIDDEN = "KubernetesForbidden"  # ... are refused with 401/403
     INVALID_SPEC = "InvalidSpec"
     PAUSED = "Paused"
     DELETING = "Deleting"
