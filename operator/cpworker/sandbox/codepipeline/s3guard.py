@@ -37,10 +37,11 @@ def signing_key_id(request: web.Request) -> str | None:
     return credential.split("/", 1)[0] or request.query.get("AWSAccessKeyId") or None
 
 
-class S3Guard:
-    def __init__(self, upstream: str, ledger: CredentialLedger) -> None:
+class Front:
+    """A loopback front that relays requests to moto unless `refusal` answers them itself."""
+
+    def __init__(self, upstream: str) -> None:
         self._upstream = upstream.rstrip("/")
-        self._ledger = ledger
         self._session: aiohttp.ClientSession | None = None
         self.refused = 0
 
@@ -54,33 +55,58 @@ class S3Guard:
         if self._session is not None:
             await self._session.close()
 
+    def refusal(self, request: web.Request, body: bytes) -> web.Response | None:
+        """The answer AWS would give instead of moto's, if any."""
+        raise NotImplementedError
+
     async def forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        refused = self.refusal(request, body)
+        if refused is not None:
+            self.refused += 1
+            return refused
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+        return await relay(self._session, self._upstream, request, body)
+
+
+class S3Guard(Front):
+    def __init__(self, upstream: str, ledger: CredentialLedger) -> None:
+        super().__init__(upstream)
+        self._ledger = ledger
+
+    def refusal(self, request: web.Request, body: bytes) -> web.Response | None:  # noqa: ARG002
         key_id = signing_key_id(request)
         expires_at = self._ledger.expires_at(key_id) if key_id else None
         if expires_at is not None and time.time() >= expires_at:
-            self.refused += 1
             return web.Response(status=400, text=_EXPIRED, content_type="application/xml")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(auto_decompress=False)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
-        body = await request.read()
-        async with self._session.request(
-            request.method,
-            f"{self._upstream}{request.rel_url}",
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-        ) as upstream:
-            payload = await upstream.read()
-            answer_headers = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED
-            }
-            if request.method == "HEAD":
-                # A HEAD answer has no body but must still say how long the object is.
-                answer = web.StreamResponse(status=upstream.status, headers=answer_headers)
-                length = upstream.headers.get("Content-Length")
-                if length is not None:
-                    answer.content_length = int(length)
-                await answer.prepare(request)
-                return answer
-            return web.Response(status=upstream.status, body=payload, headers=answer_headers)
+        return None
+
+
+async def relay(
+    session: aiohttp.ClientSession, upstream: str, request: web.Request, body: bytes
+) -> web.StreamResponse:
+    """Send `request` (its `body` already read) to `upstream` unchanged; answer as it did."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
+    async with session.request(
+        request.method,
+        f"{upstream}{request.rel_url}",
+        headers=headers,
+        data=body,
+        allow_redirects=False,
+    ) as answer_from_upstream:
+        payload = await answer_from_upstream.read()
+        answer_headers = {
+            k: v for k, v in answer_from_upstream.headers.items() if k.lower() not in _DROPPED
+        }
+        if request.method == "HEAD":
+            # A HEAD answer has no body but must still say how long the object is.
+            answer = web.StreamResponse(status=answer_from_upstream.status, headers=answer_headers)
+            length = answer_from_upstream.headers.get("Content-Length")
+            if length is not None:
+                answer.content_length = int(length)
+            await answer.prepare(request)
+            return answer
+        return web.Response(
+            status=answer_from_upstream.status, body=payload, headers=answer_headers
+        )
