@@ -9,12 +9,11 @@ STS front refuses AssumeRole for a role (`identities.refuse_role`: AccessDenied)
 
 from __future__ import annotations
 
-import collections
-
 import pytest
 
 from cpworker.sandbox.codepipeline.environment import ACCESS_KEY_ID
 from tests.e2e.conftest import Stack, wait_for, worker_manifest
+from tests.e2e.history import busiest_second
 
 # The operator signs with its own key, so the harness's own client (ACCESS_KEY_ID) still works
 # while the operator's is turned away.
@@ -25,11 +24,6 @@ FAST_JOB = {"sandbox.cpworker.io/duration": "200ms"}
 def reason_of(stack: Stack, worker: str = "builds") -> str | None:
     condition = stack.cluster.condition(worker) or {}
     return f"{condition.get('status')}/{condition.get('reason')}" if condition else None
-
-
-def busiest_second(times: list[float]) -> int:
-    """The most requests in any one wall-clock second."""
-    return max(collections.Counter(int(t) for t in times).values(), default=0)
 
 
 @pytest.mark.parametrize(
