@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from cpworker.metrics import CODEPIPELINE_OPERATIONS
 from cpworker.sandbox.codepipeline.pytest_plugin import HARNESS_AGENT
 from cpworker.sandbox.kube import KubeStandIn
 from tests.e2e.conftest import Stack, wait_for, worker_manifest
@@ -156,16 +157,7 @@ def test_every_job_finishes_once_under_kubernetes_and_codepipeline_faults(
     cp_times = [
         r.at
         for r in stack.codepipeline.requests()
-        if r.at >= started
-        and r.operation
-        in {
-            "PollForJobs",
-            "AcknowledgeJob",
-            "GetJobDetails",
-            "PutJobSuccessResult",
-            "PutJobFailureResult",
-            "ListActionTypes",
-        }
+        if r.at >= started and r.operation in CODEPIPELINE_OPERATIONS
     ]
     # The rate budget (a token bucket: 20/s, burst 20) holds whatever the faults do.
     assert busiest_second(cp_times) <= 40, busiest_second(cp_times)
