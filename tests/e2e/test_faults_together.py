@@ -110,6 +110,8 @@ def test_refused_job_creates_make_the_worker_not_ready_then_it_recovers(
     assert results_per_job(stack.codepipeline).most_common(1)[0][1] == 1
 
 
+# Read at import: the operator fixtures clear CPWORKER_* from the environment of the test.
+SEED = int(os.environ.get("CPWORKER_FAULT_SEED") or random.randrange(10**6))
 PIPELINES = 3
 EXECUTIONS = 2  # per pipeline, each with two actions: 12 jobs
 
@@ -119,7 +121,7 @@ EXECUTIONS = 2  # per pipeline, each with two actions: 12 jobs
 def test_every_job_finishes_once_under_kubernetes_and_codepipeline_faults(
     stack: Stack, kube: KubeStandIn, operator_process: Any
 ) -> None:
-    seed = int(os.environ.get("CPWORKER_FAULT_SEED") or random.randrange(10**6))
+    seed = SEED
     kube.faults.seed(seed)
     stack.codepipeline.faults.seed(seed)
     history = ClusterHistory.attach(kube)

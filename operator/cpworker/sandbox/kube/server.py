@@ -257,6 +257,12 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400, identity.user)
             return _json(bad_request(str(exc)).status(), 400)
+        except ConnectionResetError:
+            # The client went away while sending its body (a killed process): nothing was
+            # done and nobody waits for an answer; not a failure of the server.
+            logger.debug("client went away during %s %s", request.method, request.path)
+            self._record(verb, route, 400, identity.user)
+            return _json(bad_request("the request body could not be read").status(), 400)
         except Exception:  # a bug in the stand-in: answer like the real server, and say so
             logger.exception("kube stand-in failed on %s %s", request.method, request.path)
             self._record(verb, route, 500, identity.user)
