@@ -306,6 +306,7 @@ class Reporter:
             await workerstatus.count_job(self.kube, job.namespace, job.worker, counter, job.job_id)
         self.hook("after-count")
         await self.records.mark_reported(job.body, result_of(call), self.finished_ttl_seconds)
+        self.hook("after-record")  # a crash here leaves the Secret to the sweeper
         await self.records.delete_secret(job.body)
         if delete_job:
             await self.records.delete(job.body)

@@ -21,6 +21,7 @@ from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
 from cpworker.reporter import Reporter
+from cpworker.secretsweeper import SecretSweeper
 from cpworker.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ class Runtime:
     consumer: events.EventConsumer | None = None
     # When a job of an action type arrived that no event announced (monotonic seconds).
     missed_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
+    # Deletes the Secrets of Jobs gone or done with them (secretsweeper).
+    sweeper: SecretSweeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sweeper = SecretSweeper(self.records)
 
     @classmethod
     def create(

@@ -285,6 +285,7 @@ class Worker:
             self.jobs(), lambda job: jobindex.job_pods(self.index_pods, self.namespace, job)
         )
         self.kube_health.supervision_round(self.supervisor.kube_error)
+        await self.rt.sweeper.sweep(self.jobs())
 
     async def show(self, outcome: PollOutcome) -> None:
         action_type = self.action_type_key()
@@ -486,6 +487,7 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
     if event_type == "DELETED":
         rt.reporter.forget(job.name)
+        await rt.sweeper.job_gone(body)
     worker = rt.workers.get((job.namespace, job.worker))
     if worker is not None and ended:
         worker.loop.poll_now()  # capacity may have freed up

@@ -54,8 +54,9 @@ WORKERS = [
 ]
 
 
-# The named stage boundaries of tests/e2e/test_restart_and_canary.py, and the counter's.
-CRASH_POINTS = [*STAGES, "after-count"]
+# The named stage boundaries of tests/e2e/test_restart_and_canary.py, the counter's, and
+# the record's (before the Secret is deleted).
+CRASH_POINTS = [*STAGES, "after-count", "after-record"]
 
 
 @dataclasses.dataclass
