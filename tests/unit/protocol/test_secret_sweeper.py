@@ -10,7 +10,19 @@ from __future__ import annotations
 import pytest
 
 from cpworker import kube, names
-from tests.unit.protocol.world import NAMESPACE, Crash, World, crash_at, job_name
+from cpworker.kube import Body
+from tests.unit.protocol.world import NAMESPACE, Crash, Life, World, crash_at, job_name
+
+
+async def deleted_behind_gc(world: World) -> tuple[Life, str, Body]:
+    """A running Job someone deleted; the garbage collector has not run (FakeKube's runs only
+    when called): (the operator's life, the job id, the Job as its DELETED event carries it)."""
+    life = world.life()
+    job_id = await world.dispatched(life)
+    body = world.job(job_id)
+    assert body is not None
+    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    return life, job_id, body
 
 
 async def test_a_crash_between_the_record_and_the_secrets_deletion_leaves_no_secret(
@@ -36,11 +48,7 @@ async def test_a_crash_between_the_record_and_the_secrets_deletion_leaves_no_sec
 
 
 async def test_a_job_deleted_while_gc_lags_takes_its_secret_along(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    body = world.job(job_id)
-    assert body is not None
-    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    life, job_id, body = await deleted_behind_gc(world)
     assert world.secret(job_id) is not None  # the garbage collector has not run
     await life.runtime.sweeper.job_gone(body)
     assert world.secret(job_id) is None
@@ -49,11 +57,7 @@ async def test_a_job_deleted_while_gc_lags_takes_its_secret_along(world: World) 
 async def test_a_secret_orphaned_by_an_orphan_delete_goes_too(world: World) -> None:
     """`kubectl delete job --cascade=orphan` (or a client deleting a Job without a
     propagationPolicy) removes the Secret's owner reference: GC never deletes it."""
-    life = world.life()
-    job_id = await world.dispatched(life)
-    body = world.job(job_id)
-    assert body is not None
-    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    life, job_id, body = await deleted_behind_gc(world)
     world.kube.external_patch(
         "secrets", NAMESPACE, job_name(job_id), {"metadata": {"ownerReferences": None}}
     )
@@ -64,12 +68,8 @@ async def test_a_secret_orphaned_by_an_orphan_delete_goes_too(world: World) -> N
 
 
 async def test_a_secret_a_newer_job_of_the_same_name_owns_stays(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    old = world.job(job_id)
-    assert old is not None
+    life, job_id, old = await deleted_behind_gc(world)
     name = job_name(job_id)
-    world.kube.external_delete("jobs", NAMESPACE, name)
     newer = world.kube.external_create(
         "jobs", {**old, "metadata": {**old["metadata"], "uid": "", "resourceVersion": ""}}
     )
@@ -82,11 +82,7 @@ async def test_a_secret_a_newer_job_of_the_same_name_owns_stays(world: World) ->
 
 
 async def test_a_sweep_that_cannot_reach_the_api_is_retried_next_round(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    body = world.job(job_id)
-    assert body is not None
-    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    life, job_id, body = await deleted_behind_gc(world)
 
     def unavailable() -> None:
         raise kube._error("GET", "/api/v1/namespaces/ci/secrets/x", 503, b"{}")
@@ -99,11 +95,7 @@ async def test_a_sweep_that_cannot_reach_the_api_is_retried_next_round(world: Wo
 
 
 async def test_a_secret_changed_since_it_was_read_is_looked_at_again(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    body = world.job(job_id)
-    assert body is not None
-    world.kube.external_delete("jobs", NAMESPACE, job_name(job_id))
+    life, job_id, body = await deleted_behind_gc(world)
     world.kube.intercept(
         "DELETE",
         "secrets",
