@@ -51,7 +51,10 @@ class CodePipelineStandIn:
         *,
         s3_guard: bool = False,
         sts_front: bool = False,
+        credential_markers: tuple[str, str] = ("", ""),
     ) -> None:
+        """`credential_markers` start the secret access key and the session token of every
+        job credential minted (canaries; tests/conftest.py)."""
         self.s3_endpoint = s3_endpoint
         self.region = region
         self.account_id = account_id
@@ -69,6 +72,7 @@ class CodePipelineStandIn:
             account_id=account_id,
         )
         self.engine = engine
+        engine.credentials.markers = credential_markers
         # moto serves SQS on the same endpoint as S3.
         self.events = EventBus(s3_endpoint, region)
         engine.on_action_event = self.events.publish
