@@ -84,6 +84,8 @@ class ClaimContext:
     # The worker the jobs are claimed for (metrics carry it as a label).
     worker: str = ""
     metrics: Metrics | None = None
+    # Told of each Kubernetes error a claim ends with (the worker's condition shows it).
+    on_kube_error: Callable[[KubeError], None] = field(default=lambda _error: None)
 
 
 def _claimed(metrics: Metrics | None, released: Mapping[str, Any]) -> None:
@@ -393,6 +395,8 @@ async def process_polled_jobs(
         except (codepipeline.CodePipelineError, KubeError) as exc:
             # Leaves a claiming Job at worst; recovery resolves it.
             log.warning("claim failed, recovery will resolve it: %s", exc)
+            if isinstance(exc, KubeError):
+                ctx.on_kube_error(exc)
             return ClaimOutcome.SKIPPED
 
     return await codepipeline.gather_limited([claim_one(raw) for raw in jobs], CLAIM_CONCURRENCY)

@@ -86,6 +86,9 @@ class InFlightSupervisor:
     vanished: VanishedJobs = field(default_factory=VanishedJobs)
     state: SupervisionState = field(default_factory=SupervisionState)
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
+    # The last Kubernetes error of the latest round (None: it met none); the worker's
+    # condition shows it (kubehealth).
+    kube_error: KubeError | None = None
 
     def probe_soon(self, job_name: str) -> None:
         """Probe this job at the next supervision (an event says its action ended)."""
@@ -102,10 +105,12 @@ class InFlightSupervisor:
         now = timestamps.now()
         seen: set[str] = set()
         indexed = list(jobs)
+        kube_error: KubeError | None = None
         try:
             await self._relist(indexed)
         except KubeError as exc:
             log.warning("listing the Jobs of worker %s/%s: %s", self.namespace, self.worker, exc)
+            kube_error = exc
         for job in self.vanished.hide(indexed):
             seen.add(job.name)
             if job.name in self.state.busy or job.deleting:
@@ -117,8 +122,11 @@ class InFlightSupervisor:
                 await self._check_vanished(job, exc)
             except (codepipeline.CodePipelineError, KubeError) as exc:
                 log.warning("supervising Job %s/%s: %s", job.namespace, job.name, exc)
+                if isinstance(exc, KubeError):
+                    kube_error = exc
             finally:
                 self.state.busy.discard(job.name)
+        self.kube_error = kube_error
         for gone in set(self.state.last_probe) - seen:
             self.state.last_probe.pop(gone, None)
         for since in (self.state.tracked_since, self.state.continued_since):

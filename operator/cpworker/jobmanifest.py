@@ -22,6 +22,7 @@ no annotations), so `kubectl get job -o yaml` never shows one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ ENV_CONFIG_PREFIX: Final = "CPWORKER_CONFIG_"
 _ENV_NAME_RE: Final = re.compile(r"[^A-Z0-9_]")
 
 
+# The most a built Job may weigh as JSON. etcd refuses objects over 1.5 MiB by default
+# (--max-request-bytes; kube-apiserver answers "etcdserver: request is too large"); the Job
+# grows further with its status and managedFields, so stay well below.
+MAX_JOB_BYTES: Final = 1024 * 1024
+
+
 class ManifestError(ValueError):
     """The manifests cannot be built (for example: no region). Safe to show."""
 
@@ -83,6 +90,14 @@ def _env(name: str, value: str) -> dict[str, str]:
     return {"name": name, "value": value}
 
 
+def literal(value: str) -> str:
+    """`value` as an env value the kubelet hands over unchanged: it expands `$(NAME)` in env
+    values and `$$` is its escape for `$` (kubernetes/kubernetes third_party/forked/golang/
+    expansion/expand.go). Without this, a configuration value `$(AWS_SHARED_CREDENTIALS_FILE)`
+    reached the container as a path and `price: $$5` as `price: $5`."""
+    return value.replace("$", "$$")
+
+
 def _operator_env(
     job: Job, region: str, secret_property_names: Collection[str]
 ) -> list[dict[str, str]]:
@@ -100,11 +115,12 @@ def _operator_env(
         "CPWORKER_SECRET_CONFIG_FILE": f"{MOUNT_PATH}/{jobsecret.SECRET_CONFIG_KEY}",
         ENV_SHARED_CREDENTIALS: f"{MOUNT_PATH}/{jobsecret.CREDENTIALS_KEY}",
     }
-    env = [_env(name, value) for name, value in plain.items()]
+    # Every value here comes from CodePipeline's job data (or is a path of ours): literal.
+    env = [_env(name, literal(value)) for name, value in plain.items()]
     configuration = job.data.configuration()
     public = [name for name in configuration if name not in secret_property_names]
     for name, env_name in config_env_names(public).items():
-        env.append(_env(env_name, configuration[name].get_secret_value()))
+        env.append(_env(env_name, literal(configuration[name].get_secret_value())))
     return env
 
 
@@ -411,7 +427,7 @@ def build_job(
     annotations = job_annotations(
         job=job, worker_name=worker.name, region=region, role_arn=spec.role_arn, now=now
     )
-    return {
+    built = {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -425,3 +441,12 @@ def build_job(
         },
         "spec": job_spec,
     }
+    size = len(json.dumps(built))
+    if size > MAX_JOB_BYTES:
+        # Every container gets the job's configuration as environment variables.
+        raise ManifestError(
+            f"the Job would be {size} bytes, more than the {MAX_JOB_BYTES} an API server "
+            "stores: the job's configuration is repeated in every container's environment "
+            "(fewer containers in the template, or shorter configuration values)"
+        )
+    return built

@@ -14,8 +14,8 @@ every state transition in one file:
     hand-over:  record_handover_intent ──► mark_continued ──► adopt_continuation (new job id)
 
 The Secret is built by `jobsecret.build_secret` (the one builder) and written only here
-(`ensure_secret`, `refresh_credentials`, `delete_secret`); every path that writes secret values
-registers them with the log filter first.
+(`ensure_secret`, `refresh_credentials`, `delete_secret`, `delete_orphaned_secret`); every path
+that writes secret values registers them with the log filter first.
 """
 
 from __future__ import annotations
@@ -495,6 +495,39 @@ class JobRecords:
     async def delete_secret(self, job: Mapping[str, Any]) -> None:
         namespace, name = _where(job)
         await self.kube.delete_secret(namespace, name)
+
+    async def delete_orphaned_secret(self, namespace: str, name: str, gone_uid: str) -> bool:
+        """Delete the Secret `name` if no existing Job owns it: its Job (uid `gone_uid`) was
+        deleted while the garbage collector lags, or it lost its owner reference (a Job
+        deleted with propagationPolicy Orphan). A Secret that a newer Job of the same name
+        owns stays. Conditional on the Secret read here (a write in between wins).
+
+        True when no orphaned Secret is left (deleted, none, or not orphaned).
+        """
+        try:
+            secret = await self.kube.get_secret(namespace, name)
+        except NotFoundError:
+            return True
+        metadata = secret["metadata"]
+        owners = {
+            str(ref.get("uid"))
+            for ref in metadata.get("ownerReferences") or []
+            if ref.get("kind") == "Job"
+        }
+        if owners - {gone_uid}:
+            current = await self.get(namespace, name)
+            if current is not None and str(current["metadata"].get("uid")) in owners:
+                return True  # a newer Job of that name owns it
+        try:
+            await self.kube.delete_secret(
+                namespace,
+                name,
+                uid=str(metadata.get("uid") or ""),
+                resource_version=str(metadata.get("resourceVersion") or ""),
+            )
+        except ConflictError:
+            return False  # changed since read (a new Job's claim took it over): look again
+        return True
 
     async def secret_configuration(self, job: Mapping[str, Any]) -> list[str]:
         """The job's secret configuration values (to redact them from what is reported)."""

@@ -42,6 +42,8 @@ class KubeError(Exception):
 
     def __init__(self, method: str, path: str, status: int, reason: str, message: str) -> None:
         super().__init__(f"{method} {path}: {status} {reason}: {message}")
+        self.method = method
+        self.path = path
         self.status = status
         self.reason = reason
         self.detail = message
@@ -360,9 +362,26 @@ class KubeClient:
             "PATCH", self._secrets(namespace, name), patch, content_type=MERGE_PATCH
         )
 
-    async def delete_secret(self, namespace: str, name: str) -> None:
+    async def delete_secret(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        """Delete a Secret; gone is fine. With `uid`/`resource_version`, only that very Secret,
+        unchanged since it was read (ConflictError otherwise)."""
+        options: Body | None = None
+        preconditions = {
+            key: value
+            for key, value in (("uid", uid), ("resourceVersion", resource_version))
+            if value
+        }
+        if preconditions:
+            options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
         try:
-            await self.request("DELETE", self._secrets(namespace, name))
+            await self.request("DELETE", self._secrets(namespace, name), options)
         except NotFoundError:
             return
 

@@ -86,6 +86,12 @@ INTERVAL_LIMIT_SECONDS: Final = 3600
 CONDITION_MESSAGE_MAX: Final = 32768
 CONDITION_REASON_PATTERN: Final = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 LAST_ERROR_MESSAGE_MAX: Final = 4096
+# status.countedJobs: the jobs counted last (a short hash each), so that a report repeated after
+# a crash is never counted twice (docs/reliability.md, "Counters"). A job is re-reported within
+# about the report lease (30 s) of a restart; 200 entries cover 200 other jobs of the worker
+# counted in between, at about 3 KiB of status.
+COUNTED_JOBS_MAX: Final = 200
+COUNTED_JOB_PATTERN: Final = r"^[0-9a-f]{12}$"
 
 OWNER_MESSAGE: Final = (
     "actionTypeId.owner must be Custom: PollForJobs only serves custom action types; "
@@ -481,6 +487,11 @@ class Reason(StrEnum):
     ACCESS_DENIED = "AccessDenied"
     THROTTLED = "Throttled"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    CREDENTIALS_EXPIRED = "CredentialsExpired"  # the operator's AWS credentials expired
+    CREDENTIALS_INVALID = "CredentialsInvalid"  # ... are unknown or revoked
+    ROLE_NOT_ASSUMABLE = "RoleNotAssumable"  # spec.roleArn cannot be assumed
+    KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"  # Job/Secret writes fail (429/5xx, ...)
+    KUBERNETES_FORBIDDEN = "KubernetesForbidden"  # ... are refused with 401/403
     INVALID_SPEC = "InvalidSpec"
     PAUSED = "Paused"
     DELETING = "Deleting"
@@ -555,6 +566,15 @@ class CustomActionWorkerStatus(_Model):
         ge=0,
         description="Jobs another worker acknowledged first (InvalidNonceException): "
         "expected with several workers, not an error.",
+    )
+    counted_jobs: list[Annotated[str, StringConstraints(pattern=COUNTED_JOB_PATTERN)]] | None = (
+        Field(
+            default=None,
+            max_length=COUNTED_JOBS_MAX,
+            description="The jobs most recently counted in succeeded/failed (a 12-hex-digit hash "
+            "of each job id, newest last), written with the counter: a report repeated after an "
+            "operator restart is counted once. For the operator, not for people.",
+        )
     )
     last_poll_time: KubeTime | None = Field(
         default=None,

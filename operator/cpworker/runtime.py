@@ -22,6 +22,7 @@ from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
 from cpworker.reporter import Reporter
+from cpworker.secretsweeper import SecretSweeper
 from cpworker.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class Runtime:
     vanished: VanishedJobs = field(default_factory=VanishedJobs)
     # "<pod uid>/<what>" this process recorded on the pod's Job (each written once).
     recorded_pod_ends: set[str] = field(default_factory=set)
+    # Deletes the Secrets of Jobs gone or done with them (secretsweeper).
+    sweeper: SecretSweeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sweeper = SecretSweeper(self.records)
 
     @classmethod
     def create(

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from cpworker import (
     jobindex,
     jobtemplate,
     kube,
+    kubehealth,
     models,
     names,
     results,
@@ -40,7 +42,7 @@ from cpworker import (
 )
 from cpworker.inflight import InFlightSupervisor
 from cpworker.jobmanifest import WorkerRef, build_job, effective_deadline
-from cpworker.poller import PollLoop, PollOutcome, PollTarget
+from cpworker.poller import Handled, PollLoop, PollOutcome, PollTarget
 from cpworker.runtime import ActionTypeKey, RunningWorker, Runtime
 from cpworker.settings import OperatorSettings
 from cpworker.wakeups import Wakeups
@@ -126,6 +128,8 @@ class Worker:
         )
         self.status.publisher.adopt(status)
         self.supervisor = in_flight_supervisor(rt, namespace, name, uid)
+        # What the Kubernetes API did to this worker's claims and supervision (its condition).
+        self.kube_health = kubehealth.KubernetesHealth(clock=time.monotonic)
         self.keys = [(namespace, name), (namespace, names.worker_label_value(name))]
         self._view: tuple[object, WorkerView] | None = None
         self._client: codepipeline.CodePipelineClient | None = None
@@ -240,11 +244,12 @@ class Worker:
 
     # ---- what the loop does -------------------------------------------------------------
 
-    async def claim(self, jobs: Sequence[JobTypeDef]) -> None:
+    async def claim(self, jobs: Sequence[JobTypeDef]) -> Handled:
         spec = self.view().spec
         assert spec is not None
         worker = WorkerRef(self.name, self.namespace, self.uid)
         settings = self.rt.settings
+        failures: list[kube.KubeError] = []
 
         def build(job: jobdata.Job, secrets: frozenset[str]) -> dict[str, Any]:
             return build_job(
@@ -267,10 +272,19 @@ class Worker:
             hook=self.rt.hook,
             worker=self.name,
             metrics=self.rt.metrics,
+            on_kube_error=failures.append,
         )
-        for outcome in await claimer.process_polled_jobs(ctx, jobs):
+        outcomes = await claimer.process_polled_jobs(ctx, jobs)
+        for outcome in outcomes:
             if outcome is claimer.ClaimOutcome.LOST_RACE:
                 await self.status.count("lostRaces")
+        if failures:
+            self.kube_health.claims_failed(failures[-1])
+            # Say so now, not at the next (backed-off) poll.
+            await self.publish(PollOutcome(polled=True, jobs=jobs))
+            return Handled.BACK_OFF
+        self.kube_health.claims_succeeded()
+        return Handled.DONE
 
     async def supervise(self) -> None:
         # The whole index: the supervisor's relist decides what vanished.
@@ -278,9 +292,10 @@ class Worker:
             jobindex.worker_jobs(self.index_jobs, self.namespace, self.name),
             lambda job: jobindex.job_pods(self.index_pods, self.namespace, job),
         )
+        self.kube_health.supervision_round(self.supervisor.kube_error)
+        await self.rt.sweeper.sweep(self.jobs())
 
     async def show(self, outcome: PollOutcome) -> None:
-        view = self.view()
         action_type = self.action_type_key()
         if (
             outcome.jobs
@@ -295,6 +310,11 @@ class Worker:
                 self.rt.metrics.poll_succeeded(self.namespace, self.name, jobs=len(outcome.jobs))
             else:
                 self.rt.metrics.poll_failed(self.namespace, self.name)
+        await self.publish(outcome)
+
+    async def publish(self, outcome: PollOutcome) -> None:
+        """The worker's status and gauges after a poll (and after claims that failed)."""
+        view = self.view()
         await self.status.show(
             problem=view.problem,
             paused=view.spec is not None and view.spec.paused,
@@ -302,8 +322,9 @@ class Worker:
             polled=outcome.polled,
             in_flight=self.live_jobs(),
             generation=self.meta.get("generation"),
-            wakeups=self.rt.wakeups(action_type),
+            wakeups=self.rt.wakeups(self.action_type_key()),
             budget_limited=self.budget_limited(),
+            kube_error=self.kube_health.problem(),
         )
         self.measure()
 
@@ -485,6 +506,7 @@ async def job_changed(
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
     if event_type == "DELETED":
         rt.reporter.forget(job.name)
+        await rt.sweeper.job_gone(body)
     worker = rt.workers.get((job.namespace, job.worker))
     if worker is not None and ended:
         worker.loop.poll_now()  # capacity may have freed up

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cpworker.sandbox.codepipeline import Faults, StandInConfig
+from cpworker.sandbox.codepipeline import Faults, StandInConfig, knobs
 from cpworker.sandbox.components import METRICS_URL_VARIABLE, KubeComponent, OperatorComponent
 from cpworker.sandbox.kube.faults import parse_fault as parse_kube_fault
 from cpworker.sandbox.stack import SandboxStack, StackComponent
@@ -27,17 +27,10 @@ TIMING_KNOBS = {
 
 def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
     """`OPERATION:name=value[,name=value...]`, e.g. `PollForJobs:throttle_probability=0.2`."""
-    operation, _, settings = text.partition(":")
-    if not operation or not settings:
-        raise argparse.ArgumentTypeError(f"expected OPERATION:name=value[,...], got {text!r}")
-    parsed: dict[str, Any] = {}
-    for item in settings.split(","):
-        name, _, raw = item.partition("=")
-        try:
-            parsed[name.strip()] = int(raw) if raw.strip().isdigit() else float(raw)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"fault setting {item!r} needs a number") from exc
-    return operation, parsed
+    try:
+        return knobs.parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _kube_fault(text: str) -> tuple[str, dict[str, Any]]:

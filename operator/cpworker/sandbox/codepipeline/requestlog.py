@@ -18,6 +18,9 @@ class RequestRecord:
     outcome: str  # "ok", "error" (an AWS error answer) or "fault" (injected)
     error_type: str | None
     at: float  # wall clock, epoch seconds
+    # The job a job call was about (AcknowledgeJob, GetJobDetails, PutJob*Result): job ids are
+    # not secret, and per-job counts ("one accepted result per job") need them.
+    job_id: str | None = None
 
 
 class RequestLog:
@@ -26,7 +29,14 @@ class RequestLog:
         self._records: collections.deque[RequestRecord] = collections.deque(maxlen=size)
 
     def add(
-        self, operation: str, status: int, started: float, outcome: str, error_type: str | None
+        self,
+        operation: str,
+        status: int,
+        started: float,
+        outcome: str,
+        error_type: str | None,
+        *,
+        job_id: str | None = None,
     ) -> None:
         record = RequestRecord(
             operation=operation,
@@ -35,6 +45,7 @@ class RequestLog:
             outcome=outcome,
             error_type=error_type,
             at=time.time(),
+            job_id=job_id,
         )
         with self._lock:
             self._records.append(record)

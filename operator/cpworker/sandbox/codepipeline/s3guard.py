@@ -87,12 +87,45 @@ def _bucket_and_key(path: str) -> tuple[str, str]:
     return bucket, key
 
 
-class S3Guard:
-    def __init__(self, upstream: str, ledger: CredentialLedger) -> None:
+class Front:
+    """A loopback front that relays requests to moto unless `refusal` answers them itself."""
+
+    def __init__(self, upstream: str) -> None:
         self._upstream = upstream.rstrip("/")
-        self._ledger = ledger
         self._session: aiohttp.ClientSession | None = None
         self.refused = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def refusal(self, request: web.Request, body: bytes) -> web.Response | None:
+        """The answer AWS would give instead of moto's, if any."""
+        raise NotImplementedError
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        # The body is sent before AWS answers, even a refusal: always read it first.
+        body = await request.read()
+        refused = self.refusal(request, body)
+        if refused is not None:
+            self.refused += 1
+            return refused
+        if self._session is None:
+            self._session = aiohttp.ClientSession(auto_decompress=False)
+        return await relay(self._session, self._upstream, request, body)
+
+
+class S3Guard(Front):
+    def __init__(self, upstream: str, ledger: CredentialLedger) -> None:
+        super().__init__(upstream)
+        self._ledger = ledger
+        self.expired = 0  # refusals for expired job credentials
         self._lock = threading.Lock()
         self._denials: list[Denial] = []
         self._log: collections.deque[S3Request] = collections.deque(maxlen=LOG_SIZE)
@@ -113,60 +146,62 @@ class S3Guard:
         with self._lock:
             return any(denial.covers(method, bucket, key) for denial in self._denials)
 
-    def _record(self, request: web.Request, status: int, *, job: bool) -> None:
+    def _expires_at(self, request: web.Request) -> float | None:
+        key_id = signing_key_id(request)
+        return self._ledger.expires_at(key_id) if key_id else None
+
+    def refusal(self, request: web.Request, body: bytes) -> web.Response | None:  # noqa: ARG002
+        expires_at = self._expires_at(request)
+        if expires_at is None:
+            return None
+        if time.time() >= expires_at:
+            self.expired += 1
+            return web.Response(status=400, text=_EXPIRED, content_type="application/xml")
+        if self._denied(request.method, *_bucket_and_key(request.path)):
+            return web.Response(status=403, text=_ACCESS_DENIED, content_type="application/xml")
+        return None
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        answer = await super().forward(request)
         bucket, key = _bucket_and_key(request.path)
         entry = S3Request(
-            request.method, bucket, key, request.query_string, status, job, time.time()
+            request.method,
+            bucket,
+            key,
+            request.query_string,
+            answer.status,
+            self._expires_at(request) is not None,
+            time.time(),
         )
         with self._lock:
             self._log.append(entry)
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=1024**3)
-        app.router.add_route("*", "/{tail:.*}", self.forward)
-        app.on_cleanup.append(self._close)
-        return app
-
-    async def _close(self, _: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def forward(self, request: web.Request) -> web.StreamResponse:
-        key_id = signing_key_id(request)
-        expires_at = self._ledger.expires_at(key_id) if key_id else None
-        job = expires_at is not None
-        answer = await self._answer(request, expires_at)
-        self._record(request, answer.status, job=job)
         return answer
 
-    async def _answer(self, request: web.Request, expires_at: float | None) -> web.StreamResponse:
-        if expires_at is not None and time.time() >= expires_at:
-            self.refused += 1
-            return web.Response(status=400, text=_EXPIRED, content_type="application/xml")
-        if expires_at is not None and self._denied(request.method, *_bucket_and_key(request.path)):
-            await request.read()  # the body is sent before S3 answers; drain it
-            return web.Response(status=403, text=_ACCESS_DENIED, content_type="application/xml")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(auto_decompress=False)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
-        body = await request.read()
-        async with self._session.request(
-            request.method,
-            f"{self._upstream}{request.rel_url}",
-            headers=headers,
-            data=body,
-            allow_redirects=False,
-        ) as upstream:
-            payload = await upstream.read()
-            answer_headers = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in _DROPPED
-            }
-            if request.method == "HEAD":
-                # A HEAD answer has no body but must still say how long the object is.
-                answer = web.StreamResponse(status=upstream.status, headers=answer_headers)
-                length = upstream.headers.get("Content-Length")
-                if length is not None:
-                    answer.content_length = int(length)
-                await answer.prepare(request)
-                return answer
-            return web.Response(status=upstream.status, body=payload, headers=answer_headers)
+
+async def relay(
+    session: aiohttp.ClientSession, upstream: str, request: web.Request, body: bytes
+) -> web.StreamResponse:
+    """Send `request` (its `body` already read) to `upstream` unchanged; answer as it did."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROPPED}
+    async with session.request(
+        request.method,
+        f"{upstream}{request.rel_url}",
+        headers=headers,
+        data=body,
+        allow_redirects=False,
+    ) as answer_from_upstream:
+        payload = await answer_from_upstream.read()
+        answer_headers = {
+            k: v for k, v in answer_from_upstream.headers.items() if k.lower() not in _DROPPED
+        }
+        if request.method == "HEAD":
+            # A HEAD answer has no body but must still say how long the object is.
+            answer = web.StreamResponse(status=answer_from_upstream.status, headers=answer_headers)
+            length = answer_from_upstream.headers.get("Content-Length")
+            if length is not None:
+                answer.content_length = int(length)
+            await answer.prepare(request)
+            return answer
+        return web.Response(
+            status=answer_from_upstream.status, body=payload, headers=answer_headers
+        )

@@ -36,9 +36,39 @@ from cpworker.sandbox.kube import termination
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]  # (kind "secrets"/"configmaps", name) -> object
-_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 EMPTY_DIR_MODE = 0o777  # pkg/volume/emptydir/empty_dir.go `perm`
 ImageEnv = Mapping[str, Mapping[str, str]]  # image -> its config's Env
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion of env values, command and args, exactly as the kubelet
+    does it (kubernetes/kubernetes third_party/forked/golang/expansion/expand.go, Expand and
+    tryReadVariableName): `$$` is one `$`; `$(NAME)` is NAME's value, or stays as written when
+    NAME is not defined (MappingFuncFor wraps it again); an unclosed `$(` and any other `$x`
+    stay as written; a `$` at the very end stays."""
+    out: list[str] = []
+    checkpoint = cursor = 0
+    while cursor < len(text):
+        if text[cursor] == "$" and cursor + 1 < len(text):
+            out.append(text[checkpoint:cursor])
+            rest = text[cursor + 1 :]
+            if rest[0] == "$":  # escaped operator
+                out.append("$")
+                advance = 1
+            elif rest[0] == "(" and ")" in rest[1:]:
+                name = rest[1 : rest.index(")")]
+                out.append(variables.get(name, f"$({name})"))
+                advance = rest.index(")") + 1
+            elif rest[0] == "(":  # an incomplete reference
+                out.append("$(")
+                advance = 1
+            else:
+                out.append("$" + rest[0])
+                advance = 1
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    return "".join(out) + text[checkpoint:]
 
 
 class LocalExecError(Exception):
@@ -180,9 +210,7 @@ def environment(
     for variable in container.get("env") or []:
         name = variable["name"]
         if "value" in variable:
-            env[name] = paths.map(
-                _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(variable["value"]))
-            )
+            env[name] = paths.map(expand(str(variable["value"]), env))
             continue
         source = variable.get("valueFrom") or {}
         if "secretKeyRef" in source:
@@ -212,8 +240,7 @@ def _argv(container: Obj, env: dict[str, str], paths: PathMap) -> list[str]:
             "local-exec mode needs an explicit command (the image's entrypoint is unknown)"
         )
     return [
-        paths.map(_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(part)))
-        for part in command + list(container.get("args") or [])
+        paths.map(expand(str(part), env)) for part in command + list(container.get("args") or [])
     ]
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,6 +40,8 @@ IDENTITY_KEY = web.RequestKey("identity", rbac.Identity)
 FAULT_KEY = web.RequestKey("fault", faults.Decision)  # what to inject into this request
 Obj = dict[str, Any]
 USER = "sandbox-admin"
+# The User-Agent of the request being handled (each aiohttp request runs in its own task).
+REQUEST_AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("agent", default="")
 PATCH_TYPES = frozenset(
     {
         "application/json-patch+json",
@@ -58,6 +62,11 @@ class AuditRecord:
     name: str
     user: str
     code: int
+    # As a real audit event's userAgent and stageTimestamp: who sent it and when (epoch
+    # seconds), so that a test can tell the operator's requests from its own and bound their
+    # rate.
+    userAgent: str = ""  # noqa: N815 - named as in Kubernetes audit events
+    at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +184,8 @@ class KubeServer:
             name=(route.name or "") if route else "",
             user=user,
             code=code,
+            userAgent=REQUEST_AGENT.get(),
+            at=time.time(),
         )
         with self._audit_lock:
             self._audit.append(record)
@@ -192,6 +203,7 @@ class KubeServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911,PLR0912 - one branch per case of the protocol
         if request.path in {"/healthz", "/readyz", "/livez"}:
             return web.Response(text="ok")
+        REQUEST_AGENT.set(request.headers.get("User-Agent", ""))  # each request is its own task
         identity = self._authenticate(request)
         if not isinstance(identity, rbac.Identity):
             return identity
@@ -245,6 +257,12 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400, identity.user)
             return _json(bad_request(str(exc)).status(), 400)
+        except ConnectionResetError:
+            # The client went away while sending its body (a killed process): nothing was
+            # done and nobody waits for an answer; not a failure of the server.
+            logger.debug("client went away during %s %s", request.method, request.path)
+            self._record(verb, route, 400, identity.user)
+            return _json(bad_request("the request body could not be read").status(), 400)
         except Exception:  # a bug in the stand-in: answer like the real server, and say so
             logger.exception("kube stand-in failed on %s %s", request.method, request.path)
             self._record(verb, route, 500, identity.user)
