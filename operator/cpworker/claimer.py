@@ -423,6 +423,14 @@ async def recover_claiming(
     created = timestamps.parse(metadata.get("creationTimestamp"))
     if created is not None and (now - created).total_seconds() < min_age_seconds:
         return None
+    # The watch index may lag behind a claim that just released the Job: act only on a Job
+    # that is still claiming as stored (else the release, and its measurement, came twice).
+    # (The nonces stay those of the view: one recorded since is another claim under way,
+    # which `abandon_unless_contested` leaves alone.)
+    fresh = await records.get(str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+    stored = ((fresh or {}).get("metadata") or {}).get("annotations") or {}
+    if fresh is None or stored.get(names.ANNOTATION_PHASE) != names.Phase.CLAIMING:
+        return None
     job_id = (metadata.get("annotations") or {}).get(names.ANNOTATION_JOB_ID, "")
     nonces = known_nonces(job)
     for nonce in nonces:

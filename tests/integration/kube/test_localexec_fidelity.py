@@ -27,8 +27,13 @@ pathlib.Path('/shared/ready').write_text('up')
 while True:
     time.sleep(0.05)
 """
+# Without a startupProbe the kubelet starts the next container once the sidecar's process
+# started, not once it is ready: the main container waits a little for the marker.
 MAIN = """
-import pathlib, sys
+import pathlib, sys, time
+deadline = time.monotonic() + 10
+while not pathlib.Path('/shared/ready').exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
 sys.exit(0 if pathlib.Path('/shared/ready').exists() else 7)
 """
 WATCH_SECRET = """

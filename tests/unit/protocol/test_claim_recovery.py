@@ -222,3 +222,26 @@ async def test_a_recovery_error_is_retried_next_round(world: World) -> None:
     await life.supervise()
     assert jobrecord.phase_of(world.job(raw["id"]) or {}) == "running"
     assert world.secret(raw["id"]) is not None
+
+
+async def test_a_claim_the_index_has_not_seen_released_yet_is_not_recovered_again(
+    world: World,
+) -> None:
+    """Found by the metrics e2e under load: the supervisor's index still showed `claiming`
+    for a Job its claim had just released, recovery acknowledged and released it a second
+    time, and the dispatch histogram counted the job twice."""
+    raw = await left_claiming(world, "before-release")
+    stale_view = world.job(raw["id"])
+    assert stale_view is not None
+    await JobRecords(world.kube).release(stale_view)  # the claim's release, not yet indexed
+    calls, writes = len(world.cp.calls), len(world.kube.writes)
+    outcome = await claimer.recover_claiming(
+        JobRecords(world.kube),
+        world.cp,
+        stale_view,
+        min_age_seconds=world.settings.claim_recovery_age_seconds,
+        now=timestamps.now(),
+    )
+    assert outcome is None
+    assert len(world.cp.calls) == calls  # no second AcknowledgeJob
+    assert len(world.kube.writes) == writes  # no second release
