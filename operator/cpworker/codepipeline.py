@@ -30,7 +30,7 @@ import botocore.session
 from botocore.config import Config
 
 from cpworker.jobdata import ALL_SECRET, SecretProperties
-from cpworker.ratebudget import Lane, RateBudget
+from cpworker.ratebudget import Lane, RateBudget, urgent_reserve_for
 from cpworker.results import ReportCall
 
 if TYPE_CHECKING:
@@ -216,7 +216,9 @@ class CallObserver(Protocol):
         self, *, region: str, operation: str, outcome: CallOutcome, seconds: float
     ) -> None: ...
 
-    def rate_budget_wait(self, *, region: str, seconds: float) -> None: ...
+    def rate_budget_wait(self, *, region: str, seconds: float, lane: Lane) -> None: ...
+
+    def rate_budget_created(self, *, region: str, budget: RateBudget) -> None: ...
 
 
 @dataclass
@@ -276,7 +278,7 @@ class CodePipelineClient:
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 error = map_error(operation, exc)
             else:
-                self._observe(operation, CallOutcome.OK, queued, started)
+                self._observe(operation, CallOutcome.OK, queued, started, lane)
                 return result
             throttled = isinstance(error, ThrottledError)
             self._observe(
@@ -284,6 +286,7 @@ class CodePipelineClient:
                 CallOutcome.THROTTLED if throttled else CallOutcome.ERROR,
                 queued,
                 started,
+                lane,
             )
             if throttled:
                 self.stats.throttled += 1
@@ -300,10 +303,12 @@ class CodePipelineClient:
             )
             await asyncio.sleep(delay)
 
-    def _observe(self, operation: str, outcome: CallOutcome, queued: float, started: float) -> None:
+    def _observe(
+        self, operation: str, outcome: CallOutcome, queued: float, started: float, lane: Lane
+    ) -> None:
         if self._observer is None:
             return
-        self._observer.rate_budget_wait(region=self.region, seconds=started - queued)
+        self._observer.rate_budget_wait(region=self.region, seconds=started - queued, lane=lane)
         self._observer.codepipeline_call(
             region=self.region,
             operation=operation,
@@ -515,8 +520,14 @@ class CodePipelineClients:
         key = (account, region)
         budget = self._budgets.get(key)
         if budget is None:
-            budget = RateBudget(self.options.rate_per_second, self.options.burst)
+            budget = RateBudget(
+                self.options.rate_per_second,
+                self.options.burst,
+                urgent_reserve=urgent_reserve_for(self.options.burst),
+            )
             self._budgets[key] = budget
+            if self._observer is not None:
+                self._observer.rate_budget_created(region=region, budget=budget)
         return budget
 
     def _boto_config(self) -> Config:

@@ -174,9 +174,10 @@ class Worker:
             if budget is not None:
                 budget.demand.drop(self.keys[0])
             return None
+        woken_by = self.rt.wakeups(self.action_type_key())
         ceiling = wakeups.idle_ceiling(
             float(spec.polling.max_interval_seconds),
-            self.rt.wakeups(self.action_type_key()),
+            woken_by,
             self.rt.settings.events_idle_ceiling_seconds,
         )
         if any(self._awaits_continuation(job) for job in self.jobs()):
@@ -187,7 +188,9 @@ class Worker:
             # ask for more than it carries (instead of queueing polls for minutes).
             budget.demand.want(self.keys[0], ceiling)
             ceiling *= budget.stretch
-        return PollTarget.of(spec, max_interval=ceiling)
+        # While events wake the worker, a poll that found nothing goes straight back to the
+        # ceiling: the next job announces itself.
+        return PollTarget.of(spec, max_interval=ceiling, gradual=woken_by is not Wakeups.EVENTS)
 
     @staticmethod
     def _awaits_continuation(job: jobindex.JobSummary) -> bool:
@@ -432,9 +435,36 @@ async def drain_or_cancel(
     )
 
 
-async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
-    """A labelled Job changed: report it when it finished (or vanished); wake its worker."""
+def serves_job(
+    rt: Runtime, job: jobindex.JobSummary, served_workers: Mapping[Any, Any] | None
+) -> bool:
+    """Whether this operator acts on `job`: always without a worker selector (it serves every
+    worker of its namespaces, and reports the Jobs of deleted workers too); with one, only
+    when the Job's worker is among the workers the selector gave it (`served_workers`, the
+    kopf index of the CustomActionWorkers it watches, keyed by namespace and name).
+
+    Shards share namespaces, so every shard sees every labelled Job there; without this, two
+    shards would both report a finished Job (the report lease keeps the result single, at the
+    price of a second write and a race on every job).
+    """
+    if rt.settings.worker_selector is None:
+        return True
+    if served_workers is None:
+        return (job.namespace, job.worker) in rt.workers
+    return (job.namespace, job.worker) in served_workers
+
+
+async def job_changed(
+    rt: Runtime,
+    event_type: str | None,
+    body: Mapping[str, Any],
+    served_workers: Mapping[Any, Any] | None = None,
+) -> None:
+    """A labelled Job changed: report it when it finished (or vanished); wake its worker.
+    Jobs of workers another shard serves are left to that shard (`serves_job`)."""
     job = jobindex.summarize_job(body)
+    if not serves_job(rt, job, served_workers):
+        return
     unsettled = (
         job.phase == names.Phase.RUNNING
         and job.annotations.get(names.ANNOTATION_RESULT) != names.Result.CONTINUED

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -318,11 +319,38 @@ async def _update_status(
         log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
 
 
+# Increments not yet written, per worker (same keys as the locks): reports that finish while
+# another one's write is under way are written together, in one read and one patch.
+_PENDING: dict[tuple[int, str, str], collections.Counter[str]] = {}
+
+
 async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:
-    """Add one to `status.<counter>` (optimistic concurrency; the worker may be gone)."""
-    await _update_status(
-        kube, namespace, worker, lambda status: {counter: int(status.get(counter) or 0) + 1}
-    )
+    """Add one to `status.<counter>` (optimistic concurrency; the worker may be gone).
+
+    Returns once the increment is written — by this call, or by a concurrent one for the same
+    worker that wrote it together with its own (a burst of reports costs one write per worker
+    at a time, not one per job).
+    """
+    key = (id(asyncio.get_running_loop()), namespace, worker)
+    pending = _PENDING.setdefault(key, collections.Counter())
+    pending[counter] += 1
+    taken: collections.Counter[str] = collections.Counter()
+
+    def change(status: Mapping[str, Any]) -> dict[str, Any] | None:
+        taken.clear()
+        taken.update(pending)
+        if not taken:
+            return None  # written by the call that held the lock before us
+        return {name: int(status.get(name) or 0) + n for name, n in taken.items()}
+
+    # A failed write (the API refused, or we were cancelled) leaves its increments pending:
+    # the next increment of this worker writes them too.
+    await _update_status(kube, namespace, worker, change)
+    pending.subtract(taken)
+    for name in [name for name, n in pending.items() if n <= 0]:
+        del pending[name]
+    if not pending and _PENDING.get(key) is pending:
+        del _PENDING[key]
 
 
 async def initialise_counters(kube: KubeClient, namespace: str, worker: str) -> None:

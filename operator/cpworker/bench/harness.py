@@ -85,6 +85,9 @@ class Harness:
     raw_kubeconfig: Path
     sqs: SQSClient
     kube_requests_before: int = 0  # audit records dropped by `clear_audit` so far
+    # Another operator's source tree (its `operator/` directory), measured instead of this
+    # one: `--operator-source`, for before/after figures with the same benchmark.
+    operator_source: Path | None = None
     _queues: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -139,8 +142,20 @@ class Harness:
         env["KUBECONFIG"] = str(kubeconfig)
         return env
 
-    def operator_env(self, settings: dict[str, Any]) -> dict[str, str]:
-        env = self._base_env(self.operator_kubeconfig)
+    def identity(self, user: str) -> Path:
+        """A kubeconfig for another identity of its own (one per shard, say)."""
+        path = self.directory / f"{user}.kubeconfig"
+        if not path.exists():
+            caller_kubeconfig(self.kube, path, user)
+        return path
+
+    def operator_env(self, settings: dict[str, Any], user: str = OPERATOR_USER) -> dict[str, str]:
+        kubeconfig = self.operator_kubeconfig if user == OPERATOR_USER else self.identity(user)
+        env = self._base_env(kubeconfig)
+        if self.operator_source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(self.operator_source), env.get("PYTHONPATH", "")])
+            )
         env.update({f"CPWORKER_{key.upper()}": str(value) for key, value in settings.items()})
         return env
 

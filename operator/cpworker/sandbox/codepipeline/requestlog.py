@@ -18,6 +18,10 @@ class RequestRecord:
     outcome: str  # "ok", "error" (an AWS error answer) or "fault" (injected)
     error_type: str | None
     at: float  # wall clock, epoch seconds
+    # What the call was about, when that is no secret: the job id of a job call, the
+    # queryParam value of a poll (queryable properties are never secret). Benchmarks count
+    # results per job and polls per pool from it.
+    subject: str | None = None
 
 
 class RequestLog:
@@ -26,7 +30,14 @@ class RequestLog:
         self._records: collections.deque[RequestRecord] = collections.deque(maxlen=size)
 
     def add(
-        self, operation: str, status: int, started: float, outcome: str, error_type: str | None
+        self,
+        operation: str,
+        status: int,
+        started: float,
+        outcome: str,
+        error_type: str | None,
+        *,
+        subject: str | None = None,
     ) -> None:
         record = RequestRecord(
             operation=operation,
@@ -35,6 +46,7 @@ class RequestLog:
             outcome=outcome,
             error_type=error_type,
             at=time.time(),
+            subject=subject,
         )
         with self._lock:
             self._records.append(record)

@@ -99,6 +99,19 @@ def _known_error(code: str) -> bool:
         return False
 
 
+def _subject(body: dict[str, Any]) -> str | None:
+    """What a request was about, for the request log: a job id, or a poll's queryParam value
+    (never a nonce, a result or configuration, which may hold secrets)."""
+    job_id = body.get("jobId")
+    if isinstance(job_id, str):
+        return job_id[:64]
+    query = body.get("queryParam")
+    if isinstance(query, dict) and len(query) == 1:
+        value = next(iter(query.values()))
+        return value[:50] if isinstance(value, str) else None
+    return None
+
+
 def _validate_input(operation: str, body: dict[str, Any]) -> None:
     problems = shapes.input_problems(operation, body)
     if problems:
@@ -262,7 +275,9 @@ class CodePipelineServer:
             answer = self._handlers[operation](body)
         except ApiError as error:
             self._check_error(operation, error)
-            self.log.add(operation, error.status, started, "error", error.code)
+            self.log.add(
+                operation, error.status, started, "error", error.code, subject=_subject(body)
+            )
             return self._error(error)
         except Exception as exc:
             # Never crash the server and never echo the request (it may hold secrets).
@@ -278,7 +293,7 @@ class CodePipelineServer:
         if self.config.strict_conformance:
             for problem in shapes.output_problems(operation, answer):
                 self.violations.add(problem)
-        self.log.add(operation, 200, started, "ok", None)
+        self.log.add(operation, 200, started, "ok", None, subject=_subject(body))
         return web.json_response(
             answer,
             content_type=JSON_CONTENT_TYPE,
