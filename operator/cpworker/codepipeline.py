@@ -492,6 +492,8 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     session_name: str = "cpworker"
     assume_role_duration: int = 3600
+    # Connections per client (botocore's default is 10): as many as threads may call at once.
+    max_pool_connections: int = 10
 
 
 class CodePipelineClients:
@@ -535,6 +537,7 @@ class CodePipelineClients:
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.options.connect_timeout,
             read_timeout=self.options.read_timeout,
+            max_pool_connections=self.options.max_pool_connections,
         )
 
     def _make_boto_client(self, region: str, role_arn: str | None) -> BotoCodePipeline:

@@ -8,8 +8,8 @@ lives in the `Runtime` passed in kopf's `memo`, so that two operators can run in
   on Jobs: kopf would write its annotations and finalizers onto them.
 - CustomActionWorker: create/resume/update validate the spec (event + wake the loop); one
   daemon per worker runs its loop (workerloop.Worker); delete honours deletionPolicy behind
-  our finalizer `cpworker.io/finalizer`; an index of the workers served here (with
-  CPWORKER_WORKER_SELECTOR, only the shard's: the Job events of other shards are left alone).
+  our finalizer `cpworker.io/finalizer`. With CPWORKER_WORKER_SELECTOR the worker watch is
+  selected server-side (a shard), and Job events of other shards' workers are left alone.
 """
 
 from __future__ import annotations
@@ -72,14 +72,9 @@ def build_registry() -> kopf.OperatorRegistry:
             return {}
         return {(str(body.metadata.namespace), job): jobindex.summarize_pod(body)}
 
-    @kopf.index(*WORKERS, id="cpw_workers", registry=registry)
-    def cpw_workers(namespace: str | None, name: str, **_: Any) -> dict[tuple[str, str], bool]:
-        """The workers this operator serves (all of its namespaces', or its shard's)."""
-        return {(namespace or "", name): True}
-
     @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
-    async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **indexes: Any) -> None:  # noqa: A002
-        await workerloop.job_changed(memo["runtime"], type, body, indexes["cpw_workers"])
+    async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+        await workerloop.job_changed(memo["runtime"], type, body)
 
     @kopf.on.resume(*WORKERS, id="validate", registry=registry)
     @kopf.on.create(*WORKERS, id="validate", registry=registry)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -64,14 +65,27 @@ class WorkerView:
     problem: str | None
 
 
+@functools.lru_cache(maxsize=256)
+def _template_problems(template: str, max_active_deadline_seconds: int) -> tuple[str, ...]:
+    """The problems of a jobTemplate (canonical JSON): a fleet's workers mostly share a few
+    templates, and validating one costs milliseconds (its schema), so each distinct template
+    is validated once — at a thousand workers, seconds of start-up CPU."""
+    return tuple(
+        jobtemplate.validate_job_template(
+            json.loads(template), max_active_deadline_seconds=max_active_deadline_seconds
+        )
+    )
+
+
 def view_worker(spec: Mapping[str, Any], settings: OperatorSettings) -> WorkerView:
     """Validate a worker's spec (models + template rules + region) into a WorkerView."""
     try:
         parsed = models.parse_spec(spec)
     except models.InvalidSpecError as exc:
         return WorkerView(None, None, exc.message)
-    problems = jobtemplate.validate_job_template(
-        parsed.job_template, max_active_deadline_seconds=settings.default_active_deadline_seconds
+    problems = _template_problems(
+        json.dumps(parsed.job_template.model_dump(mode="json", by_alias=True), sort_keys=True),
+        settings.default_active_deadline_seconds,
     )
     if problems:
         return WorkerView(None, None, "; ".join(problems))
@@ -409,9 +423,12 @@ async def drain_or_cancel(
     then garbage-collected and CodePipeline times their jobs out.
     """
     jobs = [job for job in jobindex.worker_jobs(index_jobs, namespace, name) if job.live]
+    keys = {(namespace, name), (namespace, names.worker_label_value(name))}
     if not jobs:
+        rt.draining -= keys
         rt.metrics.forget_worker(namespace, name)
         return
+    rt.draining |= keys  # its Jobs' events are still ours (serves_job)
     if str(spec.get("deletionPolicy") or "Drain") == "Cancel":
         message = (
             f"the CustomActionWorker {namespace}/{name} was deleted with deletionPolicy Cancel"
@@ -424,6 +441,7 @@ async def drain_or_cancel(
             f"{len(jobs)} in-flight job(s) failed and deleted",
             type_="Warning",
         )
+        rt.draining -= keys
         return
     # Drain: keep reporting (the worker's loop is not running any more: the daemon stopped).
     supervisor = in_flight_supervisor(rt, namespace, name, uid)
@@ -435,35 +453,30 @@ async def drain_or_cancel(
     )
 
 
-def serves_job(
-    rt: Runtime, job: jobindex.JobSummary, served_workers: Mapping[Any, Any] | None
-) -> bool:
+def serves_job(rt: Runtime, job: jobindex.JobSummary) -> bool:
     """Whether this operator acts on `job`: always without a worker selector (it serves every
-    worker of its namespaces, and reports the Jobs of deleted workers too); with one, only
-    when the Job's worker is among the workers the selector gave it (`served_workers`, the
-    kopf index of the CustomActionWorkers it watches, keyed by namespace and name).
+    worker of its namespaces, and reports the Jobs of deleted workers too); with one (a
+    shard), only while the Job's worker runs here.
 
     Shards share namespaces, so every shard sees every labelled Job there; without this, two
     shards would both report a finished Job (the report lease keeps the result single, at the
-    price of a second write and a race on every job).
+    price of a second write and a race on every job). A shard's Job whose worker is not
+    running here right now — being deleted (its finalizer drains it), or not started yet —
+    is reported by that worker's supervision, the level-based safety net, within seconds.
+    (A kopf index of the served workers would say it too, but costs hundreds of MiB and much
+    CPU at a thousand workers: kopf re-indexes on every status write.)
     """
     if rt.settings.worker_selector is None:
         return True
-    if served_workers is None:
-        return (job.namespace, job.worker) in rt.workers
-    return (job.namespace, job.worker) in served_workers
+    key = (job.namespace, job.worker)
+    return key in rt.workers or key in rt.draining
 
 
-async def job_changed(
-    rt: Runtime,
-    event_type: str | None,
-    body: Mapping[str, Any],
-    served_workers: Mapping[Any, Any] | None = None,
-) -> None:
+async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
     """A labelled Job changed: report it when it finished (or vanished); wake its worker.
     Jobs of workers another shard serves are left to that shard (`serves_job`)."""
     job = jobindex.summarize_job(body)
-    if not serves_job(rt, job, served_workers):
+    if not serves_job(rt, job):
         return
     unsettled = (
         job.phase == names.Phase.RUNNING

@@ -117,6 +117,7 @@ def idle_figures(result: IdleResult, ready_timeout: float) -> dict[str, Any]:
         "startup_kubernetes_writes_per_worker": _round(
             sum(result.startup_writes.values()) / workers if workers else 0.0, 2
         ),
+        "startup_kubernetes_writes_by_resource": dict(sorted(result.startup_writes.items())),
         "startup_codepipeline_calls_per_worker": _round(
             sum(result.startup_calls.values()) / workers if workers else 0.0, 3
         ),
