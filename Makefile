@@ -4,11 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make sandbox` needs only the operator and the stand-ins, not the dev toolchain: on a fresh
+# machine that halves the install. `make test` adds the rest to the same venv.
+SANDBOX_STAMP := $(VENV)/.installed-sandbox
 # checkov pins many libraries of its own, so it lives in a separate venv.
 TOOLS_VENV ?= .venv-tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
-.PHONY: test lint typecheck sandbox bench venv tools crds image clean
+.PHONY: test lint typecheck sandbox bench venv tools crds docs image clean
 
 venv: $(STAMP)
 
@@ -16,6 +19,11 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(SANDBOX_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[sandbox]'
 	touch $@
 
 $(TOOLS_STAMP): Makefile
@@ -37,7 +45,8 @@ typecheck: $(STAMP)
 test: lint typecheck $(TOOLS_STAMP)
 	$(BIN)/pytest
 
-sandbox: $(STAMP)
+# A venv made by `make test` already has everything the sandbox needs.
+sandbox: $(if $(wildcard $(STAMP)),$(STAMP),$(SANDBOX_STAMP))
 	$(BIN)/cpworker sandbox demo
 
 # The benchmark (about 20 minutes at the default sizes; BENCH_ARGS=--quick for under a minute).
@@ -50,6 +59,10 @@ bench: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/cpworker crd --output crds/
 	$(BIN)/python helm/sync_crds.py
+
+# docs/reference.md is generated from the models and the settings; a test fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/python -m tools.docs.reference docs/reference.md
 
 # The operator image, with podman as root (docs/image.md): IMAGE_BASE=debian makes a Debian
 # base with mmdebstrap (no registry needed); any image reference is used as the base instead.

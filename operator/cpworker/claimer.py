@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from cpworker import codepipeline, continuation, jobdata, names, results, timestamps
-from cpworker.jobmanifest import ManifestError
+from cpworker.jobmanifest import ManifestError, dropped_sidecars
 from cpworker.jobrecord import JobRecords, known_nonces, phase_of
 from cpworker.kube import Body, KubeError
 from cpworker.metrics import Metrics
-from cpworker.reporter import Reporter
+from cpworker.reporter import Reporter, send
 from cpworker.timeline import timeline_of
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ IN_PROGRESS: Final = "InProgress"
 NOT_FOUND: Final = "NotFound"
 # 400 BadRequest / 422 Invalid: the Job as built can never be created.
 REFUSED_STATUSES: Final = frozenset({400, 422})
+# 403 Forbidden is admission's answer too (quota, webhooks), but also RBAC's: only a 403 whose
+# message an admission step wrote (results.classify_refusal knows it) is a refusal.
+FORBIDDEN: Final = 403
 # Claims of one batch run side by side (each is a few sequential calls); the executor and
 # the rate budget still bound the operator as a whole.
 CLAIM_CONCURRENCY: Final = 8
@@ -81,6 +84,8 @@ class ClaimContext:
     # The worker the jobs are claimed for (metrics carry it as a label).
     worker: str = ""
     metrics: Metrics | None = None
+    # Told of each Kubernetes error a claim ends with (the worker's condition shows it).
+    on_kube_error: Callable[[KubeError], None] = field(default=lambda _error: None)
 
 
 def _claimed(metrics: Metrics | None, released: Mapping[str, Any]) -> None:
@@ -155,11 +160,111 @@ async def process_polled_job(ctx: ClaimContext, raw: JobTypeDef | dict[str, Any]
         ctx.claiming_now.discard(name)
 
 
-async def _reject(ctx: ClaimContext, job: jobdata.Job, message: str) -> ClaimOutcome:
+async def _reject(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    message: str,
+    failure_type: results.FailureType = "ConfigurationError",
+) -> ClaimOutcome:
     """Fail a job whose Kubernetes Job cannot exist, so CodePipeline hears why at once."""
-    await fail_unclaimable(ctx, job.id, job.nonce, "ConfigurationError", message)
+    await fail_unclaimable(ctx, job.id, job.nonce, failure_type, message)
     await ctx.post_event("JobRejected", f"job {job.id}: {message}"[:1024], "Warning")
     return ClaimOutcome.REJECTED
+
+
+def refusal(exc: KubeError, what: str) -> tuple[results.FailureType, str] | None:
+    """(failure type, message) when the API server refused `what` for good or for a while
+    (invalid, or refused by admission: quota, a webhook, Pod Security); None for an error
+    worth retrying (throttling, 5xx, RBAC)."""
+    failure_type, _, hint = results.classify_refusal(exc.detail)
+    if exc.status in REFUSED_STATUSES:
+        failure_type = "ConfigurationError"
+    elif exc.status != FORBIDDEN or not hint:
+        return None
+    detail = f"{exc.detail} ({hint})" if hint else exc.detail
+    return failure_type, f"the Kubernetes API refused {what}: {detail}"
+
+
+def sidecars_unsupported_message(containers: Sequence[str]) -> str:
+    """Why a job cannot run on a cluster without native sidecars, and what to do."""
+    return (
+        "the Kubernetes API server dropped restartPolicy: Always from the artifact container "
+        f"{', '.join(containers)}: it does not support native sidecar containers (Kubernetes "
+        "1.29 or newer, feature gate SidecarContainers), which cpworker needs to upload output "
+        "artifacts after the job's containers. Upgrade the cluster to 1.29+, or set "
+        "spec.artifacts.enabled: false in the CustomActionWorker and move the artifacts in "
+        "your own containers"
+    )
+
+
+async def _create(
+    ctx: ClaimContext, job: jobdata.Job, manifest: Body, available_at: dt.datetime
+) -> tuple[Body, bool] | None:
+    """Create the suspended Job: (the Job, whether we created it), or None when it cannot
+    run on this cluster (then the job was failed, saying why)."""
+    try:
+        record, created = await ctx.records.create_suspended(
+            manifest, job.nonce, available_at=available_at
+        )
+    except KubeError as exc:
+        refused = refusal(exc, "the Job built from the job template")
+        if refused is None or "exceeded quota" in exc.detail:
+            # A Job quota frees up: left unacknowledged, the job is delivered again.
+            raise
+        # No retry can fix what the API server refuses; without this the job would be
+        # polled, refused and redelivered until CodePipeline times it out silently.
+        await _reject(ctx, job, refused[1], refused[0])
+        return None
+    if created and (dropped := dropped_sidecars(record)):
+        # Without native sidecars the push container would block as an ordinary init
+        # container until the Job's deadline: fail now, saying why (and run nothing).
+        await ctx.records.abandon(record)
+        await _reject(ctx, job, sidecars_unsupported_message(dropped))
+        return None
+    return record, created
+
+
+async def _write_secret(
+    ctx: ClaimContext, job: jobdata.Job, record: Body, secrets: frozenset[str], *, created: bool
+) -> bool:
+    """Create (or refresh) the Job's Secret; False when the API server refused it (then the
+    job was failed, saying why, and the Job deleted). Without this the claim would stop here
+    every time, and recovery would acknowledge the job every round and never run it."""
+    try:
+        await ctx.records.ensure_secret(record, job, secrets)
+    except KubeError as exc:
+        refused = refusal(exc, "the job's Secret")
+        if refused is None:
+            raise
+        await _reject(ctx, job, refused[1], refused[0])
+        if created or phase_of(record) == names.Phase.CLAIMING:
+            await ctx.records.abandon(record)
+        return False
+    return True
+
+
+async def _write_record(
+    ctx: ClaimContext,
+    job: jobdata.Job,
+    secrets: frozenset[str],
+    manifest: Body,
+    available_at: dt.datetime,
+) -> tuple[Body, bool] | ClaimOutcome:
+    """The suspended Job and its Secret, before acknowledging: (the Job, whether we created
+    it), or how the claim ended (refused, or the Job already settled)."""
+    ctx.hook("before-job")
+    made = await _create(ctx, job, manifest, available_at)
+    if made is None:
+        return ClaimOutcome.REJECTED
+    record, created = made
+    if not created:
+        if phase_of(record) in (names.Phase.REPORTED, names.Phase.CANCELLED):
+            return ClaimOutcome.SKIPPED
+        record = await ctx.records.add_nonce_candidate(record, job.nonce)
+    ctx.hook("before-secret")
+    if not await _write_secret(ctx, job, record, secrets, created=created):
+        return ClaimOutcome.REJECTED
+    return record, created
 
 
 async def _claim(
@@ -169,25 +274,10 @@ async def _claim(
     manifest: Body,
     available_at: dt.datetime,
 ) -> ClaimOutcome:
-    ctx.hook("before-job")
-    try:
-        record, created = await ctx.records.create_suspended(
-            manifest, job.nonce, available_at=available_at
-        )
-    except KubeError as exc:
-        if exc.status not in REFUSED_STATUSES:
-            raise
-        # No retry can fix what the API server refuses; without this the job would be
-        # polled, refused and redelivered until CodePipeline times it out silently.
-        return await _reject(
-            ctx, job, f"the Kubernetes API refused the Job built from the job template: {exc}"
-        )
-    if not created:
-        if phase_of(record) in (names.Phase.REPORTED, names.Phase.CANCELLED):
-            return ClaimOutcome.SKIPPED
-        record = await ctx.records.add_nonce_candidate(record, job.nonce)
-    ctx.hook("before-secret")
-    await ctx.records.ensure_secret(record, job, secrets)
+    written = await _write_record(ctx, job, secrets, manifest, available_at)
+    if isinstance(written, ClaimOutcome):
+        return written
+    record, created = written
     ctx.hook("before-ack")
     status = await acknowledge(ctx.client, job.id, job.nonce)
     ctx.hook("after-ack")
@@ -305,6 +395,8 @@ async def process_polled_jobs(
         except (codepipeline.CodePipelineError, KubeError) as exc:
             # Leaves a claiming Job at worst; recovery resolves it.
             log.warning("claim failed, recovery will resolve it: %s", exc)
+            if isinstance(exc, KubeError):
+                ctx.on_kube_error(exc)
             return ClaimOutcome.SKIPPED
 
     return await codepipeline.gather_limited([claim_one(raw) for raw in jobs], CLAIM_CONCURRENCY)
@@ -339,7 +431,20 @@ async def recover_claiming(
             continue
         if status == IN_PROGRESS:
             await records.record_nonce(job, nonce)
-            await restore_secret(records, client, job, nonce)
+            try:
+                await restore_secret(records, client, job, nonce)
+            except KubeError as exc:
+                refused = refusal(exc, "the job's Secret")
+                if refused is None:
+                    raise
+                await send(
+                    client,
+                    results.failure_result(
+                        job_id=job_id, failure_type=refused[0], message=refused[1]
+                    ),
+                )
+                await records.abandon(job)
+                return ClaimOutcome.REJECTED
             _claimed(metrics, await records.release(job))
             return ClaimOutcome.DISPATCHED
         await records.abandon(job)

@@ -82,6 +82,18 @@ class AccessDeniedError(CodePipelineError):
     """The operator's (or the worker's role's) credentials may not make this call."""
 
 
+class CredentialsExpiredError(AccessDeniedError):
+    """The credentials of the call have expired (they renew by themselves if refreshable)."""
+
+
+class CredentialsInvalidError(AccessDeniedError):
+    """AWS does not know the credentials of the call (revoked, deleted, another partition)."""
+
+
+class RoleNotAssumableError(AccessDeniedError):
+    """STS refused to let the operator assume the worker's role (trust policy, no such role)."""
+
+
 class RequestValidationError(CodePipelineError):
     """The request was malformed (a bug, or a value outside the service's limits)."""
 
@@ -110,9 +122,11 @@ _ERROR_CODES: dict[str, type[CodePipelineError]] = {
     "AccessDeniedException": AccessDeniedError,
     "AccessDenied": AccessDeniedError,
     "UnauthorizedOperation": AccessDeniedError,
-    "UnrecognizedClientException": AccessDeniedError,
-    "InvalidClientTokenId": AccessDeniedError,
-    "ExpiredTokenException": AccessDeniedError,
+    "UnrecognizedClientException": CredentialsInvalidError,
+    "InvalidClientTokenId": CredentialsInvalidError,
+    "ExpiredTokenException": CredentialsExpiredError,
+    "ExpiredToken": CredentialsExpiredError,
+    "RequestExpired": CredentialsExpiredError,
     "ValidationException": RequestValidationError,
     "OutputVariablesSizeExceededException": OutputVariablesSizeExceededError,
     "ThrottlingException": ThrottledError,
@@ -126,8 +140,31 @@ _ERROR_CODES: dict[str, type[CodePipelineError]] = {
 }
 
 
+class RoleAssumptionFailed(botocore.exceptions.BotoCoreError):
+    """STS refused AssumeRole for a worker's role while botocore refreshed its credentials.
+
+    Raised from inside the refresh (botocore lets it through to the call that needed the
+    credentials), so that the call's error names the role, not the operation.
+    """
+
+    fmt = "AssumeRole failed: {code}"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code=code)
+        self.code = code
+        self.message = message
+
+
+# STS answers that are the operator's own identity's problem (or passing), not the role's.
+_NOT_THE_ROLES_FAULT: Final = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "RequestExpired"}
+)
+
+
 def map_error(operation: str, exc: BaseException) -> CodePipelineError:
     """Translate a botocore exception into our hierarchy (messages carry no request data)."""
+    if isinstance(exc, RoleAssumptionFailed):
+        return RoleNotAssumableError(operation, exc.code, exc.message)
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
@@ -551,11 +588,22 @@ class CodePipelineClients:
             options = self.options
 
             def refresh() -> dict[str, str]:
-                creds = sts.assume_role(
-                    RoleArn=role_arn,
-                    RoleSessionName=options.session_name,
-                    DurationSeconds=options.assume_role_duration,
-                )["Credentials"]
+                try:
+                    creds = sts.assume_role(
+                        RoleArn=role_arn,
+                        RoleSessionName=options.session_name,
+                        DurationSeconds=options.assume_role_duration,
+                    )["Credentials"]
+                except botocore.exceptions.ClientError as exc:
+                    error = exc.response.get("Error", {})
+                    code = str(error.get("Code", "Unknown"))
+                    status = int(
+                        exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+                    )
+                    kind = _ERROR_CODES.get(code)
+                    if code in _NOT_THE_ROLES_FAULT or status >= 500 or (kind and kind.retryable):
+                        raise  # the operator's own credentials, or STS having a bad moment
+                    raise RoleAssumptionFailed(code, str(error.get("Message", ""))) from None
                 return {
                     "access_key": creds["AccessKeyId"],
                     "secret_key": creds["SecretAccessKey"],

@@ -169,6 +169,19 @@ class EventConsumer:
             )
         return self._client
 
+    def check(self) -> None:
+        """Is the queue there and readable? (GetQueueAttributes, blocking.) So that health is
+        known before the first worker shows its status, not only after a 20 s long poll."""
+        try:
+            self.calls += 1
+            self._sqs().get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            self.last_error = _describe(exc)
+            log.warning("cannot read the events queue (%s); polling goes on", self.last_error)
+            return
+        self.last_error = None
+        self.last_receive_ok = time.monotonic()
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._thread is not None:
             return

@@ -4,7 +4,8 @@ Handlers are registered on a registry built per operator (`build_registry`), and
 lives in the `Runtime` passed in kopf's `memo`, so that two operators can run in one process
 (tests) without sharing anything.
 
-- Jobs and Pods: `kopf.index` + `kopf.on.event` with label filters. Never on.create/on.update
+- Jobs and Pods: `kopf.index` + `kopf.on.event` with label filters (a pod event records a
+  pod-level end, such as an eviction, on its Job). Never on.create/on.update
   on Jobs: kopf would write its annotations and finalizers onto them.
 - CustomActionWorker: create/resume/update validate the spec (event + wake the loop); one
   daemon per worker runs its loop (workerloop.Worker); delete honours deletionPolicy behind
@@ -73,8 +74,19 @@ def build_registry() -> kopf.OperatorRegistry:
         return {(str(body.metadata.namespace), job): jobindex.summarize_pod(body)}
 
     @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
-    async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
-        await workerloop.job_changed(memo["runtime"], type, body)
+    async def job_event(
+        type: str | None,  # noqa: A002 - kopf's name
+        body: kopf.Body,
+        memo: kopf.Memo,
+        **indexes: Any,
+    ) -> None:
+        namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+        pods = jobindex.job_pods(indexes["cpw_pods"], namespace, name)
+        await workerloop.job_changed(memo["runtime"], type, body, pods)
+
+    @kopf.on.event("", "v1", "pods", id="pod_event", labels=MANAGED, registry=registry)
+    async def pod_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+        await workerloop.pod_changed(memo["runtime"], type, body)
 
     @kopf.on.resume(*WORKERS, id="validate", registry=registry)
     @kopf.on.create(*WORKERS, id="validate", registry=registry)

@@ -7,7 +7,12 @@ they are written into the job's Secret (`cpworker.manifests`).
 
 Malformed data becomes `InvalidJobDataError`, whose message names fields and problems but never
 echoes a value; it carries the job id (and nonce) when those could be read, so the runtime can
-report the job as failed (ConfigurationError) instead of crashing or losing it.
+report the job as failed (ConfigurationError) instead of crashing or losing it. The limits are
+the service model's (botocore codepipeline 2015-07-09) where it has them, else the real
+service's (S3 names, the 10 configuration properties of an action type, with room); a string
+with a NUL or an unpaired surrogate is refused wherever it is, because no container
+environment, file name or Kubernetes object can carry it as sent
+(tests/fuzz/test_hostile_jobs.py).
 """
 
 from __future__ import annotations
@@ -15,12 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
 JOB_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+EXECUTION_ID_PATTERN: Final = JOB_ID_PATTERN  # PipelineExecutionId: a UUID, as job ids
+# An action type has at most 10 configuration properties (service quota); five times that
+# bounds what a job's environment can grow to.
+MAX_CONFIGURATION_ENTRIES: Final = 50
+# What an error message shows of a key (dict keys appear in the locations of problems).
+_SHOWN_KEY_MAX: Final = 50
 ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
 NAME_PATTERN: Final = r"^[A-Za-z0-9.@\-_]{1,100}$"  # pipeline, stage and action names
 ARTIFACT_NAME_PATTERN: Final = r"^[a-zA-Z0-9_\-]{1,100}$"
@@ -43,6 +54,9 @@ class _Model(BaseModel):
     )
 
 
+_M = TypeVar("_M", bound=_Model)
+
+
 class ActionTypeIdData(_Model):
     category: str
     owner: str
@@ -59,8 +73,8 @@ class AwsSessionCredentials(_Model):
 
 
 class S3Location(_Model):
-    bucket_name: str = Field(min_length=1)
-    object_key: str = Field(min_length=1)
+    bucket_name: str = Field(min_length=1, max_length=63)  # S3 bucket names: 3-63
+    object_key: str = Field(min_length=1, max_length=1024)  # S3 keys: at most 1024 bytes
 
 
 class ArtifactLocation(_Model):
@@ -70,7 +84,7 @@ class ArtifactLocation(_Model):
 
 class Artifact(_Model):
     name: Annotated[str, StringConstraints(pattern=ARTIFACT_NAME_PATTERN)]
-    revision: str | None = None
+    revision: str | None = Field(default=None, min_length=1, max_length=1500)
     location: ArtifactLocation | None = None
 
 
@@ -85,23 +99,26 @@ class StageContext(_Model):
 
 class ActionContext(_Model):
     name: Annotated[str, StringConstraints(pattern=NAME_PATTERN)] | None = None
-    action_execution_id: str | None = None
+    # No limit in the model; AWS's are UUIDs. Bounded: it becomes an environment variable.
+    action_execution_id: str | None = Field(default=None, min_length=1, max_length=256)
 
 
 class PipelineContext(_Model):
     pipeline_name: Annotated[str, StringConstraints(pattern=NAME_PATTERN)] | None = None
     stage: StageContext = Field(default_factory=StageContext)
     action: ActionContext = Field(default_factory=ActionContext)
-    pipeline_arn: str | None = None
-    pipeline_execution_id: str | None = None
+    pipeline_arn: str | None = Field(default=None, max_length=1024)
+    pipeline_execution_id: (
+        Annotated[str, StringConstraints(pattern=EXECUTION_ID_PATTERN)] | None
+    ) = None
 
 
 class ActionConfiguration(_Model):
     # Keys 1-50, values 1-1000 (service model); values may be secret, so all are SecretStr.
     configuration: dict[
         Annotated[str, StringConstraints(min_length=1, max_length=50)],
-        Annotated[SecretStr, Field(max_length=1000)],
-    ] = Field(default_factory=dict)
+        Annotated[SecretStr, Field(min_length=1, max_length=1000)],
+    ] = Field(default_factory=dict, max_length=MAX_CONFIGURATION_ENTRIES)
 
 
 class JobData(_Model):
@@ -145,30 +162,74 @@ def _peek(raw: object, key: str, limit: int) -> str | None:
     return None
 
 
+def _shown(part: object) -> str:
+    """A location part as an error message may show it: keys come from the job data, so a
+    long or unprintable one is described, never repeated."""
+    text = str(part)
+    if len(text) > _SHOWN_KEY_MAX or not text.isprintable():
+        return f"<a key of {len(text)} characters>"
+    return text
+
+
 def _describe(error: ValidationError) -> str:
     problems = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "job"
+    for item in error.errors(include_input=False, include_url=False)[:10]:
+        where = ".".join(_shown(part) for part in item["loc"]) or "job"
         problems.append(f"{where}: {item['msg']}")
     return "malformed CodePipeline job data: " + "; ".join(problems)
 
 
+def _uncarriable(text: str) -> bool:
+    """A NUL, or an unpaired surrogate (no UTF-8 for it): no environment variable, file name
+    or Kubernetes object carries the string as CodePipeline sent it."""
+    return "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _uncarriable_at(raw: object, where: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The location of the first string (key or value) `_uncarriable` refuses, if any."""
+    if isinstance(raw, str):
+        return where if _uncarriable(raw) else None
+    if isinstance(raw, Mapping):
+        for key, value in raw.items():
+            if isinstance(key, str) and _uncarriable(key):
+                return (*where, "<a key>")
+            found = _uncarriable_at(value, (*where, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(raw, list | tuple):
+        for index, value in enumerate(raw):
+            found = _uncarriable_at(value, (*where, str(index)))
+            if found is not None:
+                return found
+    return None
+
+
+def _validated(model: type[_M], raw: object, *, nonce: bool) -> _M:
+    job_id = _peek(raw, "id", 200)
+    nonce_value = _peek(raw, "nonce", 50) if nonce else None
+    bad = _uncarriable_at(raw)
+    if bad is not None:
+        where = ".".join(_shown(part) for part in bad) or "job"
+        raise InvalidJobDataError(
+            f"malformed CodePipeline job data: {where}: contains a NUL character or invalid "
+            "Unicode, which no container environment or Kubernetes object can carry",
+            job_id=job_id,
+            nonce=nonce_value,
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise InvalidJobDataError(_describe(error), job_id=job_id, nonce=nonce_value) from None
+
+
 def parse_job(raw: object) -> Job:
     """Parse one PollForJobs job (a botocore dict); raise InvalidJobDataError if malformed."""
-    try:
-        return Job.model_validate(raw)
-    except ValidationError as error:
-        raise InvalidJobDataError(
-            _describe(error), job_id=_peek(raw, "id", 200), nonce=_peek(raw, "nonce", 50)
-        ) from None
+    return _validated(Job, raw, nonce=True)
 
 
 def parse_job_details(raw: object) -> JobDetails:
     """Parse GetJobDetails' `jobDetails`; raise InvalidJobDataError if malformed."""
-    try:
-        return JobDetails.model_validate(raw)
-    except ValidationError as error:
-        raise InvalidJobDataError(_describe(error), job_id=_peek(raw, "id", 200)) from None
+    return _validated(JobDetails, raw, nonce=False)
 
 
 def job_document(

@@ -8,18 +8,20 @@ in-flight Jobs cost no polling.
 
 Equality is freshness: kopf stores an index entry only when the new value differs from the old
 one, so the fields that take part in a summary's equality decide how fresh the `body` is that
-callers classify (results.outcome_from). That is why PodSummary compares the waiting reason:
-a pod that starts failing to pull its image must replace the stored entry.
+callers classify (results.outcome_from). That is why PodSummary compares the waiting reason
+(a pod that starts failing to pull its image must replace the stored entry), the containers
+that terminated (a main container ending beside a classic sidecar ends the job) and the
+pod-level reason (an eviction must be known even after the pod is gone).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker import names, timestamps
+from cpworker import names, timeline, timestamps
 from cpworker.results import NEVER_START_REASONS
 
 
@@ -32,7 +34,7 @@ class JobSummary:
     uid: str
     annotations: Mapping[str, str]
     suspended: bool
-    finished: str | None  # "Complete" | "Failed" | None
+    finished: str | None  # "Complete" | "Failed" | None: decided (either step, see below)
     created: dt.datetime | None
     deleting: bool
     body: Mapping[str, Any] = field(repr=False, compare=False)
@@ -60,10 +62,11 @@ class JobSummary:
 
 
 def finished_condition(body: Mapping[str, Any]) -> str | None:
-    for condition in (body.get("status") or {}).get("conditions") or []:
-        if condition.get("type") in {"Complete", "Failed"} and condition.get("status") == "True":
-            return str(condition["type"])
-    return None
+    """ "Complete" or "Failed" once the Job's end is decided: from the first of the two
+    terminal conditions (SuccessCriteriaMet / FailureTarget, 1.31+) or the second (Complete /
+    Failed). A Job deleted between the two steps has finished, not vanished."""
+    terminal = timeline.terminal_condition(body)
+    return terminal[0] if terminal is not None else None
 
 
 def summarize_job(body: Mapping[str, Any]) -> JobSummary:
@@ -113,6 +116,14 @@ def job_index_key(body: Mapping[str, Any]) -> tuple[str, str]:
     return (str(metadata.get("namespace", "")), str(labels.get(names.LABEL_WORKER, "")))
 
 
+def owner_uid(body: Mapping[str, Any]) -> str | None:
+    """The uid of the Job that controls this pod (None: no such owner reference)."""
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Job" and ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
 def owning_job(body: Mapping[str, Any]) -> str | None:
     for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("kind") == "Job":
@@ -124,8 +135,8 @@ def owning_job(body: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class PodSummary:
-    """Why a pod is (not) running. The phase, waiting and scheduling fields take part in
-    equality (the body does not): see the module doc, equality is freshness."""
+    """Why a pod is (not) running. Every field but the body takes part in equality: see the
+    module doc, equality is freshness."""
 
     name: str
     phase: str
@@ -134,6 +145,8 @@ class PodSummary:
     waiting_message: str | None
     unschedulable_message: str | None
     body: Mapping[str, Any] = field(repr=False, compare=False)
+    terminated: tuple[str, ...] = ()  # containers (init ones too) that have terminated
+    ended_by: str | None = None  # a pod-level reason (Evicted, OutOfcpu) or DisruptionTarget
 
 
 def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
@@ -159,7 +172,18 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
             and condition.get("reason") == "Unschedulable"
         ):
             unschedulable = str(condition.get("message") or "no node fits the pod")
+    terminated = tuple(
+        str(container.get("name"))
+        for container in statuses
+        if (container.get("state") or {}).get("terminated")
+    )
+    disrupted = any(
+        c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
     return PodSummary(
+        terminated=terminated,
+        ended_by=str(status.get("reason") or "") or ("DisruptionTarget" if disrupted else None),
         name=str(metadata.get("name", "")),
         phase=str(status.get("phase", "Pending")),
         created=timestamps.parse(metadata.get("creationTimestamp")),
@@ -168,3 +192,38 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         unschedulable_message=unschedulable,
         body=_plain(body),
     )
+
+
+@dataclass
+class VanishedJobs:
+    """Jobs the watch index still holds although the API server no longer has them.
+
+    A watch interrupted long enough (compaction, an API server restart: 410 Gone) makes kopf
+    relist, and a Job deleted in the gap yields no DELETED event; kopf drops index entries
+    only on DELETED (kopf/_core/engines/indexing.py), so the entry stays for good: a ghost
+    that would count against maxInFlight and never be reported. The in-flight supervisor
+    finds them by relisting (and by a 404 on a Job it acts on) and records them here; every
+    count and every supervision round skips them. Keyed by worker, so that each worker's
+    relist also forgets the ghosts kopf has dropped meanwhile.
+    """
+
+    uids: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # When each worker last relisted (the supervisor's monotonic clock).
+    relisted_at: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def add(self, job: JobSummary) -> None:
+        self.uids.setdefault((job.namespace, job.worker), set()).add(job.uid)
+
+    def hide(self, jobs: Iterable[JobSummary]) -> list[JobSummary]:
+        """The jobs that still exist, as far as anyone knows."""
+        return [
+            job for job in jobs if job.uid not in self.uids.get((job.namespace, job.worker), ())
+        ]
+
+    def keep_only(self, namespace: str, worker: str, indexed: Iterable[JobSummary]) -> None:
+        """Forget the ghosts of a worker that its index no longer holds."""
+        key = (namespace, worker)
+        if key in self.uids:
+            self.uids[key] &= {job.uid for job in indexed}
+            if not self.uids[key]:
+                del self.uids[key]

@@ -14,8 +14,8 @@ every state transition in one file:
     hand-over:  record_handover_intent ──► mark_continued ──► adopt_continuation (new job id)
 
 The Secret is built by `jobsecret.build_secret` (the one builder) and written only here
-(`ensure_secret`, `refresh_credentials`, `delete_secret`); every path that writes secret values
-registers them with the log filter first.
+(`ensure_secret`, `refresh_credentials`, `delete_secret`, `delete_orphaned_secret`); every path
+that writes secret values registers them with the log filter first.
 """
 
 from __future__ import annotations
@@ -175,6 +175,29 @@ class JobRecords:
         except NotFoundError:
             return None
 
+    async def vanished(self, job: Mapping[str, Any]) -> bool:
+        """True when this Job (by uid) no longer exists: deleted, or replaced by a namesake."""
+        namespace, name = _where(job)
+        fresh = await self.get(namespace, name)
+        return fresh is None or fresh["metadata"].get("uid") != job["metadata"].get("uid")
+
+    async def listed_uids(self, namespace: str, worker: str) -> set[str]:
+        """The uids of one worker's Jobs as the API server lists them now (from its watch
+        cache: cheap; `vanished` confirms what is missing)."""
+        jobs = await self.kube.list_jobs(
+            namespace, names.worker_selector(worker), resource_version="0"
+        )
+        return {str(job["metadata"].get("uid")) for job in jobs}
+
+    async def failed_creates(self, job: Mapping[str, Any]) -> list[Body]:
+        """The Job controller's FailedCreate events on this Job: why it has no pod."""
+        namespace, name = _where(job)
+        selector = (
+            f"involvedObject.kind=Job,involvedObject.name={name},"
+            f"involvedObject.uid={job['metadata'].get('uid', '')},reason=FailedCreate"
+        )
+        return await self.kube.list_events(namespace, selector)
+
     # ---- the claim ------------------------------------------------------------------------
 
     async def create_suspended(
@@ -323,6 +346,37 @@ class JobRecords:
         )
         await self.abandon(job)
 
+    async def record_pod_end(self, namespace: str, job_name: str, record: str) -> None:
+        """A pod of this Job was ended from outside (results.pod_end_record): kept on the Job,
+        because the pod is deleted before the Job's failure is reported. Gone is fine."""
+        try:
+            await self.kube.patch_job(
+                namespace, job_name, _annotate({names.ANNOTATION_POD_ENDED: record})
+            )
+        except NotFoundError:
+            return
+
+    async def stop_for_sidecars(self, job: Mapping[str, Any], pod: str) -> None:
+        """Only classic sidecars still run in `pod`, and its outputs are to be uploaded: record
+        the pod and suspend the Job, so that the Job controller deletes the pod gracefully
+        (the kubelet stops the sidecars, then the push sidecar, which uploads) and starts no
+        other (results: `_stopped_for_sidecars`)."""
+        namespace, name = _where(job)
+        patch = _annotate({names.ANNOTATION_SIDECARS_STOPPED: pod})
+        patch["spec"] = {"suspend": True}
+        await self.kube.patch_job(namespace, name, patch)
+
+    async def record_stopped_pod(self, namespace: str, job_name: str, record: str) -> None:
+        """The push container of a pod being deleted terminated (results.stopped_pod_record):
+        the pod's final state is kept on the Job, because the pod goes right after. Gone is
+        fine."""
+        try:
+            await self.kube.patch_job(
+                namespace, job_name, _annotate({names.ANNOTATION_STOPPED_POD: record})
+            )
+        except NotFoundError:
+            return
+
     # ---- reporting ------------------------------------------------------------------------
 
     async def claim_report(
@@ -441,6 +495,39 @@ class JobRecords:
     async def delete_secret(self, job: Mapping[str, Any]) -> None:
         namespace, name = _where(job)
         await self.kube.delete_secret(namespace, name)
+
+    async def delete_orphaned_secret(self, namespace: str, name: str, gone_uid: str) -> bool:
+        """Delete the Secret `name` if no existing Job owns it: its Job (uid `gone_uid`) was
+        deleted while the garbage collector lags, or it lost its owner reference (a Job
+        deleted with propagationPolicy Orphan). A Secret that a newer Job of the same name
+        owns stays. Conditional on the Secret read here (a write in between wins).
+
+        True when no orphaned Secret is left (deleted, none, or not orphaned).
+        """
+        try:
+            secret = await self.kube.get_secret(namespace, name)
+        except NotFoundError:
+            return True
+        metadata = secret["metadata"]
+        owners = {
+            str(ref.get("uid"))
+            for ref in metadata.get("ownerReferences") or []
+            if ref.get("kind") == "Job"
+        }
+        if owners - {gone_uid}:
+            current = await self.get(namespace, name)
+            if current is not None and str(current["metadata"].get("uid")) in owners:
+                return True  # a newer Job of that name owns it
+        try:
+            await self.kube.delete_secret(
+                namespace,
+                name,
+                uid=str(metadata.get("uid") or ""),
+                resource_version=str(metadata.get("resourceVersion") or ""),
+            )
+        except ConflictError:
+            return False  # changed since read (a new Job's claim took it over): look again
+        return True
 
     async def secret_configuration(self, job: Mapping[str, Any]) -> list[str]:
         """The job's secret configuration values (to redact them from what is reported)."""

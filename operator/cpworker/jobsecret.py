@@ -56,7 +56,8 @@ def disambiguate(sanitised: str, original: str, taken: set[str], *, upper: bool 
 def secret_file_names(property_names: Collection[str]) -> dict[str, str]:
     """Secret key (file name) for each secret configuration property: `secret-config.<name>`."""
     result: dict[str, str] = {}
-    taken: set[str] = set()
+    # A property named `json` must not overwrite the whole-configuration file.
+    taken: set[str] = {SECRET_CONFIG_KEY}
     for name in sorted(property_names):
         key = disambiguate(
             SECRET_CONFIG_FILE_PREFIX + _SECRET_KEY_RE.sub("_", name)[:200], name, taken

@@ -17,11 +17,13 @@ from pydantic import ValidationError
 from cpworker import names
 from cpworker.jobmanifest import (
     MOUNT_PATH,
+    POD_REPLACEMENT_POLICY,
+    RESERVED_CONTAINER_PREFIX,
     RESERVED_ENV_NAMES,
     RESERVED_ENV_PREFIX,
     RESERVED_VOLUME_PREFIX,
 )
-from cpworker.models import JobTemplate
+from cpworker.models import Artifacts, JobTemplate
 
 # Job fields only the operator sets (docs/architecture.md, the claim protocol).
 _OPERATOR_JOB_SPEC_FIELDS: Final = {
@@ -122,7 +124,9 @@ def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return found
 
 
-def _metadata_problems(metadata: object, where: str) -> list[str]:
+def _metadata_problems(
+    metadata: object, where: str, allowed_annotations: frozenset[str] = frozenset()
+) -> list[str]:
     if not isinstance(metadata, Mapping):
         return []
     problems = [
@@ -137,19 +141,51 @@ def _metadata_problems(metadata: object, where: str) -> list[str]:
                 f"{where}.{kind}.{key}: keys under {names.RESERVED_KEY_PREFIX} are reserved "
                 "for the operator"
                 for key in keys
-                if isinstance(key, str) and names.is_reserved_key(key)
+                if isinstance(key, str)
+                and names.is_reserved_key(key)
+                and not (kind == "annotations" and key in allowed_annotations)
             ]
     return problems
 
 
-def _is_mount_reserved(path: object) -> bool:
+def _at_or_under(path: object, directory: str) -> bool:
     return isinstance(path, str) and (
-        path.rstrip("/") == MOUNT_PATH or path.startswith(MOUNT_PATH + "/")
+        path.rstrip("/") == directory or path.startswith(directory + "/")
     )
 
 
-def _container_problems(container: Mapping[str, Any], where: str) -> list[str]:
+def _is_mount_reserved(path: object) -> bool:
+    return _at_or_under(path, MOUNT_PATH)
+
+
+def _artifact_mount_problem(path: object, artifacts: Artifacts | None) -> str | None:
+    """A mount where the operator mounts the artifacts (with them on): the API server would
+    refuse the duplicate path, and a mount below would hide part of the artifacts."""
+    if artifacts is None or not artifacts.enabled:
+        return None
+    for field, directory in (
+        ("inputDir", artifacts.input_dir),
+        ("outputDir", artifacts.output_dir),
+    ):
+        if _at_or_under(path, directory):
+            return (
+                f"{path} is at or under spec.artifacts.{field} ({directory}), where the "
+                "operator mounts the job's artifacts: mount elsewhere, choose another "
+                f"spec.artifacts.{field}, or set spec.artifacts.enabled: false"
+            )
+    return None
+
+
+def _container_problems(
+    container: Mapping[str, Any], where: str, artifacts: Artifacts | None
+) -> list[str]:
     problems = []
+    name = container.get("name")
+    if isinstance(name, str) and name.startswith(RESERVED_CONTAINER_PREFIX):
+        problems.append(
+            f"{where}: container names starting with {RESERVED_CONTAINER_PREFIX} are reserved "
+            "for the operator's artifact containers"
+        )
     for env in container.get("env") or []:
         name = env.get("name") if isinstance(env, Mapping) else None
         if isinstance(name, str) and (
@@ -169,10 +205,13 @@ def _container_problems(container: Mapping[str, Any], where: str) -> list[str]:
                 f"{where}.volumeMounts {mount.get('mountPath')}: {MOUNT_PATH} is where the "
                 "operator mounts the job's credentials and data"
             )
+        artifact_problem = _artifact_mount_problem(mount.get("mountPath"), artifacts)
+        if artifact_problem is not None:
+            problems.append(f"{where}.volumeMounts {artifact_problem}")
     return problems
 
 
-def _pod_problems(pod_spec: Mapping[str, Any]) -> list[str]:
+def _pod_problems(pod_spec: Mapping[str, Any], artifacts: Artifacts | None) -> list[str]:
     problems = []
     where = "jobTemplate.spec.template.spec"
     restart = pod_spec.get("restartPolicy")
@@ -188,11 +227,15 @@ def _pod_problems(pod_spec: Mapping[str, Any]) -> list[str]:
                 f"{where}.volumes {name}: names starting with {RESERVED_VOLUME_PREFIX} are reserved"
             )
     for container in _containers(pod_spec):
-        problems += _container_problems(container, f"{where} container {container.get('name')}")
+        problems += _container_problems(
+            container, f"{where} container {container.get('name')}", artifacts
+        )
     return problems
 
 
-def _spec_problems(spec: Mapping[str, Any], max_deadline: int | None) -> list[str]:
+def _spec_problems(
+    spec: Mapping[str, Any], max_deadline: int | None, artifacts: Artifacts | None
+) -> list[str]:
     problems = [
         f"jobTemplate.spec.{field} must not be set: {why}"
         for field, why in _OPERATOR_JOB_SPEC_FIELDS.items()
@@ -205,6 +248,13 @@ def _spec_problems(spec: Mapping[str, Any], max_deadline: int | None) -> list[st
                 f"jobTemplate.spec.{field} is {value}: one CodePipeline job runs as exactly "
                 "one pod at a time"
             )
+    replacement = spec.get("podReplacementPolicy")
+    if replacement is not None and replacement != POD_REPLACEMENT_POLICY:
+        problems.append(
+            f"jobTemplate.spec.podReplacementPolicy is {replacement}: must be "
+            f"{POD_REPLACEMENT_POLICY} (or unset); with TerminatingOrFailed an evicted pod's "
+            "replacement runs the job a second time while the evicted pod still runs"
+        )
     deadline = spec.get("activeDeadlineSeconds")
     if isinstance(deadline, int) and max_deadline is not None and deadline > max_deadline:
         problems.append(
@@ -213,15 +263,23 @@ def _spec_problems(spec: Mapping[str, Any], max_deadline: int | None) -> list[st
         )
     template = spec.get("template")
     if isinstance(template, Mapping):
-        problems += _metadata_problems(template.get("metadata"), "jobTemplate.spec.template")
+        # The pod template may name its classic sidecars (results.py: they end with the job).
+        problems += _metadata_problems(
+            template.get("metadata"),
+            "jobTemplate.spec.template",
+            allowed_annotations=frozenset({names.ANNOTATION_SIDECARS}),
+        )
         pod_spec = template.get("spec")
         if isinstance(pod_spec, Mapping):
-            problems += _pod_problems(pod_spec)
+            problems += _pod_problems(pod_spec, artifacts)
     return problems
 
 
 def validate_job_template(
-    template: Mapping[str, Any] | JobTemplate, *, max_active_deadline_seconds: int | None = None
+    template: Mapping[str, Any] | JobTemplate,
+    *,
+    max_active_deadline_seconds: int | None = None,
+    artifacts: Artifacts | None = None,
 ) -> list[str]:
     """Every problem with a worker's jobTemplate (empty list: it can be used).
 
@@ -229,7 +287,8 @@ def validate_job_template(
     problems too) and that it does not set anything the operator owns: name, namespace,
     ownerReferences, `cpworker.io/` labels/annotations, restartPolicy other than Never,
     suspend, selector, manualSelector, ttlSecondsAfterFinished, parallelism/completions other
-    than 1, reserved volume/env/mount names, or an activeDeadlineSeconds above the limit.
+    than 1, reserved container/volume/env/mount names, a mount at or under the artifact
+    directories (when `artifacts` are on), or an activeDeadlineSeconds above the limit.
     """
     # Typed as a mapping, but it comes from a user's resource: check, do not trust.
     raw: object = (
@@ -243,6 +302,6 @@ def validate_job_template(
         return [*problems, "jobTemplate.spec must be an object (a batch/v1 JobSpec)"]
     if not isinstance(spec.get("template"), Mapping):
         problems.append("jobTemplate.spec.template is required (the pod template)")
-    problems += _spec_problems(spec, max_active_deadline_seconds)
+    problems += _spec_problems(spec, max_active_deadline_seconds, artifacts)
     problems += _structure_problems(spec)
     return problems[:_MAX_PROBLEMS]

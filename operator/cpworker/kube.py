@@ -42,6 +42,8 @@ class KubeError(Exception):
 
     def __init__(self, method: str, path: str, status: int, reason: str, message: str) -> None:
         super().__init__(f"{method} {path}: {status} {reason}: {message}")
+        self.method = method
+        self.path = path
         self.status = status
         self.reason = reason
         self.detail = message
@@ -336,9 +338,20 @@ class KubeClient:
         except NotFoundError:
             return
 
-    async def list_jobs(self, namespace: str | None, label_selector: str) -> list[Body]:
+    async def list_jobs(
+        self, namespace: str | None, label_selector: str, *, resource_version: str | None = None
+    ) -> list[Body]:
+        """Jobs by label. `resource_version="0"` lets the API server answer from its watch
+        cache (cheap, possibly a moment old) instead of a quorum read of etcd."""
         path = self._jobs(namespace) if namespace else "/apis/batch/v1/jobs"
-        result = await self.request("GET", path, query={"labelSelector": label_selector})
+        query = {"labelSelector": label_selector}
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
+        return await self._items(path, query)
+
+    async def _items(self, path: str, query: Mapping[str, str]) -> list[Body]:
+        """The items of one list call."""
+        result = await self.request("GET", path, query=query)
         return list(result.get("items", []))
 
     # ---- Secrets --------------------------------------------------------------------------
@@ -359,21 +372,41 @@ class KubeClient:
             "PATCH", self._secrets(namespace, name), patch, content_type=MERGE_PATCH
         )
 
-    async def delete_secret(self, namespace: str, name: str) -> None:
+    async def delete_secret(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> None:
+        """Delete a Secret; gone is fine. With `uid`/`resource_version`, only that very Secret,
+        unchanged since it was read (ConflictError otherwise)."""
+        options: Body | None = None
+        preconditions = {
+            key: value
+            for key, value in (("uid", uid), ("resourceVersion", resource_version))
+            if value
+        }
+        if preconditions:
+            options = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions}
         try:
-            await self.request("DELETE", self._secrets(namespace, name))
+            await self.request("DELETE", self._secrets(namespace, name), options)
         except NotFoundError:
             return
 
     # ---- Pods -----------------------------------------------------------------------------
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
-        result = await self.request(
-            "GET",
-            f"/api/v1/namespaces/{quote(namespace)}/pods",
-            query={"labelSelector": label_selector},
-        )
-        return list(result.get("items", []))
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        return await self._items(path, {"labelSelector": label_selector})
+
+    # ---- Events ---------------------------------------------------------------------------
+
+    async def list_events(self, namespace: str, field_selector: str) -> list[Body]:
+        """core/v1 Events selected by fields (involvedObject.*, reason, type)."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/events"
+        return await self._items(path, {"fieldSelector": field_selector})
 
     # ---- CustomActionWorker ---------------------------------------------------------------
 

@@ -86,6 +86,12 @@ INTERVAL_LIMIT_SECONDS: Final = 3600
 CONDITION_MESSAGE_MAX: Final = 32768
 CONDITION_REASON_PATTERN: Final = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 LAST_ERROR_MESSAGE_MAX: Final = 4096
+# status.countedJobs: the jobs counted last (a short hash each), so that a report repeated after
+# a crash is never counted twice (docs/reliability.md, "Counters"). A job is re-reported within
+# about the report lease (30 s) of a restart; 200 entries cover 200 other jobs of the worker
+# counted in between, at about 3 KiB of status.
+COUNTED_JOBS_MAX: Final = 200
+COUNTED_JOB_PATTERN: Final = r"^[0-9a-f]{12}$"
 
 OWNER_MESSAGE: Final = (
     "actionTypeId.owner must be Custom: PollForJobs only serves custom action types; "
@@ -134,7 +140,15 @@ class _Model(BaseModel):
     )
 
 
-class ActionTypeId(_Model):
+class _SpecModel(_Model):
+    """A part of the spec: JSON types exactly as the CRD's structural schema has them (no
+    "5" for 5, no 1 or "yes" for true), so that the models refuse what the API server
+    refuses (tests/fuzz/test_worker_specs.py)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class ActionTypeId(_SpecModel):
     """The custom action type this worker takes jobs for."""
 
     model_config = ConfigDict(
@@ -173,7 +187,7 @@ class ActionTypeId(_Model):
         return owner
 
 
-class Polling(_Model):
+class Polling(_SpecModel):
     """Bounds of the adaptive poll interval."""
 
     model_config = ConfigDict(
@@ -235,7 +249,7 @@ MaxFiles = Annotated[int, Field(ge=1, le=MAX_FILES_LIMIT)]
 MaxCompressionRatio = Annotated[int, Field(ge=1, le=MAX_COMPRESSION_RATIO_LIMIT)]
 
 
-class ArtifactLimits(_Model):
+class ArtifactLimits(_SpecModel):
     """What one job's input artifacts may expand to; each violation fails the job (JobFailed)."""
 
     max_total_bytes: MaxTotalBytes = Field(
@@ -257,7 +271,7 @@ class ArtifactLimits(_Model):
     )
 
 
-class Artifacts(_Model):
+class Artifacts(_SpecModel):
     """Input and output artifacts on disk in the job's pod (docs/job-contract.md)."""
 
     model_config = ConfigDict(
@@ -310,7 +324,7 @@ class Artifacts(_Model):
         return self
 
 
-class TemplateMetadata(_Model):
+class TemplateMetadata(_SpecModel):
     """Labels and annotations copied onto the Job (operator-owned keys are rejected)."""
 
     labels: dict[str, str] = Field(
@@ -323,7 +337,7 @@ class TemplateMetadata(_Model):
     )
 
 
-class JobTemplate(_Model):
+class JobTemplate(_SpecModel):
     """A batch/v1 JobTemplateSpec: the Job created for every CodePipeline job."""
 
     metadata: TemplateMetadata = Field(
@@ -345,7 +359,7 @@ QueryKey = Annotated[str, StringConstraints(min_length=1, max_length=QUERY_KEY_M
 QueryValue = Annotated[str, StringConstraints(pattern=QUERY_VALUE_PATTERN, max_length=50)]
 
 
-class CustomActionWorkerSpec(_Model):
+class CustomActionWorkerSpec(_SpecModel):
     """What a CustomActionWorker asks for: which jobs to take and how to run them."""
 
     action_type_id: ActionTypeId = Field(
@@ -473,6 +487,11 @@ class Reason(StrEnum):
     ACCESS_DENIED = "AccessDenied"
     THROTTLED = "Throttled"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    CREDENTIALS_EXPIRED = "CredentialsExpired"  # the operator's AWS credentials expired
+    CREDENTIALS_INVALID = "CredentialsInvalid"  # ... are unknown or revoked
+    ROLE_NOT_ASSUMABLE = "RoleNotAssumable"  # spec.roleArn cannot be assumed
+    KUBERNETES_UNAVAILABLE = "KubernetesUnavailable"  # Job/Secret writes fail (429/5xx, ...)
+    KUBERNETES_FORBIDDEN = "KubernetesForbidden"  # ... are refused with 401/403
     INVALID_SPEC = "InvalidSpec"
     PAUSED = "Paused"
     DELETING = "Deleting"
@@ -548,8 +567,22 @@ class CustomActionWorkerStatus(_Model):
         description="Jobs another worker acknowledged first (InvalidNonceException): "
         "expected with several workers, not an error.",
     )
+    counted_jobs: list[Annotated[str, StringConstraints(pattern=COUNTED_JOB_PATTERN)]] | None = (
+        Field(
+            default=None,
+            max_length=COUNTED_JOBS_MAX,
+            description="The jobs most recently counted in succeeded/failed (a 12-hex-digit hash "
+            "of each job id, newest last), written with the counter: a report repeated after an "
+            "operator restart is counted once. For the operator, not for people.",
+        )
+    )
     last_poll_time: KubeTime | None = Field(
-        default=None, description="When PollForJobs last succeeded (RFC 3339)."
+        default=None,
+        description="When PollForJobs last succeeded (RFC 3339). On an idle worker it is "
+        "rewritten at most every CPWORKER_STATUS_HEARTBEAT_SECONDS (default one hour), so that "
+        "a thousand idle workers do not write to the API server on every poll; the Ready "
+        "condition is the health signal, and the metric "
+        "cpworker_worker_last_successful_poll_timestamp_seconds is exact.",
     )
     last_error: LastError | None = Field(
         default=None, description="The most recent error, kept after recovery for diagnosis."

@@ -71,8 +71,32 @@ ANNOTATION_HANDOVER_OF: Final = f"{GROUP}/handover-of"
 # candidate before AcknowledgeJob, cleared when the Job moves to the new job id. A crash (or a
 # failed write) in between leaves it for the supervisor, which finishes the adoption.
 ANNOTATION_CONTINUATION_PENDING: Final = f"{GROUP}/continuation-pending"
+# A pod of the Job that was ended from outside (evicted, preempted, rejected): JSON
+# {"pod", "reason", "message"}, written when the operator sees it, because such a pod is
+# deleted as soon as the Job controller counted it, before the Job's failure is reported.
+ANNOTATION_POD_ENDED: Final = f"{GROUP}/pod-ended"
+# The pod whose classic sidecars the operator stopped (by suspending the Job) so that the push
+# sidecar uploads: its name. And the final state of a pod being deleted once its push
+# container terminated (JSON: names and terminated states), since the pod goes right after.
+ANNOTATION_SIDECARS_STOPPED: Final = f"{GROUP}/sidecars-stopped"
+ANNOTATION_STOPPED_POD: Final = f"{GROUP}/stopped-pod"
 # Who is sending the Job's result, and since when: "<reporter id> <epoch seconds>" (a lease).
 ANNOTATION_REPORTER: Final = f"{GROUP}/reporter"
+
+# --- Inside a job's pod: the containers and volumes the operator adds ------------------------
+# A template may not name a container or volume with this prefix (jobtemplate.py).
+POD_RESERVED_PREFIX: Final = "cpworker-"
+JOB_VOLUME: Final = "cpworker-job"  # the job's Secret: credentials, job.json, secret config
+ARTIFACTS_VOLUME: Final = "cpworker-artifacts"  # emptyDir: subPath in -> inputDir, out -> outputDir
+ARTIFACTS_INPUT_SUBPATH: Final = "in"
+ARTIFACTS_OUTPUT_SUBPATH: Final = "out"
+# The in-pod artifact helper: push (a native sidecar) then pull, before the template's init
+# containers (docs/architecture.md, "Artifacts in the pod").
+PULL_CONTAINER: Final = "cpworker-pull"
+PUSH_CONTAINER: Final = "cpworker-push"
+# The one `cpworker.io/` key a user's pod template may set: the names of its classic sidecars
+# (regular containers that never exit by themselves), comma-separated (docs/job-contract.md).
+ANNOTATION_SIDECARS: Final = f"{GROUP}/sidecars"
 
 # Continuation tokens the operator hands CodePipeline start with this (continuation.py).
 CONTINUATION_TOKEN_PREFIX: Final = f"{GROUP}/v1"

@@ -60,11 +60,27 @@ PERMISSIONS: Final = (
         "kopf handlers, finalizer, progress annotations",
     ),
     Permission(names.GROUP, f"{names.PLURAL}/status", ("patch",), "conditions, counters"),
+    # No call uses these: OwnerReferencesPermissionEnforcement (on in OpenShift) checks them
+    # when an object is created with `blockOwnerDeletion: true` on its owner reference
+    # (plugin/pkg/admission/gc/gc_admission.go): each Job's to its worker, each Secret's to
+    # its Job. Without them such a cluster refuses every Job with 403.
+    Permission(
+        names.GROUP,
+        f"{names.PLURAL}/finalizers",
+        ("update",),
+        "owner references that block deletion: each Job's to its worker",
+    ),
     Permission(
         "batch",
         "jobs",
         ("get", "list", "watch", "create", "patch", "delete"),
         "one Job per CodePipeline job",
+    ),
+    Permission(
+        "batch",
+        "jobs/finalizers",
+        ("update",),
+        "owner references that block deletion: each Secret's to its Job",
     ),
     Permission(
         "", "pods", ("list", "watch"), "exit codes, termination messages, pods that never start"
@@ -75,7 +91,13 @@ PERMISSIONS: Final = (
         ("get", "create", "patch", "delete"),
         "the job's credentials and secret configuration (by name only: no list)",
     ),
-    Permission("", "events", ("create",), "JobDispatched, JobSucceeded, JobFailed, ..."),
+    Permission(
+        "",
+        "events",
+        ("create", "list"),
+        "JobDispatched, JobSucceeded, JobFailed, ...; a Job's FailedCreate events (why it has "
+        "no pod: quota, admission)",
+    ),
     Permission(
         "apiextensions.k8s.io",
         "customresourcedefinitions",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import math
 import random
@@ -159,12 +160,25 @@ async def poll_once(
     return PollOutcome(polled=True, jobs=jobs, requested=requested)
 
 
+class Handled(enum.Enum):
+    """What `handle_jobs` made of a polled batch."""
+
+    DONE = "done"
+    # The claims failed on the way (Kubernetes refused or failed): back off as after a poll
+    # error instead of polling on at the hit rate for jobs that cannot be claimed.
+    BACK_OFF = "back-off"
+
+
 # Errors that a retry after a short time will not fix: poll slowly until the spec changes.
 SLOW_RETRY_ERRORS = (
     codepipeline.ActionTypeNotFoundError,
     codepipeline.AccessDeniedError,
     codepipeline.RequestValidationError,
 )
+# ... except credentials that expired or were revoked: refreshable credentials (Pod Identity,
+# IRSA, an assumed role) renew by themselves, so the worker backs off as after any error (to
+# its maxIntervalSeconds) and recovers within one interval of their return.
+RENEWING_ERRORS = (codepipeline.CredentialsExpiredError, codepipeline.CredentialsInvalidError)
 # An event can arrive before its job can be polled: polls it asked for that find nothing are
 # repeated this many times, `min_interval` apart, before the worker goes back to idling.
 EVENT_FOLLOW_UPS = 3
@@ -176,7 +190,8 @@ class PollLoop:
 
     The callables keep this loop independent of kopf: `target()` returns the current
     PollTarget (or None when the worker must not poll: paused or invalid), `live_jobs()`
-    counts live labelled Jobs from the index, `handle_jobs` claims and dispatches, `tend`
+    counts live labelled Jobs from the index, `handle_jobs` claims and dispatches (and may ask
+    to back off), `tend`
     supervises in-flight jobs, and `report` publishes each poll's outcome to the status.
     `poll_now` (a finished Job, a spec change) makes the next poll immediate; `event_arrived`
     does too, and makes that poll urgent; `supervise_now` runs supervision at once; a bare
@@ -187,7 +202,7 @@ class PollLoop:
     client: Callable[[], Awaitable[codepipeline.CodePipelineClient]]
     target: Callable[[], PollTarget | None]
     live_jobs: Callable[[], int]
-    handle_jobs: Callable[[Sequence[JobTypeDef]], Awaitable[Any]]
+    handle_jobs: Callable[[Sequence[JobTypeDef]], Awaitable[Handled | None]]
     tend: Callable[[], Awaitable[Any]]
     report: Callable[[PollOutcome], Awaitable[Any]]
     slow_retry_interval: float = 60.0
@@ -241,13 +256,19 @@ class PollLoop:
             # No capacity: a finishing Job wakes us; the interval is only a safety net.
             return target.max_interval
         if outcome.error is not None:
-            if isinstance(outcome.error, SLOW_RETRY_ERRORS):
+            if isinstance(outcome.error, SLOW_RETRY_ERRORS) and not isinstance(
+                outcome.error, RENEWING_ERRORS
+            ):
                 return self.slow_retry_interval
             return self.backoff.after_error()
+        handled = Handled.DONE
         if outcome.jobs:
             self._follow_ups = 0
-            await self.handle_jobs(outcome.jobs)
-        delay = self.backoff.after_poll(len(outcome.jobs), outcome.requested)
+            handled = await self.handle_jobs(outcome.jobs) or Handled.DONE
+        if handled is Handled.BACK_OFF:
+            delay = self.backoff.after_error()
+        else:
+            delay = self.backoff.after_poll(len(outcome.jobs), outcome.requested)
         if self._follow_ups > 0:
             return min(delay, target.min_interval)
         return delay

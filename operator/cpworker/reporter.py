@@ -2,32 +2,37 @@
 
 `Reporter` has one method per reason a CodePipeline job ends here:
 
-- `finished`: the Kubernetes Job ended (Complete/Failed): success or failure from its pods;
+- `finished`: the Kubernetes Job ended (either terminal step, or only classic sidecars still
+  run: then the Job is deleted too, nothing else would stop them): success or failure from
+  its pods;
 - `vanished`: a running Job was deleted by someone else before it finished;
-- `never_started`: its pod could not start within the grace period (SystemUnavailable);
+- `never_started`: its pod cannot start (refused, misconfigured, or not within its patience);
 - `hand_over`: a long job is handed over with a continuation token (the action goes on);
 - `cancel`: its worker was deleted with deletionPolicy Cancel;
 - `reject`: a polled job that cannot run at all (malformed data, unusable template).
 
 Order for a Job: take the report lease (replicas do not all send it) -> PutJob*Result ->
-`mark_reported` (phase, result, TTL) -> delete the Secret -> event and counter on the worker.
-A crash after the Put and before `mark_reported` repeats the Put after a restart;
-CodePipeline then answers InvalidJobStateException ("already ended"), which counts as done.
-Everything needed (job id, region, role, worker) is read from the Job's annotations, so a job
-is reported even after its worker resource is gone.
+count it on the worker (once: `workerstatus.count_job`) -> `mark_reported` (phase, result,
+TTL) -> delete the Secret -> event. A crash after the Put and before `mark_reported` repeats
+the Put after a restart; CodePipeline then answers InvalidJobStateException ("already
+ended"), which counts as done, and AcknowledgeJob with the recorded nonce tells whether it
+holds the result being repeated (Succeeded or Failed): then the job is counted, idempotently,
+had the crash come before the counter. Everything needed (job id, region, role, worker) is
+read from the Job's annotations, so a job is reported even after its worker resource is gone.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cpworker import codepipeline, continuation, names, results, timestamps, workerstatus
-from cpworker.jobindex import JobSummary, PodSummary, owning_job, summarize_pod
+from cpworker.jobindex import JobSummary, PodSummary, owner_uid, owning_job, summarize_pod
 from cpworker.jobrecord import JobRecords
 from cpworker.kube import KubeClient, KubeError
 from cpworker.metrics import JobOutcome, Metrics
@@ -36,15 +41,54 @@ from cpworker.timeline import timeline_of
 log = logging.getLogger(__name__)
 
 
-async def send(client: codepipeline.CodePipelineClient, call: results.ReportCall) -> bool:
-    """Put the result. False when CodePipeline says the job already ended (or is unknown)."""
+class Sent(enum.Enum):
+    """What CodePipeline made of a result."""
+
+    ACCEPTED = "accepted"
+    ALREADY_ENDED = "already-ended"  # InvalidJobStateException: reported, stopped, timed out
+    UNKNOWN_JOB = "unknown-job"  # JobNotFoundException
+
+
+async def put(client: codepipeline.CodePipelineClient, call: results.ReportCall) -> Sent:
+    """Put the result; say whether CodePipeline took it or the job had already ended."""
     try:
         await client.put_result(call)
     except (codepipeline.InvalidJobStateError, codepipeline.JobNotFoundError) as exc:
         job_id = call.params.get("jobId")
         log.info("job %s had already ended in CodePipeline (%s): recorded", job_id, exc.code)
+        if isinstance(exc, codepipeline.JobNotFoundError):
+            return Sent.UNKNOWN_JOB
+        return Sent.ALREADY_ENDED
+    return Sent.ACCEPTED
+
+
+async def send(client: codepipeline.CodePipelineClient, call: results.ReportCall) -> bool:
+    """Put the result. False when CodePipeline says the job already ended (or is unknown)."""
+    return await put(client, call) is Sent.ACCEPTED
+
+
+# What AcknowledgeJob answers for a job that ended with a success or a failure result.
+_ENDED_AS: dict[str, bool] = {"Succeeded": True, "Failed": False}
+
+
+async def holds_our_result(
+    client: codepipeline.CodePipelineClient, call: results.ReportCall, nonce: str
+) -> bool:
+    """After "already ended": does CodePipeline hold the result `call` repeats?
+
+    AcknowledgeJob with the nonce that claimed the job answers its current status. Succeeded
+    for a success (Failed for a failure) means an earlier life of this report got through
+    (a crash came before it was recorded); TimedOut, or the other outcome, means the job
+    ended without us. A stopped-and-abandoned job that we were failing anyway also answers
+    Failed: counted as the failure it is.
+    """
+    if not nonce:
         return False
-    return True
+    try:
+        status = await client.acknowledge_job(str(call.params.get("jobId")), nonce)
+    except (codepipeline.InvalidNonceError, codepipeline.JobNotFoundError):
+        return False
+    return _ENDED_AS.get(status) is call.succeeded
 
 
 def result_of(call: results.ReportCall) -> names.Result:
@@ -129,14 +173,26 @@ class Reporter:
 
     # ---- why a job ends ------------------------------------------------------------------
 
-    async def finished(self, job: JobSummary) -> bool:
-        """Report a Job that ended in Kubernetes, once (event handler and supervisor share it)."""
+    async def finished(self, job: JobSummary, known_pods: Sequence[PodSummary] = ()) -> bool:
+        """Report a Job that ended in Kubernetes, once (event handler and supervisor share it).
+
+        Its pods are read fresh; `known_pods` (the pod index) adds the last known state of
+        pods already gone: an evicted pod is deleted as soon as the Job controller counted
+        it, and its DisruptionTarget is the reason the job failed.
+        """
 
         async def send_report() -> bool:
-            pods = await self._fresh_pods(job)
+            pods = with_gone_pods(await self.fresh_pods(job), known_pods, job.uid)
             outcome = results.outcome_from(job.body, [p.body for p in pods])
             if not outcome.finished:
                 return False
+            if outcome.kind is results.OutcomeKind.FAILED and not (
+                outcome.container or outcome.pod_reason
+            ):
+                # No pod says why: the Job may have recorded a pod ended from outside since.
+                fresh = await self.records.get(job.namespace, job.name)
+                if fresh is not None and fresh["metadata"].get("uid") == job.uid:
+                    outcome = results.outcome_from(fresh, [p.body for p in pods])
             call = results.result_for(
                 outcome,
                 job_id=job.job_id,
@@ -144,7 +200,9 @@ class Reporter:
                 job_name=job.name,
                 redact=await self.records.secret_configuration(job.body),
             )
-            return await self._report(job, call, pods=[p.body for p in pods])
+            return await self._report(
+                job, call, pods=[p.body for p in pods], delete_job=bool(outcome.lingering)
+            )
 
         return await self.guard.once(job.name, job.job_id, send_report)
 
@@ -161,7 +219,8 @@ class Reporter:
         return await self.guard.once(job.name, job.job_id, lambda: self._report(job, call))
 
     async def never_started(self, job: JobSummary, outcome: results.Outcome) -> bool:
-        """The Job's pod could not start within the grace period: fail it and delete the Job."""
+        """The Job's pod cannot start (refused, misconfigured, or waited for long enough): fail
+        it and delete the Job."""
         call = results.result_for(
             outcome, job_id=job.job_id, namespace=job.namespace, job_name=job.name
         )
@@ -248,27 +307,39 @@ class Reporter:
             job.body, job.job_id, reporter_id=self.reporter_id, lease_seconds=self.lease_seconds
         ):
             return False
-        accepted = await send(await self._client(job.body), call)
+        client = await self._client(job.body)
+        sent = await put(client, call)
         self.hook("after-put")
+        ours = sent is Sent.ACCEPTED or (
+            sent is Sent.ALREADY_ENDED
+            and await holds_our_result(
+                client, call, job.annotations.get(names.ANNOTATION_NONCE, "")
+            )
+        )
+        if ours and job.worker:
+            # Before the record says "reported": a crash in between repeats the report, which
+            # counts it then; the ledger in the same status write makes the count idempotent.
+            counter = "succeeded" if call.succeeded else "failed"
+            await workerstatus.count_job(self.kube, job.namespace, job.worker, counter, job.job_id)
+        self.hook("after-count")
         await self.records.mark_reported(job.body, result_of(call), self.finished_ttl_seconds)
+        self.hook("after-record")  # a crash here leaves the Secret to the sweeper
         await self.records.delete_secret(job.body)
         if delete_job:
             await self.records.delete(job.body)
-        if accepted:
+        if sent is Sent.ACCEPTED:
             self._measure(job, call, pods or [])
+        if ours:
             reason = "JobSucceeded" if call.succeeded else "JobFailed"
             message = f"job {job.job_id} (Job {job.name}): {summary_of(call)}"
             event_type = "Normal" if call.succeeded else "Warning"
-            counter = "succeeded" if call.succeeded else "failed"
         else:
-            reason, event_type, counter = "JobAlreadyEnded", "Normal", ""
+            reason, event_type = "JobAlreadyEnded", "Normal"
             message = f"job {job.job_id} (Job {job.name}) had already ended in CodePipeline"
         try:
             await self._post(job.body, reason, message, event_type)
-            if counter and job.worker:
-                await workerstatus.increment_counter(self.kube, job.namespace, job.worker, counter)
         except KubeError as exc:
-            log.warning("reported job %s but could not update its worker: %s", job.job_id, exc)
+            log.warning("reported job %s but could not post its event: %s", job.job_id, exc)
         return True
 
     def _measure(
@@ -300,7 +371,18 @@ class Reporter:
         if worker is not None:
             await self.kube.post_event(worker, reason, message[:1024], type_=event_type)
 
-    async def _fresh_pods(self, job: JobSummary) -> list[PodSummary]:
+    async def fresh_pods(self, job: JobSummary) -> list[PodSummary]:
         """A Job's pods, fresh from the API (the pod index may lag behind the Job's end)."""
         pods = await self.kube.list_pods(job.namespace, names.worker_selector(job.worker))
         return [summarize_pod(p) for p in pods if owning_job(p) == job.name]
+
+
+def with_gone_pods(
+    fresh: list[PodSummary], known: Sequence[PodSummary], job_uid: str
+) -> list[PodSummary]:
+    """The fresh pods, and the last known state of this Job's pods that are gone since."""
+    listed = {pod.name for pod in fresh}
+    gone = [
+        pod for pod in known if pod.name not in listed and owner_uid(pod.body) in (job_uid, None)
+    ]
+    return [*fresh, *gone]

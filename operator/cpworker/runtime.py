@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from cpworker import codepipeline, events, kube, wakeups
+from cpworker.jobindex import VanishedJobs
 from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
 from cpworker.poller import PollLoop
 from cpworker.reporter import Reporter
+from cpworker.secretsweeper import SecretSweeper
 from cpworker.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ CRASH_EXIT_CODE: Final = 86
 # After a job arrived that no event announced, workers of its action type poll at their own
 # policy for this long (events may be lost; one lost event is not a broken rule).
 MISSED_EVENT_FALLBACK_SECONDS: Final = 1800.0
+# An idle poll may find a job a moment before its event is acted on (events are delivered
+# within seconds, and late at times): a job counts as unannounced only when no event for its
+# action type came within this long on either side of the poll that found it.
+EVENT_GRACE_SECONDS: Final = 30.0
 
 ActionTypeKey = tuple[str, str, str, str]  # category, owner, provider, version
 
@@ -75,6 +81,18 @@ class Runtime:
     consumer: events.EventConsumer | None = None
     # When a job of an action type arrived that no event announced (monotonic seconds).
     missed_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
+    # When the last STARTED event of an action type arrived (monotonic seconds).
+    last_event_at: dict[ActionTypeKey, float] = field(default_factory=dict)
+    event_grace_seconds: float = EVENT_GRACE_SECONDS
+    # Jobs the watch index still holds that vanished in a watch gap (inflight finds them).
+    vanished: VanishedJobs = field(default_factory=VanishedJobs)
+    # "<pod uid>/<what>" this process recorded on the pod's Job (each written once).
+    recorded_pod_ends: set[str] = field(default_factory=set)
+    # Deletes the Secrets of Jobs gone or done with them (secretsweeper).
+    sweeper: SecretSweeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sweeper = SecretSweeper(self.records)
 
     @classmethod
     def create(
@@ -127,7 +145,7 @@ class Runtime:
 
     # ---- running workers -------------------------------------------------------------------
 
-    def register(
+    async def register(
         self, worker: RunningWorker, keys: list[tuple[str, str]], on_event: events.Handler
     ) -> None:
         """A worker starts; the first one starts the events consumer (if configured)."""
@@ -138,10 +156,13 @@ class Runtime:
             region = self.settings.events_queue_region or events.queue_region(
                 queue_url, self.settings.default_region
             )
-            self.consumer = events.EventConsumer(
+            consumer = events.EventConsumer(
                 queue_url, region, on_event, self.executor, on_received=self.metrics.event_received
             )
-            self.consumer.start(asyncio.get_running_loop())
+            self.consumer = consumer
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.executor, consumer.check)
+            consumer.start(loop)
 
     def unregister(self, keys: list[tuple[str, str]]) -> None:
         """A worker stops; the last one stops the events consumer."""
@@ -167,8 +188,21 @@ class Runtime:
             fallback_seconds=MISSED_EVENT_FALLBACK_SECONDS,
         )
 
+    def job_without_event(self, action_type: ActionTypeKey) -> None:
+        """An idle poll found a job: unless its event came (or comes) within the grace, the
+        action type's events are not arriving; its workers then poll at their own policy."""
+        found_at, grace = time.monotonic(), self.event_grace_seconds
+        if found_at - self.last_event_at.get(action_type, float("-inf")) <= grace:
+            return
+
+        def judge() -> None:
+            if self.last_event_at.get(action_type, float("-inf")) < found_at - grace:
+                self.event_missed(action_type)
+
+        asyncio.get_running_loop().call_later(grace, judge)
+
     def event_missed(self, action_type: ActionTypeKey) -> None:
-        """A timer poll found a job no event announced: poll at the policy for a while."""
+        """A job arrived that no event announced: poll at the policy for a while."""
         if self.wakeups(action_type) is wakeups.Wakeups.EVENTS:
             log.warning(
                 "a job of %s arrived without its event: polling at the workers' own interval",
@@ -177,7 +211,8 @@ class Runtime:
         self.missed_event_at[action_type] = time.monotonic()
 
     def event_seen(self, action_type: ActionTypeKey) -> None:
-        """Events for this action type arrive again."""
+        """An event of this action type arrived: events work for it (again)."""
+        self.last_event_at[action_type] = time.monotonic()
         self.missed_event_at.pop(action_type, None)
 
     def cancel_probe_seconds(self) -> float:

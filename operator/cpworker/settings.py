@@ -6,6 +6,7 @@ problem, so `cpworker run` can exit with it instead of failing later in a poll l
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
@@ -27,6 +28,20 @@ DEFAULT_ACTIVE_DEADLINE_SECONDS: Final = 3300
 # The in-pod artifact helper (`cpworker artifacts pull|push`) is the operator's own image; the
 # chart passes the exact reference the operator runs from (by digest when it has one).
 DEFAULT_ARTIFACTS_IMAGE: Final = f"ghcr.io/cpworker/cpworker:{__version__}"
+# The push sidecar uploads after the kubelet stopped it and must finish within the pod's
+# grace period: 15 minutes move several GiB at the tens of MB/s a pod gets to S3.
+DEFAULT_ARTIFACTS_PUSH_GRACE_SECONDS: Final = 900
+# The helper idles at ~40 MiB and peaks below 100 MiB while streaming (docs/job-contract.md);
+# the memory limit leaves room for zipping many files; no CPU limit (zipping is CPU-bound).
+DEFAULT_ARTIFACTS_REQUESTS: Final = {"cpu": "100m", "memory": "128Mi"}
+DEFAULT_ARTIFACTS_LIMITS: Final = {"memory": "1Gi"}
+ResourceKind = Literal["requests", "limits"]
+
+
+def _default_artifacts_resources() -> dict[ResourceKind, dict[str, str]]:
+    return {"requests": dict(DEFAULT_ARTIFACTS_REQUESTS), "limits": dict(DEFAULT_ARTIFACTS_LIMITS)}
+
+
 # An image reference without whitespace or control characters; the registry has the last word.
 IMAGE_REFERENCE_PATTERN: Final = r"^[^\s\x00-\x1f]{1,512}$"
 
@@ -115,7 +130,26 @@ class OperatorSettings(BaseSettings):
         gt=0,
         le=86400,
         description="How long a pod may fail to start (image pull, unschedulable, missing "
-        "service account) before the job is reported as SystemUnavailable.",
+        "service account or Secret) before the job is reported as SystemUnavailable. Pods "
+        "that never can (admission refusals, runAsNonRoot with a root image) fail at once, "
+        "a quota shortage waits CPWORKER_QUOTA_WAIT_SECONDS.",
+    )
+    quota_wait_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        le=86400,
+        description="How long a job whose pod a ResourceQuota refuses (exceeded quota) waits "
+        "for the quota to free up before it fails as SystemUnavailable; the Job's "
+        "activeDeadlineSeconds counts meanwhile. Other refusals (Pod Security, LimitRange, a "
+        "webhook) fail at once.",
+    )
+    job_relist_seconds: float = Field(
+        default=300.0,
+        ge=1,
+        le=3600,
+        description="How often a worker with jobs in flight lists its Jobs, to find any that "
+        "were deleted while a watch was interrupted (a watch gap yields no DELETED event): "
+        "they are reported as vanished and stop counting against maxInFlight.",
     )
     continuation_after_seconds: float = Field(
         default=0.0,
@@ -163,7 +197,7 @@ class OperatorSettings(BaseSettings):
     )
     peering_name: str | None = Field(
         default=None,
-        description="kopf peering object for several replicas (None = standalone).",
+        description="kopf peering object for several replicas (unset: standalone).",
     )
     peering_priority: int = Field(
         default=0,
@@ -207,7 +241,7 @@ class OperatorSettings(BaseSettings):
         le=86400,
         description="How often an idle worker's status.lastPollTime is rewritten when nothing "
         "else changed (a write per worker each time: keep it coarse; the metric "
-        "cpworker_last_poll_timestamp_seconds is exact).",
+        "cpworker_worker_last_successful_poll_timestamp_seconds is exact).",
     )
     default_active_deadline_seconds: int = Field(
         default=DEFAULT_ACTIVE_DEADLINE_SECONDS,
@@ -222,6 +256,24 @@ class OperatorSettings(BaseSettings):
         description="Image of the init and sidecar containers that pull and push a job's "
         "artifacts (`cpworker artifacts pull|push`): the operator's own image, which the "
         "chart pins by digest when it has one.",
+    )
+    artifacts_push_grace_seconds: int = Field(
+        default=DEFAULT_ARTIFACTS_PUSH_GRACE_SECONDS,
+        ge=1,
+        le=86400,
+        description="The least terminationGracePeriodSeconds of a pod that pushes output "
+        "artifacts (a template's larger value is kept): the push sidecar starts uploading when "
+        "the kubelet stops it and is killed when this runs out.",
+    )
+    artifacts_s3_endpoint_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = Field(
+        default=None,
+        description="S3 endpoint of the artifact containers (AWS_ENDPOINT_URL_S3 in them), for "
+        "an S3 interface VPC endpoint or an S3-compatible proxy. Unset: the AWS default.",
+    )
+    artifacts_resources: dict[ResourceKind, dict[str, str]] = Field(
+        default_factory=_default_artifacts_resources,
+        description="resources (requests, limits) of the artifact containers, as JSON: a "
+        "namespace with a ResourceQuota on requests refuses containers without them.",
     )
 
     # --- Policy derived from the settings (one place, so every stage agrees) --------------
@@ -259,6 +311,26 @@ class OperatorSettings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return value.strip()
+
+    @field_validator("artifacts_resources", mode="before")
+    @classmethod
+    def _quantities_as_text(cls, value: Any) -> Any:
+        # `cpu: 1` is as good a quantity as `cpu: "1"` (YAML and JSON give a number).
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)  # the environment's JSON, given as an override
+            except ValueError:
+                raise ValueError(
+                    'not JSON: expected {"requests": {...}, "limits": {...}}'
+                ) from None
+        if isinstance(value, Mapping):
+            return {
+                kind: {k: str(v) for k, v in amounts.items()}
+                if isinstance(amounts, Mapping)
+                else amounts
+                for kind, amounts in value.items()
+            }
+        return value
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -11,7 +11,8 @@ memory: an operator that restarts mid-job measures what its predecessor started.
   released (as precise as written)
 - started: the earliest `startedAt` of any container of the Job's pods, init containers
   included, running or terminated (whole seconds)
-- finished: `lastTransitionTime` of the Job's `Complete`/`Failed` condition, else
+- finished: `lastTransitionTime` of the condition that decided the Job's end (`terminal_condition`:
+  `SuccessCriteriaMet`/`FailureTarget`, else `Complete`/`Failed`), else
   `status.completionTime` (whole seconds)
 - reported: annotation `cpworker.io/reported-at`: CodePipeline accepted the result
   (fractional seconds)
@@ -34,7 +35,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from cpworker import names, timestamps
 
@@ -52,7 +53,13 @@ class Stage(StrEnum):
 # Stages known once a job is claimed, and once it has been reported.
 CLAIM_STAGES: Final = (Stage.CREATE, Stage.CLAIM)
 REPORT_STAGES: Final = (Stage.START, Stage.RUN, Stage.REPORT)
-_FINISHED_CONDITIONS: Final = frozenset({"Complete", "Failed"})
+# The Job controller (1.31+, `pkg/controller/job/job_controller.go`) ends a Job in two steps:
+# `SuccessCriteriaMet` / `FailureTarget` when the outcome is decided, `Complete` / `Failed`
+# only once none of its pods is left running. Either step decides the outcome; the first
+# says when. Older servers write the second step alone.
+SUCCESS_CONDITIONS: Final = ("SuccessCriteriaMet", "Complete")
+FAILURE_CONDITIONS: Final = ("FailureTarget", "Failed")
+Ending = Literal["Complete", "Failed"]
 
 
 @dataclass(frozen=True)
@@ -103,14 +110,29 @@ def _get(obj: object, *path: str) -> Any:
     return obj
 
 
+def terminal_condition(job: Mapping[str, Any]) -> tuple[Ending, Mapping[str, Any]] | None:
+    """How the Job ended ("Complete" or "Failed") and the condition that first said so, or
+    None while it runs. Success wins when both are true (the controller never sets both)."""
+    true = {
+        str(condition.get("type")): condition
+        for condition in _get(job, "status", "conditions") or []
+        if isinstance(condition, Mapping) and condition.get("status") == "True"
+    }
+    succeeded = [true[kind] for kind in SUCCESS_CONDITIONS if kind in true]
+    if succeeded:
+        return "Complete", succeeded[0]
+    failed = [true[kind] for kind in FAILURE_CONDITIONS if kind in true]
+    if failed:
+        return "Failed", failed[0]
+    return None
+
+
 def _finished_at(job: Mapping[str, Any]) -> dt.datetime | None:
-    for condition in _get(job, "status", "conditions") or []:
-        if (
-            isinstance(condition, Mapping)
-            and condition.get("type") in _FINISHED_CONDITIONS
-            and condition.get("status") == "True"
-        ):
-            return timestamps.parse(condition.get("lastTransitionTime"))
+    terminal = terminal_condition(job)
+    if terminal is not None:
+        decided = timestamps.parse(terminal[1].get("lastTransitionTime"))
+        if decided is not None:
+            return decided
     return timestamps.parse(_get(job, "status", "completionTime"))
 
 

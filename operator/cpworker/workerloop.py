@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,15 +33,17 @@ from cpworker import (
     jobindex,
     jobtemplate,
     kube,
+    kubehealth,
     models,
     names,
+    results,
     timestamps,
     wakeups,
     workerstatus,
 )
 from cpworker.inflight import InFlightSupervisor
 from cpworker.jobmanifest import WorkerRef, build_job, effective_deadline
-from cpworker.poller import PollLoop, PollOutcome, PollTarget
+from cpworker.poller import Handled, PollLoop, PollOutcome, PollTarget
 from cpworker.runtime import ActionTypeKey, RunningWorker, Runtime
 from cpworker.settings import OperatorSettings
 from cpworker.wakeups import Wakeups
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 BUDGET_LIMITED_STRETCH = 1.05
 # The longest idle pause while one of the worker's Jobs waits for its continuation job.
 CONTINUATION_POLL_SECONDS = 30.0
+# How often a new worker looks for kopf's finalizer before its first poll.
+FINALIZER_CHECK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,18 @@ class WorkerView:
 
 
 @functools.lru_cache(maxsize=256)
-def _template_problems(template: str, max_active_deadline_seconds: int) -> tuple[str, ...]:
-    """The problems of a jobTemplate (canonical JSON): a fleet's workers mostly share a few
-    templates, and validating one costs milliseconds (its schema), so each distinct template
-    is validated once — at a thousand workers, seconds of start-up CPU."""
+def _template_problems(
+    template: str, max_active_deadline_seconds: int, artifacts: str
+) -> tuple[str, ...]:
+    """The problems of a jobTemplate (canonical JSON, with the spec's artifacts as JSON): a
+    fleet's workers mostly share a few templates, and validating one costs milliseconds (its
+    schema), so each distinct template is validated once — at a thousand workers, seconds of
+    start-up CPU."""
     return tuple(
         jobtemplate.validate_job_template(
-            json.loads(template), max_active_deadline_seconds=max_active_deadline_seconds
+            json.loads(template),
+            max_active_deadline_seconds=max_active_deadline_seconds,
+            artifacts=models.Artifacts.model_validate_json(artifacts),
         )
     )
 
@@ -86,6 +96,7 @@ def view_worker(spec: Mapping[str, Any], settings: OperatorSettings) -> WorkerVi
     problems = _template_problems(
         json.dumps(parsed.job_template.model_dump(mode="json", by_alias=True), sort_keys=True),
         settings.default_active_deadline_seconds,
+        parsed.artifacts.model_dump_json(by_alias=True),
     )
     if problems:
         return WorkerView(None, None, "; ".join(problems))
@@ -135,6 +146,8 @@ class Worker:
         )
         self.status.publisher.adopt(status)
         self.supervisor = in_flight_supervisor(rt, namespace, name, uid)
+        # What the Kubernetes API did to this worker's claims and supervision (its condition).
+        self.kube_health = kubehealth.KubernetesHealth(clock=time.monotonic)
         self.keys = [(namespace, name), (namespace, names.worker_label_value(name))]
         self._view: tuple[object, WorkerView] | None = None
         self._client: codepipeline.CodePipelineClient | None = None
@@ -162,7 +175,10 @@ class Worker:
         return self._view[1]
 
     def jobs(self) -> list[jobindex.JobSummary]:
-        return jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        """The worker's Jobs, without those known to have vanished in a watch gap."""
+        return self.rt.vanished.hide(
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name)
+        )
 
     def live_jobs(self) -> int:
         return sum(1 for job in self.jobs() if job.live)
@@ -249,11 +265,12 @@ class Worker:
 
     # ---- what the loop does -------------------------------------------------------------
 
-    async def claim(self, jobs: Sequence[JobTypeDef]) -> None:
+    async def claim(self, jobs: Sequence[JobTypeDef]) -> Handled:
         spec = self.view().spec
         assert spec is not None
         worker = WorkerRef(self.name, self.namespace, self.uid)
         settings = self.rt.settings
+        failures: list[kube.KubeError] = []
 
         def build(job: jobdata.Job, secrets: frozenset[str]) -> dict[str, Any]:
             return build_job(
@@ -276,31 +293,49 @@ class Worker:
             hook=self.rt.hook,
             worker=self.name,
             metrics=self.rt.metrics,
+            on_kube_error=failures.append,
         )
-        for outcome in await claimer.process_polled_jobs(ctx, jobs):
+        outcomes = await claimer.process_polled_jobs(ctx, jobs)
+        for outcome in outcomes:
             if outcome is claimer.ClaimOutcome.LOST_RACE:
                 await self.status.count("lostRaces")
+        if failures:
+            self.kube_health.claims_failed(failures[-1])
+            # Say so now, not at the next (backed-off) poll.
+            await self.publish(PollOutcome(polled=True, jobs=jobs))
+            return Handled.BACK_OFF
+        self.kube_health.claims_succeeded()
+        return Handled.DONE
 
     async def supervise(self) -> None:
+        # The whole index: the supervisor's relist decides what vanished.
         await self.supervisor.supervise(
-            self.jobs(), lambda job: jobindex.job_pods(self.index_pods, self.namespace, job)
+            jobindex.worker_jobs(self.index_jobs, self.namespace, self.name),
+            lambda job: jobindex.job_pods(self.index_pods, self.namespace, job),
         )
+        self.kube_health.supervision_round(self.supervisor.kube_error)
+        await self.rt.sweeper.sweep(self.jobs())
 
     async def show(self, outcome: PollOutcome) -> None:
-        view = self.view()
         action_type = self.action_type_key()
-        if outcome.jobs and action_type is not None:
-            if outcome.woken_by_event:
-                self.rt.event_seen(action_type)
-            elif not outcome.first and self.rt.wakeups(action_type) is Wakeups.EVENTS:
-                # An idle poll found a job: its event never came (the first poll after a
-                # start finds jobs that waited for us, which proves nothing).
-                self.rt.event_missed(action_type)
+        if (
+            outcome.jobs
+            and action_type is not None
+            and not outcome.woken_by_event
+            and not outcome.first  # after a start, jobs that waited for us prove nothing
+            and self.rt.wakeups(action_type) is Wakeups.EVENTS
+        ):
+            self.rt.job_without_event(action_type)
         if outcome.polled:
             if outcome.error is None:
                 self.rt.metrics.poll_succeeded(self.namespace, self.name, jobs=len(outcome.jobs))
             else:
                 self.rt.metrics.poll_failed(self.namespace, self.name)
+        await self.publish(outcome)
+
+    async def publish(self, outcome: PollOutcome) -> None:
+        """The worker's status and gauges after a poll (and after claims that failed)."""
+        view = self.view()
         await self.status.show(
             problem=view.problem,
             paused=view.spec is not None and view.spec.paused,
@@ -308,8 +343,9 @@ class Worker:
             polled=outcome.polled,
             in_flight=self.live_jobs(),
             generation=self.meta.get("generation"),
-            wakeups=self.rt.wakeups(action_type),
+            wakeups=self.rt.wakeups(self.action_type_key()),
             budget_limited=self.budget_limited(),
+            kube_error=self.kube_health.problem(),
         )
         self.measure()
 
@@ -367,9 +403,19 @@ class Worker:
             first_poll_pending=known is not None,
         )
 
+    async def until_finalized(self, stopped: kopf.DaemonStopped) -> None:
+        """Wait for kopf's finalizer on the worker before dispatching anything: deleted without
+        it, the worker would vanish at once and its running Jobs be garbage-collected, with no
+        drain. kopf adds it with its first patch of the worker (retried when refused); `meta`
+        is kopf's live view of the worker."""
+        while names.FINALIZER not in (self.meta.get("finalizers") or []) and not stopped:
+            await stopped.wait(FINALIZER_CHECK_SECONDS)  # a stop ends the wait at once
+
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         await self.status.initialise_counters()
-        self.rt.register(self, self.keys, on_event=functools.partial(on_action_event, self.rt))
+        await self.rt.register(
+            self, self.keys, on_event=functools.partial(on_action_event, self.rt)
+        )
 
         async def wake_on_stop() -> None:
             await stopped.wait()
@@ -378,6 +424,7 @@ class Worker:
         waiter = asyncio.create_task(wake_on_stop())
         try:
             await self.announce_ready()
+            await self.until_finalized(stopped)
             await self.loop.run(lambda: bool(stopped))
         finally:
             waiter.cancel()
@@ -402,6 +449,9 @@ def in_flight_supervisor(rt: Runtime, namespace: str, name: str, uid: str) -> In
         claiming_now=rt.claiming_now,
         probe_interval=rt.cancel_probe_seconds,
         metrics=rt.metrics,
+        namespace=namespace,
+        worker=name,
+        vanished=rt.vanished,
     )
 
 
@@ -422,7 +472,8 @@ async def drain_or_cancel(
     '[{"op":"remove","path":"/metadata/finalizers"}]'` releases a stuck worker; its Jobs are
     then garbage-collected and CodePipeline times their jobs out.
     """
-    jobs = [job for job in jobindex.worker_jobs(index_jobs, namespace, name) if job.live]
+    indexed = jobindex.worker_jobs(index_jobs, namespace, name)
+    jobs = [job for job in rt.vanished.hide(indexed) if job.live]
     keys = {(namespace, name), (namespace, names.worker_label_value(name))}
     if not jobs:
         rt.draining -= keys
@@ -445,7 +496,7 @@ async def drain_or_cancel(
         return
     # Drain: keep reporting (the worker's loop is not running any more: the daemon stopped).
     supervisor = in_flight_supervisor(rt, namespace, name, uid)
-    await supervisor.supervise(jobs, lambda job: jobindex.job_pods(index_pods, namespace, job))
+    await supervisor.supervise(indexed, lambda job: jobindex.job_pods(index_pods, namespace, job))
     await workerstatus.publish_draining(rt.kube, namespace, name, len(jobs))
     raise kopf.TemporaryError(
         workerstatus.draining_message(len(jobs)),
@@ -472,8 +523,14 @@ def serves_job(rt: Runtime, job: jobindex.JobSummary) -> bool:
     return key in rt.workers or key in rt.draining
 
 
-async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
+async def job_changed(
+    rt: Runtime,
+    event_type: str | None,
+    body: Mapping[str, Any],
+    pods: Sequence[jobindex.PodSummary] = (),
+) -> None:
     """A labelled Job changed: report it when it finished (or vanished); wake its worker.
+    `pods`: its pods as the pod index holds them (the last state of those already gone).
     Jobs of workers another shard serves are left to that shard (`serves_job`)."""
     job = jobindex.summarize_job(body)
     if not serves_job(rt, job):
@@ -490,15 +547,47 @@ async def job_changed(rt: Runtime, event_type: str | None, body: Mapping[str, An
                 # CodePipeline wait for its timeout.
                 await rt.reporter.vanished(job)
             else:
-                await rt.reporter.finished(job)
+                await rt.reporter.finished(job, pods)
         except (codepipeline.CodePipelineError, kube.KubeError) as exc:
             # The supervisor retries a finished Job: it stays `running` until reported.
             log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
     if event_type == "DELETED":
         rt.reporter.forget(job.name)
+        await rt.sweeper.job_gone(body)
     worker = rt.workers.get((job.namespace, job.worker))
     if worker is not None and ended:
         worker.loop.poll_now()  # capacity may have freed up
+
+
+async def pod_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:
+    """A labelled pod changed: what the Job's report needs of a pod that is about to go is
+    recorded on its Job, once each: a pod ended from outside (evicted, preempted, rejected),
+    which the Job controller lets be deleted as soon as it counted it (results.pod_end_record),
+    and the final state of a pod being deleted once its push sidecar's verdict is in
+    (results.stopped_pod_record)."""
+    metadata = body.get("metadata") or {}
+    uid = str(metadata.get("uid", ""))
+    job = jobindex.owning_job(body)
+    namespace = str(metadata.get("namespace", ""))
+    recorders = (
+        ("pod-ended", results.pod_end_record(body), rt.records.record_pod_end),
+        # A pod being deleted whose push verdict is in: gone before the Job is reported.
+        ("stopped-pod", results.stopped_pod_record(body), rt.records.record_stopped_pod),
+    )
+    for kind, record, write in recorders:
+        key = f"{uid}/{kind}"
+        if record is None or job is None or key in rt.recorded_pod_ends:
+            continue
+        try:
+            await write(namespace, job, record)
+        except kube.KubeError as exc:
+            log.warning(
+                "recording the %s of pod %s on Job %s: %s", kind, metadata.get("name"), job, exc
+            )
+        else:
+            rt.recorded_pod_ends.add(key)
+    if event_type == "DELETED":
+        rt.recorded_pod_ends.difference_update({f"{uid}/pod-ended", f"{uid}/stopped-pod"})
 
 
 async def on_action_event(rt: Runtime, event: events.ActionEvent) -> None:

@@ -5,7 +5,9 @@
 - `StatusPublisher`: writes the status through the API only when it changed (kopf flushes a
   daemon's `patch` only when the daemon returns, so a long-running loop patches directly).
 - The counters (`succeeded`, `failed`, `lostRaces`): read-modify-write under a resourceVersion
-  precondition, so replicas never lose an increment to each other.
+  precondition, so replicas never lose an increment to each other. A reported job is counted
+  with its id in the same write (`count_job`, the bounded ledger `status.countedJobs`), so a
+  report repeated after a crash is counted exactly once (docs/reliability.md, "Counters").
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from cpworker import codepipeline, models, timestamps
-from cpworker.kube import ConflictError, KubeClient, KubeError, NotFoundError
+from cpworker import codepipeline, kubehealth, models, timestamps
+from cpworker.kube import ConflictError, KubeClient, KubeError, NotFoundError, rbac_attributes
 from cpworker.wakeups import Wakeups
 
 log = logging.getLogger(__name__)
@@ -30,32 +33,97 @@ COUNTERS: Final = ("succeeded", "failed", "lostRaces")
 # --- The Ready condition's policy (pure) -------------------------------------------------------
 
 
+# Poll errors, most specific class first: (error class, reason, message). `{code}` and
+# `{detail}` are the service's error code and (cut) message, never request data.
+_POLL_ERRORS: Final[list[tuple[type[codepipeline.CodePipelineError], str, str]]] = [
+    (
+        codepipeline.ActionTypeNotFoundError,
+        models.Reason.ACTION_TYPE_NOT_FOUND,
+        (
+            "CodePipeline does not know this action type in this region: create it "
+            "(e.g. with the cpworker Terraform module) or fix spec.actionTypeId / spec.region"
+        ),
+    ),
+    (
+        codepipeline.CredentialsExpiredError,
+        models.Reason.CREDENTIALS_EXPIRED,
+        (
+            "the operator's AWS credentials have expired ({code}): they renew by themselves from "
+            "the pod's identity (EKS Pod Identity, IRSA web identity); if this lasts, check that "
+            "source (its token file, the pod identity agent, the node's clock); polling backs off "
+            "(up to spec.polling.maxIntervalSeconds) until they work again"
+        ),
+    ),
+    (
+        codepipeline.CredentialsInvalidError,
+        models.Reason.CREDENTIALS_INVALID,
+        (
+            "AWS does not recognise the operator's credentials ({code}): the key was revoked or "
+            "deleted, or is not for this partition; fix the operator's identity (serviceAccount "
+            "annotations, Pod Identity association); polling backs off until they work"
+        ),
+    ),
+    (
+        codepipeline.RoleNotAssumableError,
+        models.Reason.ROLE_NOT_ASSUMABLE,
+        (
+            "the operator cannot assume spec.roleArn (STS answered {code}): check that the role "
+            "exists and that its trust policy lets the operator's role assume it (`cpworker "
+            "check` tries); only this worker is affected"
+        ),
+    ),
+    (
+        codepipeline.AccessDeniedError,
+        models.Reason.ACCESS_DENIED,
+        (
+            "the operator's AWS identity may not poll this action type: grant "
+            "codepipeline:PollForJobs/AcknowledgeJob/GetJobDetails/PutJob*Result "
+            "(or fix spec.roleArn and its trust policy)"
+        ),
+    ),
+    (
+        codepipeline.ThrottledError,
+        models.Reason.THROTTLED,
+        "CodePipeline is throttling; polling backs off",
+    ),
+    (
+        codepipeline.UnavailableError,
+        models.Reason.SERVICE_UNAVAILABLE,
+        "CodePipeline could not be reached; polling backs off",
+    ),
+    (
+        codepipeline.RequestValidationError,
+        "InvalidRequest",
+        "CodePipeline rejected the poll: {detail}",
+    ),
+]
+
+
 def condition_for_error(error: codepipeline.CodePipelineError) -> tuple[str, str]:
     """(reason, message) of the Ready=False condition for a poll error: says what to do."""
-    if isinstance(error, codepipeline.ActionTypeNotFoundError):
-        return (
-            "ActionTypeNotFound",
-            (
-                "CodePipeline does not know this action type in this region: create it "
-                "(e.g. with the cpworker Terraform module) or fix spec.actionTypeId / spec.region"
-            ),
-        )
-    if isinstance(error, codepipeline.AccessDeniedError):
-        return (
-            "AccessDenied",
-            (
-                "the operator's AWS identity may not poll this action type: grant "
-                "codepipeline:PollForJobs/AcknowledgeJob/GetJobDetails/PutJob*Result "
-                "(or fix spec.roleArn and its trust policy)"
-            ),
-        )
-    if isinstance(error, codepipeline.ThrottledError):
-        return ("Throttled", "CodePipeline is throttling; polling backs off")
-    if isinstance(error, codepipeline.UnavailableError):
-        return ("ServiceUnavailable", "CodePipeline could not be reached; polling backs off")
-    if isinstance(error, codepipeline.RequestValidationError):
-        return ("InvalidRequest", f"CodePipeline rejected the poll: {error.detail[:300]}")
+    for kind, reason, message in _POLL_ERRORS:
+        if isinstance(error, kind):
+            return (str(reason), message.format(code=error.code, detail=error.detail[:300]))
     return ("PollFailed", f"PollForJobs failed: {error.code}")
+
+
+def condition_for_kube_error(error: KubeError) -> tuple[str, str]:
+    """(reason, message) of the Ready=False condition while the Kubernetes API fails the
+    worker's claims or supervision (after the client's own retries)."""
+    verb, resource = rbac_attributes(error.method, error.path)
+    what = f"{verb} {resource} answered {error.status} {error.reason}".rstrip()
+    if kubehealth.is_forbidden(error):
+        message = (
+            f"the Kubernetes API refuses the operator's requests here ({what}): grant the "
+            "operator's service account the permissions of `cpworker check` (the chart's "
+            "RBAC) in this namespace; polled jobs are handed out again meanwhile"
+        )
+        return (models.Reason.KUBERNETES_FORBIDDEN, message)
+    message = (
+        f"the Kubernetes API fails the worker's requests ({what}): claims and reports back "
+        "off and are retried; CodePipeline hands unclaimed jobs out again"
+    )
+    return (models.Reason.KUBERNETES_UNAVAILABLE, message)
 
 
 @dataclass(frozen=True)
@@ -78,6 +146,7 @@ def readiness(
     wakeups: Wakeups = Wakeups.NONE,
     budget_limited: bool = False,
     first_poll_pending: bool = False,
+    kube_error: KubeError | None = None,
 ) -> Readiness:
     """The Ready condition for the worker's current situation, most important first.
 
@@ -88,9 +157,17 @@ def readiness(
     if paused:
         message = f"spec.paused is true: not polling; {in_flight} job(s) in flight run to the end"
         return Readiness(ready=False, reason=models.Reason.PAUSED, message=message)
-    if error is not None:
-        reason, message = condition_for_error(error)
-        return Readiness(ready=False, reason=reason, message=message, error=(reason, message))
+    # A poll error first (nothing is claimed then), else what Kubernetes did to the claims.
+    trouble = (
+        condition_for_error(error)
+        if error is not None
+        else condition_for_kube_error(kube_error)
+        if kube_error is not None
+        else None
+    )
+    if trouble is not None:
+        reason, message = trouble
+        return Readiness(ready=False, reason=reason, message=message, error=trouble)
     if budget_limited:
         return Readiness(
             ready=True,
@@ -183,7 +260,14 @@ class StatusPublisher:
         due = self.clock() - self._last_write_at >= self.refresh_seconds
         if self._last_written is not None and comparable == self._last_written and not due:
             return
-        await self.write(patch)
+        try:
+            await self.write(patch)
+        except KubeError as exc:
+            # The status is what the operator shows, not what it does: a refused write must
+            # not cost the worker its cycle. Nothing is marked written, so the next cycle
+            # writes again.
+            log.warning("could not write a worker's status (retried next cycle): %s", exc)
+            return
         self._last_written = comparable
         self._last_write_at = self.clock()
 
@@ -231,6 +315,7 @@ class WorkerStatus:
         wakeups: Wakeups = Wakeups.NONE,
         budget_limited: bool = False,
         first_poll_pending: bool = False,
+        kube_error: KubeError | None = None,
     ) -> None:
         """Publish the Ready condition for the worker's current situation."""
         state = readiness(
@@ -242,6 +327,7 @@ class WorkerStatus:
             wakeups=wakeups,
             budget_limited=budget_limited,
             first_poll_pending=first_poll_pending,
+            kube_error=kube_error,
         )
         await self.publisher.publish(
             ready=state.ready,
@@ -249,7 +335,8 @@ class WorkerStatus:
             message=state.message,
             generation=generation,
             in_flight=in_flight,
-            polled_ok=polled and state.ready and not first_poll_pending,
+            # The poll itself worked even when Kubernetes fails the claims (lastPollTime).
+            polled_ok=polled and error is None and problem is None and not first_poll_pending,
             error=state.error,
         )
 
@@ -291,11 +378,14 @@ async def _update_status(
     namespace: str,
     worker: str,
     change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+    *,
+    must_write: bool = False,
 ) -> None:
     """Read-modify-write of the worker's status under a resourceVersion precondition.
 
     `change` maps the current status to the fields to write, or None when nothing is to be
-    written. The worker may be gone: then there is nothing to count.
+    written. The worker may be gone: then there is nothing to count. With `must_write`, a write
+    that keeps conflicting raises ConflictError instead of giving up quietly.
     """
     key = (id(asyncio.get_running_loop()), namespace, worker)
     lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
@@ -316,41 +406,80 @@ async def _update_status(
             except NotFoundError:
                 return
             return
+        if must_write:
+            raise ConflictError(
+                "PATCH", f"{namespace}/{worker}/status", 409, "Conflict", "kept conflicting"
+            )
         log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
 
 
-# Increments not yet written, per worker (same keys as the locks): reports that finish while
-# another one's write is under way are written together, in one read and one patch.
-_PENDING: dict[tuple[int, str, str], collections.Counter[str]] = {}
+# Jobs not yet counted, per worker (same keys as the locks), job id -> counter: reports that
+# finish while another one's count is being written are counted together, in one read and one
+# patch (a burst of reports costs one write per worker at a time, not one per job).
+_PENDING: dict[tuple[int, str, str], dict[str, str]] = {}
 
 
-async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:
-    """Add one to `status.<counter>` (optimistic concurrency; the worker may be gone).
+def counted_key(job_id: str) -> str:
+    """A job's entry in `status.countedJobs`: 12 hex digits of its id's hash (48 bits: two of
+    a worker's last 200 jobs collide with a chance of about 1e-10)."""
+    return hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:12]
 
-    Returns once the increment is written — by this call, or by a concurrent one for the same
-    worker that wrote it together with its own (a burst of reports costs one write per worker
-    at a time, not one per job).
+
+def count_patch(status: Mapping[str, Any], counts: Mapping[str, str]) -> dict[str, Any] | None:
+    """The status fields that count each job of `counts` (job id -> counter) once, or None if
+    every one was counted already.
+
+    Pure: the counters and the ledger of the jobs counted last change in one write, so no
+    crash can separate them.
+    """
+    ledger = [str(k) for k in status.get("countedJobs") or []]
+    new = {counted_key(job): counter for job, counter in counts.items()}
+    new = {key: counter for key, counter in new.items() if key not in ledger}
+    if not new:
+        return None
+    fields: dict[str, Any] = {
+        counter: int(status.get(counter) or 0) + n
+        for counter, n in collections.Counter(new.values()).items()
+    }
+    fields["countedJobs"] = [*ledger, *new][-models.COUNTED_JOBS_MAX :]
+    return fields
+
+
+async def count_job(
+    kube: KubeClient, namespace: str, worker: str, counter: str, job_id: str
+) -> None:
+    """Count a reported job in `status.<counter>`, once whatever happens (a crash, a repeat).
+
+    Returns once the count is written, by this call or by a concurrent one for the same
+    worker that wrote it together with its own. Raises KubeError when the status cannot be
+    written (the caller retries the report, which counts it then); a worker that is gone has
+    nothing to count.
     """
     key = (id(asyncio.get_running_loop()), namespace, worker)
-    pending = _PENDING.setdefault(key, collections.Counter())
-    pending[counter] += 1
-    taken: collections.Counter[str] = collections.Counter()
+    pending = _PENDING.setdefault(key, {})
+    pending[job_id] = counter
+    taken: dict[str, str] = {}
 
     def change(status: Mapping[str, Any]) -> dict[str, Any] | None:
         taken.clear()
         taken.update(pending)
-        if not taken:
-            return None  # written by the call that held the lock before us
-        return {name: int(status.get(name) or 0) + n for name, n in taken.items()}
+        return count_patch(status, taken) if taken else None
 
-    # A failed write (the API refused, or we were cancelled) leaves its increments pending:
-    # the next increment of this worker writes them too.
-    await _update_status(kube, namespace, worker, change)
-    pending.subtract(taken)
-    for name in [name for name, n in pending.items() if n <= 0]:
-        del pending[name]
+    # A failed write leaves its jobs pending: the next count of this worker writes them too
+    # (and each job's own retried report counts it again, which the ledger makes harmless).
+    await _update_status(kube, namespace, worker, change, must_write=True)
+    for job, name in taken.items():
+        if pending.get(job) == name:
+            del pending[job]
     if not pending and _PENDING.get(key) is pending:
         del _PENDING[key]
+
+
+async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:
+    """Add one to `status.<counter>` (optimistic concurrency; the worker may be gone)."""
+    await _update_status(
+        kube, namespace, worker, lambda status: {counter: int(status.get(counter) or 0) + 1}
+    )
 
 
 async def initialise_counters(kube: KubeClient, namespace: str, worker: str) -> None:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from cpworker.runner import OperatorThread
+from tests import canaries
 
 NAMESPACE = "default"
 REGION = "us-east-1"
@@ -274,6 +275,8 @@ def operator_process(
     yield start
     for process in started:
         process.stop()
+    if started:  # every life of the operator wrote into the one log file
+        canaries.WATCH.scan("the operator's log", started[0].output)
 
 
 @dataclasses.dataclass

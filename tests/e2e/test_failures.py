@@ -312,6 +312,9 @@ def test_missing_service_account_reports_system_unavailable(stack: Stack) -> Non
     error = error_of(stack.cp_client, scenario, execution_id)
     assert error["code"] == "SystemUnavailable"
     assert "never started" in error["message"]
+    # The Job controller's FailedCreate event says why (before: only "NoPodCreated").
+    assert 'serviceaccount "no-such-account" not found' in error["message"]
+    assert "create the ServiceAccount" in error["message"]
 
 
 def test_job_deleted_by_someone_else_fails_the_action(stack: Stack) -> None:

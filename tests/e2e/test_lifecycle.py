@@ -223,3 +223,23 @@ def test_max_in_flight_bounds_running_jobs_and_batches_dispatch(stack: Stack) ->
     wait_for(all_done, timeout=90, interval=0.05, what="all five executions Succeeded")
     assert most <= 2
     assert len(stack.cluster.jobs()) == 5
+
+
+def test_a_worker_deleted_before_its_finalizer_landed_still_drains(stack: Stack, kube: Any) -> None:
+    """kopf adds cpworker.io/finalizer with its first patch of the worker; when that patch is
+    refused once (kopf retries after a second), no job may be dispatched meanwhile, or a
+    delete in that window removes the worker at once and garbage-collects its running Jobs."""
+    scenario = stack.cp_scenario()
+    kube.faults.set("patch:customactionworkers", status=500, next=1)
+    stack.start_operator()
+    stack.cluster.apply(
+        worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "3s"})
+    )
+    execution_id = scenario.start(stack.cp_client)
+    wait_for(lambda: running_jobs(stack), timeout=60, what="the Job running")
+    worker = stack.cluster.worker()
+    assert worker is not None
+    assert "cpworker.io/finalizer" in (worker["metadata"].get("finalizers") or [])
+    stack.cluster.delete_worker()
+    # Drained: the job finishes and is reported, not lost with a garbage-collected Job.
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"

@@ -85,19 +85,26 @@ def container_options(
     *,
     env: Mapping[str, str] | None = None,
     mounts: Mapping[Path, str] | None = None,
+    volumes: Mapping[Path, str] | None = None,
     network: str = "none",
     user: str | None = CHART_USER,
     entrypoint: str | None = None,
+    tmp: bool = True,
 ) -> list[str]:
-    """`podman run` options for the chart's hardening, plus env, read-only mounts, network.
-    `user=None` leaves the image's own USER in effect."""
+    """`podman run` options for the chart's hardening, plus env, read-only `mounts`, writable
+    `volumes` (host path -> container path, as an emptyDir), network. `user=None` leaves the
+    image's own USER in effect; `tmp=False` leaves out the /tmp tmpfs (a job pod's artifact
+    containers have none)."""
     options = [
         "--read-only",
-        f"--tmpfs={CHART_TMPFS}",
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
         f"--network={network}",
     ]
+    if tmp:
+        options.append(f"--tmpfs={CHART_TMPFS}")
+    for source, target in (volumes or {}).items():
+        options.append(f"--volume={source}:{target}:rw")
     if user is not None:
         options.append(f"--user={user}")
     if entrypoint is not None:
@@ -114,16 +121,25 @@ def run_in_image(
     *command: str,
     env: Mapping[str, str] | None = None,
     mounts: Mapping[Path, str] | None = None,
+    volumes: Mapping[Path, str] | None = None,
     network: str = "none",
     user: str | None = CHART_USER,
     entrypoint: str | None = None,
     timeout: float = 120,
     check: bool = False,
+    tmp: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` (the image's entrypoint arguments) in a fresh container, hardened as
-    the chart runs it; `mounts` are host path -> container path, read-only."""
+    the chart runs it; `mounts` are host path -> container path, read-only; `volumes` the
+    same, writable."""
     options = container_options(
-        env=env, mounts=mounts, network=network, user=user, entrypoint=entrypoint
+        env=env,
+        mounts=mounts,
+        volumes=volumes,
+        network=network,
+        user=user,
+        entrypoint=entrypoint,
+        tmp=tmp,
     )
     return podman("run", "--rm", *options, image, *command, env=env, check=check, timeout=timeout)
 
@@ -135,8 +151,10 @@ def start_detached(
     env: Mapping[str, str] | None = None,
     mounts: Mapping[Path, str] | None = None,
     network: str = "none",
+    volumes: Mapping[Path, str] | None = None,
+    tmp: bool = True,
 ) -> str:
     """Start a hardened container in the background; returns its id."""
-    options = container_options(env=env, mounts=mounts, network=network)
+    options = container_options(env=env, mounts=mounts, volumes=volumes, network=network, tmp=tmp)
     started = podman("run", "--detach", f"--name={name}", *options, image, *command, env=env)
     return started.stdout.strip()

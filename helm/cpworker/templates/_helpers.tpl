@@ -71,6 +71,15 @@ Exactly the verbs the operator uses; see docs/install.md#rbac for why each is ne
 - apiGroups: ["cpworker.io"]
   resources: ["customactionworkers/status"]
   verbs: ["patch"]
+# Never called: OwnerReferencesPermissionEnforcement (on in OpenShift) asks for these when
+# the operator creates a Job whose owner reference to its worker blocks deletion, and a Secret
+# whose owner reference to its Job does; without them every Job is refused (403).
+- apiGroups: ["cpworker.io"]
+  resources: ["customactionworkers/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["batch"]
+  resources: ["jobs/finalizers"]
+  verbs: ["update"]
 # One Job per CodePipeline job: created suspended, released by patch, deleted when cancelled;
 # watched (label-filtered) to learn completion and rebuild in-flight state after a restart.
 - apiGroups: ["batch"]
@@ -87,10 +96,11 @@ Exactly the verbs the operator uses; see docs/install.md#rbac for why each is ne
   resources: ["pods"]
   verbs: ["list", "watch"]
 # Events on workers and Jobs: kopf and the operator both POST core v1 events (never update
-# them, never use events.k8s.io).
+# them, never use events.k8s.io). The operator lists a Job's FailedCreate events (by field
+# selector) to say why its pod was refused.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 {{- if and .Values.peering.enabled .Values.watchNamespaces }}
 # kopf peering in namespaced mode: one KopfPeering per served namespace (keep-alives by patch).
 - apiGroups: ["kopf.dev"]

@@ -3,6 +3,15 @@
     cpworker artifacts pull                     # inputs extracted, output directories created
     cpworker artifacts push                     # outputs zipped and uploaded
     cpworker artifacts push --wait-for-sigterm  # as a sidecar: push when the kubelet stops it
+    cpworker artifacts pull --wait-for-push     # ... and wait until that sidecar is ready
+
+Why the handshake: a native sidecar without a startup probe counts as started the moment its
+process exists, so the job's containers may start, finish, and have the kubelet stop the push
+sidecar before Python has installed its SIGTERM handler: the default action kills it (143)
+and nothing is uploaded. The operator therefore starts the push sidecar *before* pull; push
+writes `OUTPUT_DIR/.cpworker-push-ready` once its handler is in place, and pull, an ordinary
+init container that everything after it waits for, ends only when it has seen that file (and
+removes it, so the job's containers find their output directories as the contract says).
 
 Everything has a default from the pod's environment (docs/job-contract.md), so in a job pod the
 bare commands do the right thing; flags override it. Exit status: 0 done, 1 failed (the failure
@@ -17,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -35,6 +45,8 @@ logger = logging.getLogger("cpworker.artifacts")
 
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+PUSH_READY_FILE: Final = ".cpworker-push-ready"
+_READY_POLL_SECONDS: Final = 0.05
 # Flags with a value, as settings field names (each also read from its environment variable).
 _VALUE_FLAGS: Final = (
     ("job_file", Path),
@@ -65,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         "--wait-for-sigterm",
         action="store_true",
         help="wait for SIGTERM (a native sidecar is stopped after the job's containers "
-        "exited), then push",
+        f"exited), then push; OUTPUT_DIR/{PUSH_READY_FILE} says it is waiting",
+    )
+    pull.add_argument(
+        "--wait-for-push",
+        action="store_true",
+        help=f"after pulling, wait until the push sidecar is ready (OUTPUT_DIR/{PUSH_READY_FILE}"
+        ", at most CPWORKER_ARTIFACTS_PUSH_READY_SECONDS) and remove that file",
     )
     for command in (pull, push):
         for field, kind in _VALUE_FLAGS:
@@ -104,6 +122,32 @@ def wait_for_sigterm(announce: Callable[[], None] | None = None) -> None:
         pass
 
 
+def announce_ready(settings: HelperSettings) -> None:
+    """The push sidecar's SIGTERM handler is in place: say so to pull (see the module doc)."""
+    log_event("waiting for SIGTERM before pushing")
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    (settings.output_dir / PUSH_READY_FILE).write_text("ready\n", encoding="utf-8")
+
+
+def wait_for_push(settings: HelperSettings) -> None:
+    """Wait until the push sidecar announced itself; ArtifactFailure when it never does."""
+    ready = settings.output_dir / PUSH_READY_FILE
+    started = time.monotonic()
+    deadline = started + settings.push_ready_seconds
+    while not ready.exists():
+        if time.monotonic() >= deadline:
+            raise ArtifactFailure(
+                "ConfigurationError",
+                f"The artifact upload container (cpworker-push) did not get ready within "
+                f"{settings.push_ready_seconds:g} s ({ready} never appeared), so the job's "
+                "outputs could not be uploaded. Its log says why (kubectl logs POD -c "
+                "cpworker-push): an image without cpworker, or unusable settings.",
+            )
+        time.sleep(_READY_POLL_SECONDS)
+    ready.unlink(missing_ok=True)
+    log_event("push sidecar ready", seconds=time.monotonic() - started)
+
+
 def run(command: str, settings: HelperSettings) -> None:
     """Run one command; ArtifactFailure when it cannot finish. Imports boto3 only now."""
     if command == "pull":
@@ -136,10 +180,12 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run_and_report(args: argparse.Namespace, settings: HelperSettings) -> int:
-    if getattr(args, "wait_for_sigterm", False):
-        wait_for_sigterm(lambda: log_event("waiting for SIGTERM before pushing"))
     try:
+        if getattr(args, "wait_for_sigterm", False):
+            wait_for_sigterm(lambda: announce_ready(settings))
         run(args.command, settings)
+        if getattr(args, "wait_for_push", False):
+            wait_for_push(settings)
     except ArtifactFailure as failure:
         logger.error("%s failed: %s: %s", args.command, failure.failure_type, failure.message)  # noqa: TRY400 - the message is the report
         write_report(settings.result_file, failure)

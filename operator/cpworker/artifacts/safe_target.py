@@ -263,6 +263,8 @@ class SafeTarget:
                 existing = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
                 if not stat.S_ISREG(existing.st_mode):
                     raise self._unsafe(name, "is a link where a directory exists", "duplicate")
+                if (existing.st_dev, existing.st_ino) == (info.st_dev, info.st_ino):
+                    return  # already that file (a link to itself, or a repeated link)
                 os.unlink(parts[-1], dir_fd=parent)
             os.link(
                 target_parts[-1],

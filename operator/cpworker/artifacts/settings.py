@@ -38,6 +38,8 @@ DEFAULT_PART_BYTES: Final = 8 * MIB
 # Kubernetes updates a mounted Secret after the kubelet's sync period plus its cache TTL (one
 # minute each by default), so fresh credentials may take about two minutes to appear.
 DEFAULT_CREDENTIALS_WAIT_SECONDS: Final = 180.0
+# The push sidecar starts beside pull; on a loaded node a cold Python start takes seconds.
+DEFAULT_PUSH_READY_SECONDS: Final = 120.0
 
 
 class HelperSettingsError(ValueError):
@@ -110,6 +112,13 @@ class HelperSettings(BaseSettings):
         le=600,
         description="How often the credentials file is re-read while transferring, so "
         "refreshed credentials are used before the old ones expire.",
+    )
+    push_ready_seconds: float = Field(
+        default=DEFAULT_PUSH_READY_SECONDS,
+        gt=0,
+        le=3600,
+        description="How long `pull --wait-for-push` waits for the push sidecar to get "
+        "ready (it starts beside pull; Python and the helper load in about a second).",
     )
     part_bytes: int = Field(
         default=DEFAULT_PART_BYTES,

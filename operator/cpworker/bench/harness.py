@@ -30,6 +30,7 @@ from cpworker.sandbox.codepipeline.requestlog import RequestRecord
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
 from cpworker.sandbox.kube.server import AuditRecord
+from cpworker.sandbox.operatorimage import with_operator_image
 from cpworker.sandbox.stack import SandboxStack
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class Harness:
     @classmethod
     def start(cls, directory: Path, job_duration: float) -> Harness:
         directory.mkdir(parents=True, exist_ok=True)
-        kube = BenchKube(RunnerConfig(default_duration=job_duration))
+        # The operator's image known: job pods run the artifact containers, scripted.
+        kube = BenchKube(with_operator_image(RunnerConfig(default_duration=job_duration)))
         stack = SandboxStack(
             directory / "stack",
             config=StandInConfig(request_log_size=REQUEST_LOG_SIZE, strict_conformance=False),

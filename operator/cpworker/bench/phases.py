@@ -308,9 +308,7 @@ def _idle_workload(
 def polled_pools(h: Harness, since: float) -> set[str]:
     """The pools (queryParam values) polled since `since`, from the stand-in's request log."""
     return {
-        r.subject
-        for r in h.cp_requests(since, math.inf)
-        if r.operation == "PollForJobs" and r.subject
+        r.query for r in h.cp_requests(since, math.inf) if r.operation == "PollForJobs" and r.query
     }
 
 
@@ -365,7 +363,7 @@ def _idle_window(
             collections.Counter(c.operation for c in h.sqs_proxy.calls(w0) if c.at <= w1)
         ),
         idle_worker_polls=sum(
-            1 for r in requests if r.operation == "PollForJobs" and r.subject not in busy
+            1 for r in requests if r.operation == "PollForJobs" and r.query not in busy
         ),
         idle_workers=workers - len(busy),
         operator_metrics=opmetrics.window(metrics_before, opmetrics.scrape(port)),
@@ -1028,11 +1026,11 @@ def run_shards(
         jobs = h.cp_jobs(provider)
         ids = {job.job_id for job in jobs}
         results = collections.Counter(
-            r.subject
+            r.job_id
             for r in h.cp_requests(w0 - 1, time.time())
             if r.operation in {"PutJobSuccessResult", "PutJobFailureResult"}
             and r.outcome == "ok"
-            and r.subject in ids
+            and r.job_id in ids
         )
         pool_of = {job.job_id: job.pipeline_name.rsplit("-", 1)[-1] for job in jobs}
         kubernetes_jobs = sum(1 for job_id in h.observer.job_moments() if job_id in ids)

@@ -12,8 +12,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from cpworker.sandbox.codepipeline import Faults, StandInConfig
+from cpworker.sandbox.codepipeline import Faults, StandInConfig, knobs
 from cpworker.sandbox.components import METRICS_URL_VARIABLE, KubeComponent, OperatorComponent
+from cpworker.sandbox.kube.faults import parse_fault as parse_kube_fault
 from cpworker.sandbox.stack import SandboxStack, StackComponent
 
 TIMING_KNOBS = {
@@ -26,17 +27,17 @@ TIMING_KNOBS = {
 
 def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
     """`OPERATION:name=value[,name=value...]`, e.g. `PollForJobs:throttle_probability=0.2`."""
-    operation, _, settings = text.partition(":")
-    if not operation or not settings:
-        raise argparse.ArgumentTypeError(f"expected OPERATION:name=value[,...], got {text!r}")
-    parsed: dict[str, Any] = {}
-    for item in settings.split(","):
-        name, _, raw = item.partition("=")
-        try:
-            parsed[name.strip()] = int(raw) if raw.strip().isdigit() else float(raw)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"fault setting {item!r} needs a number") from exc
-    return operation, parsed
+    try:
+        return knobs.parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _kube_fault(text: str) -> tuple[str, dict[str, Any]]:
+    try:
+        return parse_kube_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _stack_options(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +55,26 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
         "error_next, error_status, latency)",
     )
     parser.add_argument("--fault-seed", type=int, help="seed for probabilistic faults")
+    parser.add_argument(
+        "--kube-fault",
+        action="append",
+        type=_kube_fault,
+        default=[],
+        metavar="VERBS:RESOURCES:name=value,...",
+        help="inject Kubernetes API faults, e.g. 'create,patch:jobs:status=500|503,"
+        "probability=0.1', 'get:secrets:status=429,next=3,retry_after=2', "
+        "'watch:jobs:watch=cut,probability=0.2', '*:*:latency=0.05' (settings: status, watch "
+        "[cut|abort|gone|error|too-large], probability, next, latency, retry_after, as_status, "
+        "after, after_events, after_seconds; see docs/sandbox-kubernetes.md, Faults)",
+    )
+    parser.add_argument("--kube-fault-seed", type=int, help="seed for Kubernetes faults")
+    parser.add_argument(
+        "--kube-compaction-interval",
+        type=float,
+        metavar="SECONDS",
+        help="compact the local Kubernetes' watch history this often: watches resuming from "
+        "older resourceVersions then get 410 Gone, as after etcd compaction",
+    )
     parser.add_argument(
         "--no-eventbridge",
         dest="eventbridge",
@@ -92,9 +113,15 @@ def build_stack(
         faults.set(operation, **settings)
     components: list[StackComponent] = []
     if args.kube or with_operator:
-        components.append(KubeComponent())
+        components.append(
+            KubeComponent(
+                faults=args.kube_fault,
+                fault_seed=args.kube_fault_seed,
+                compaction_interval=args.kube_compaction_interval,
+            )
+        )
     if with_operator:
-        components.append(OperatorComponent())
+        components.append(OperatorComponent(namespaces=getattr(args, "namespace", None) or ()))
     return SandboxStack(
         directory=directory,
         components=components,
@@ -105,6 +132,36 @@ def build_stack(
         s3_guard=args.s3_guard,
         eventbridge=args.eventbridge,
     )
+
+
+def usage(env_file: Path, *, operator: bool) -> str:
+    """What to try once the sandbox is up (every client reads its endpoints from the env file).
+
+    Every indented line is a shell line, run from the repository root: a test runs them as
+    printed (tests/examples/test_sandbox_usage.py)."""
+    lines = [
+        "",
+        "try it (in another shell, from the repository root):",
+        f"  source {env_file}",
+        "  aws codepipeline list-action-types --action-owner-filter Custom",
+        "  kubectl get caw -A",
+    ]
+    if operator:
+        lines += [
+            "  kubectl create namespace ci",
+            (
+                "  aws codepipeline create-custom-action-type"
+                " --cli-input-json file://examples/codepipeline/action-type-build.json"
+            ),
+            "  kubectl apply -n ci -f examples/workers/build.yaml  # any namespace is served",
+            "  kubectl get caw -n ci -w",
+            '  curl -s "$CPWORKER_SANDBOX_METRICS_URL" | grep ^cpworker_worker_ready',
+        ]
+    lines += [
+        "  # terraform and every AWS SDK read AWS_ENDPOINT_URL_* from the env (docs/terraform.md)",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _wait_for_signal() -> None:
@@ -127,10 +184,13 @@ def up(args: argparse.Namespace) -> int:
         print(f"s3/sts/iam/kms/sqs (moto): {stack.moto.url}")
         if "KUBECONFIG" in stack.env:
             print(f"kubernetes: KUBECONFIG={stack.env['KUBECONFIG']}")
+            print("kubernetes faults: kubectl get --raw /_sandbox/faults (see --kube-fault)")
         if args.operator:
-            print("operator: running in-process, watching namespace 'default'")
+            scope = ", ".join(args.namespace) if args.namespace else "every namespace"
+            print(f"operator: running in-process, serving {scope}")
             print(f"operator metrics: {stack.env[METRICS_URL_VARIABLE]}")
         print(f"environment: source {stack.env_file}")
+        print(usage(stack.env_file, operator=args.operator), end="")
         print("cpworker sandbox ready", flush=True)
         _wait_for_signal()
     print("cpworker sandbox stopped", flush=True)
@@ -143,16 +203,27 @@ def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="cpworker-sandbox-") as scratch:
         directory = Path(args.dir) if args.dir else Path(scratch)
         args.strict = True  # the demo also proves every answer conforms to the service model
+        # Events wake the worker (the demo shows it); S3 through the guard, as the job pods'
+        # credentials would meet S3 (expired ones refused).
+        args.events_queue = args.events_queue or "cpworker-demo-events"
+        args.s3_guard = True
         with build_stack(args, directory, with_operator=True) as stack:
             print("cpworker sandbox ready", flush=True)
             return run_demo(stack, timeout=args.timeout)
 
 
-def main(argv: Sequence[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cpworker sandbox", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="start the stand-ins and run until SIGINT/SIGTERM")
     up_parser.add_argument("--dir", required=True, help="directory for the env file")
+    up_parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="with --operator: serve only this namespace (repeatable; default: every namespace)",
+    )
     up_parser.add_argument(
         "--operator",
         action="store_true",
@@ -162,9 +233,13 @@ def main(argv: Sequence[str]) -> int:
     _stack_options(up_parser)
     demo_parser = commands.add_parser("demo", help="run a scripted pipeline through the stand-ins")
     demo_parser.add_argument("--dir", help="directory for the env file (default: a temporary one)")
-    demo_parser.add_argument("--timeout", type=float, default=120.0, help="give up after seconds")
+    demo_parser.add_argument("--timeout", type=float, default=150.0, help="give up after seconds")
     _stack_options(demo_parser)
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
     try:
         return up(args) if args.command == "up" else demo(args)
     except (TypeError, ValueError) as exc:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from cpworker.sandbox.kube import KubeStandIn
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
+from cpworker.sandbox.operatorimage import with_operator_image
+from cpworker.sandbox.stack import EVENTS_QUEUE_VARIABLE
 
 if TYPE_CHECKING:
     from cpworker.runner import OperatorThread
@@ -33,10 +35,26 @@ SANDBOX_OPERATOR_SETTINGS: Mapping[str, Any] = {
 
 
 class KubeComponent:
-    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written."""
+    """The local Kubernetes API with the project's CRDs installed and a kubeconfig written;
+    its kubelet knows the operator's image (the artifact containers of every job pod);
+    optionally with faults (`faults`: (target, settings) pairs, see kube/faults.py) and a
+    periodic compaction of its watch history."""
 
-    def __init__(self, runner_config: RunnerConfig | None = None) -> None:
-        self.standin = KubeStandIn(runner_config=runner_config)
+    def __init__(
+        self,
+        runner_config: RunnerConfig | None = None,
+        *,
+        faults: Sequence[tuple[str, Mapping[str, Any]]] = (),
+        fault_seed: int | None = None,
+        compaction_interval: float | None = None,
+    ) -> None:
+        self.standin = KubeStandIn(
+            runner_config=with_operator_image(runner_config or RunnerConfig()),
+            compaction_interval=compaction_interval,
+        )
+        self.standin.faults.seed(fault_seed)
+        for target, settings in faults:
+            self.standin.faults.set(target, **settings)
         self.kubeconfig: Path | None = None
 
     def start(self, env: dict[str, str], directory: Path) -> dict[str, str]:
@@ -61,9 +79,11 @@ class OperatorComponent:
 
     def __init__(
         self,
-        namespaces: Sequence[str] = (SANDBOX_NAMESPACE,),
+        namespaces: Sequence[str] = (),
         settings: Mapping[str, Any] | None = None,
     ) -> None:
+        """`namespaces`: the namespaces to serve; none (the default) serves every namespace,
+        so a worker applied in a new namespace is served at once."""
         self.namespaces = list(namespaces)
         self.settings = dict(settings or SANDBOX_OPERATOR_SETTINGS)
         self.operator: OperatorThread | None = None
@@ -73,8 +93,15 @@ class OperatorComponent:
         from cpworker.runner import OperatorThread  # noqa: PLC0415 - only `--operator` needs it
 
         os.environ.update(env)
+        # With `--events-queue`, the operator consumes the queue the stack delivers events to.
+        events = (
+            {"events_queue_url": env[EVENTS_QUEUE_VARIABLE]} if EVENTS_QUEUE_VARIABLE in env else {}
+        )
+        # The job pods' artifact containers reach the sandbox's S3 (the guard when it is on)
+        # the way they would reach a VPC endpoint: through the operator's setting.
+        endpoint = {"artifacts_s3_endpoint_url": env["AWS_ENDPOINT_URL_S3"]}
         self.operator = OperatorThread(
-            {"default_region": env["AWS_DEFAULT_REGION"], **self.settings},
+            {"default_region": env["AWS_DEFAULT_REGION"], **events, **endpoint, **self.settings},
             namespaces=self.namespaces,
             kubeconfig=env["KUBECONFIG"],
         ).start()

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 import pytest
 
-from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
 from cpworker.sandbox.codepipeline.environment import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
     client_config,
 )
-from cpworker.sandbox.codepipeline.pytest_plugin import assert_conformant
 from tests.integration.artifacts.pod import Pod
 
 if TYPE_CHECKING:
@@ -33,17 +31,6 @@ def pod(tmp_path: Path, moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Po
     for name, value in created.env().items():
         monkeypatch.setenv(name, value)
     return created
-
-
-@pytest.fixture
-def guarded(moto_server: str) -> Iterator[CodePipelineStandIn]:
-    """The CodePipeline stand-in with its S3 guard: expired job credentials are refused."""
-    standin = CodePipelineStandIn(
-        moto_server, config=StandInConfig(strict_conformance=True), s3_guard=True
-    )
-    with standin:
-        yield standin
-    assert_conformant(standin)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """`push --wait-for-sigterm`: the push as a native sidecar, which the kubelet stops (SIGTERM)
-once the job's containers have exited; it uploads then, and waits small until then."""
+once the job's containers have exited; it uploads then, and waits small until then. It says
+it is ready for SIGTERM with OUTPUT_DIR/.cpworker-push-ready, which `pull --wait-for-push`
+waits for, so that no container of the job starts before the push can be stopped safely."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cpworker.artifacts.cli import PUSH_READY_FILE
 from tests.integration.artifacts.pod import Pod, canary_credentials, make_job, output_location
 
 if TYPE_CHECKING:
@@ -51,7 +54,8 @@ def test_the_sidecar_pushes_when_stopped(pod: Pod, s3_client: S3Client) -> None:
             stderr=stderr,
         )
         try:
-            wait_for(lambda: "waiting for SIGTERM" in log.read_text())
+            wait_for((pod.output_dir / PUSH_READY_FILE).exists)
+            assert "waiting for SIGTERM" in log.read_text()
             idle = rss_bytes(sidecar.pid)
             print(f"\nidle sidecar RSS: {idle / MIB:.1f} MiB")
             assert idle < 60 * MIB  # boto3 is not even imported yet
@@ -69,3 +73,32 @@ def test_the_sidecar_pushes_when_stopped(pod: Pod, s3_client: S3Client) -> None:
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
         assert archive.read("result.txt") == b"built while the sidecar waited"
     assert pod.report().failure is None
+
+
+def test_a_sigterm_right_after_the_ready_file_still_pushes(pod: Pod, s3_client: S3Client) -> None:
+    """The pod's containers may finish at once: the first moment they can start is when
+    pull has seen the ready file, and a SIGTERM from then on is handled (never the default
+    action's 143)."""
+    data, _ = make_job(s3_client, outputs=["Out"])
+    pod.volume.publish_job(data)
+    pod.volume.publish_credentials(canary_credentials())
+    (pod.output_dir / "Out").mkdir(parents=True)
+    (pod.output_dir / "Out/quick.txt").write_text("a job that took no time")
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "cpworker.cli", "artifacts", "push", "--wait-for-sigterm"],
+        env={"PATH": os.environ.get("PATH", ""), **pod.env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for((pod.output_dir / PUSH_READY_FILE).exists)
+        sidecar.send_signal(signal.SIGTERM)
+        _, stderr = sidecar.communicate(timeout=120)
+        assert sidecar.returncode == 0, stderr.decode()
+    finally:
+        if sidecar.poll() is None:
+            sidecar.kill()
+    bucket, key = output_location(data, "Out")
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.read("quick.txt") == b"a job that took no time"

@@ -18,7 +18,6 @@ from cpworker.sandbox.codepipeline.environment import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
-    client_config,
 )
 from cpworker.sandbox.codepipeline.events import DETAIL_TYPE, Subscription
 from cpworker.sandbox.codepipeline.scenario import Scenario
@@ -30,32 +29,22 @@ if TYPE_CHECKING:
 ScenarioFactory = Callable[..., Scenario]
 
 
-@pytest.fixture
-def sqs(moto_server: str) -> SQSClient:
-    return boto3.client(
-        "sqs",
-        endpoint_url=moto_server,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=client_config(),
-    )
-
-
-def new_queue(sqs: SQSClient) -> str:
-    return sqs.create_queue(QueueName=f"cp-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+def new_queue(sqs_client: SQSClient) -> str:
+    return sqs_client.create_queue(QueueName=f"cp-events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
 
 
 def receive(
-    sqs: SQSClient, queue_url: str, count: int, timeout: float = 15.0
+    sqs_client: SQSClient, queue_url: str, count: int, timeout: float = 15.0
 ) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(events) < count and time.monotonic() < deadline:
-        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        answer = sqs_client.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
         for message in answer.get("Messages", []):
             events.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sqs_client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return events
 
 
@@ -63,13 +52,13 @@ def test_started_and_succeeded_events_reach_the_queue(
     codepipeline: CodePipelineStandIn,
     cp_client: CodePipelineClient,
     cp_scenario: ScenarioFactory,
-    sqs: SQSClient,
+    sqs_client: SQSClient,
 ) -> None:
-    queue_url = new_queue(sqs)
+    queue_url = new_queue(sqs_client)
     codepipeline.events.subscribe(Subscription(queue_url=queue_url))
     scenario = cp_scenario()
     execution_id = scenario.start(cp_client)
-    (started,) = receive(sqs, queue_url, 1)
+    (started,) = receive(sqs_client, queue_url, 1)
     assert started["detail-type"] == DETAIL_TYPE
     assert started["source"] == "aws.codepipeline"
     assert started["resources"] == [
@@ -84,7 +73,7 @@ def test_started_and_succeeded_events_reach_the_queue(
     (job,) = scenario.poll(cp_client)
     cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
     cp_client.put_job_success_result(jobId=job["id"])
-    (finished,) = receive(sqs, queue_url, 1)
+    (finished,) = receive(sqs_client, queue_url, 1)
     assert finished["detail"]["state"] == "SUCCEEDED"
 
 
@@ -92,9 +81,9 @@ def test_unreliable_delivery_on_demand(
     codepipeline: CodePipelineStandIn,
     cp_client: CodePipelineClient,
     cp_scenario: ScenarioFactory,
-    sqs: SQSClient,
+    sqs_client: SQSClient,
 ) -> None:
-    dropped, doubled = new_queue(sqs), new_queue(sqs)
+    dropped, doubled = new_queue(sqs_client), new_queue(sqs_client)
     base = f"{codepipeline.url}/_sandbox/events"
     for settings in (
         {"queue_url": dropped, "drop_probability": 1},
@@ -105,10 +94,10 @@ def test_unreliable_delivery_on_demand(
             assert response.status == 200
     scenario = cp_scenario()
     scenario.start(cp_client)
-    events = receive(sqs, doubled, 2)
+    events = receive(sqs_client, doubled, 2)
     assert [e["detail"]["state"] for e in events] == ["STARTED", "STARTED"]
     assert events[0]["id"] == events[1]["id"]  # a duplicate, as EventBridge may deliver
-    assert receive(sqs, dropped, 1, timeout=1.5) == []
+    assert receive(sqs_client, dropped, 1, timeout=1.5) == []
     with urllib.request.urlopen(base, timeout=10) as response:
         state = json.loads(response.read())
     assert len(state["subscriptions"]) == 2
@@ -122,11 +111,11 @@ def test_events_on_the_eventbridge_bus_follow_its_rules(
     codepipeline: CodePipelineStandIn,
     cp_client: CodePipelineClient,
     cp_scenario: ScenarioFactory,
-    sqs: SQSClient,
+    sqs_client: SQSClient,
 ) -> None:
     """Like AWS: CodePipeline puts events on the default bus; a user's rule routes them to SQS."""
-    queue_url = new_queue(sqs)
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+    queue_url = new_queue(sqs_client)
+    queue_arn = sqs_client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
     scenario = cp_scenario()
@@ -155,7 +144,7 @@ def test_events_on_the_eventbridge_bus_follow_its_rules(
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["eventbridge"] is True
         execution_id = scenario.start(cp_client)
-        (event,) = receive(sqs, queue_url, 1)
+        (event,) = receive(sqs_client, queue_url, 1)
         assert event["source"] == "aws.codepipeline"
         assert event["detail"]["execution-id"] == execution_id
         assert event["detail"]["action"] == "Build"
@@ -164,7 +153,7 @@ def test_events_on_the_eventbridge_bus_follow_its_rules(
         cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
         cp_client.put_job_success_result(jobId=job["id"])
         assert scenario.wait(cp_client, execution_id) == "Succeeded"
-        assert receive(sqs, queue_url, 1, timeout=1.5) == []
+        assert receive(sqs_client, queue_url, 1, timeout=1.5) == []
     finally:
         events.remove_targets(Rule=rule, Ids=["queue"])
         events.delete_rule(Name=rule)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -13,28 +13,17 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cpworker.sandbox.codepipeline import CodePipelineStandIn, StandInConfig
+from cpworker.sandbox.codepipeline import CodePipelineStandIn
 from cpworker.sandbox.codepipeline.environment import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
     client_config,
 )
-from cpworker.sandbox.codepipeline.pytest_plugin import assert_conformant
 from cpworker.sandbox.codepipeline.scenario import create_scenario
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-@pytest.fixture
-def guarded(moto_server: str) -> Iterator[CodePipelineStandIn]:
-    standin = CodePipelineStandIn(
-        moto_server, config=StandInConfig(strict_conformance=True), s3_guard=True
-    )
-    with standin:
-        yield standin
-    assert_conformant(standin)
 
 
 def s3_with(
@@ -108,6 +97,62 @@ def test_expired_job_credentials_are_refused_and_fresh_ones_work(
     assert s3_with(guarded.s3_url, fresh).get_object(
         Bucket=source["bucketName"], Key=source["objectKey"]
     )
+
+
+def test_a_denial_refuses_the_jobs_writes_and_every_request_is_logged(
+    guarded: CodePipelineStandIn,
+) -> None:
+    cp = boto3.client(
+        "codepipeline",
+        endpoint_url=guarded.url,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=client_config(),
+    )
+    admin = s3_with(guarded.s3_url)
+    scenario = create_scenario(cp, admin)
+    guarded.deny_s3(scenario.artifact_bucket)  # PUT and POST for the job's credentials
+    scenario.start(cp)
+    (job,) = scenario.wait_for_jobs(cp)  # the source stage copied with the service's keys
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    source = job["data"]["inputArtifacts"][0]["location"]["s3Location"]
+    target = job["data"]["outputArtifacts"][0]["location"]["s3Location"]
+    worker = s3_with(guarded.s3_url, job["data"]["artifactCredentials"])
+
+    assert worker.get_object(Bucket=source["bucketName"], Key=source["objectKey"])  # reads pass
+    for upload in (
+        lambda: worker.put_object(Bucket=target["bucketName"], Key=target["objectKey"], Body=b"x"),
+        lambda: worker.create_multipart_upload(
+            Bucket=target["bucketName"], Key=target["objectKey"]
+        ),
+    ):
+        with pytest.raises(ClientError) as denied:
+            upload()
+        assert denied.value.response["Error"]["Code"] == "AccessDenied"
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    admin.put_object(Bucket=target["bucketName"], Key=target["objectKey"], Body=b"by the test")
+
+    logged = [
+        (r.method, r.key, r.status, r.job_credentials)
+        for r in guarded.s3_requests()
+        if r.bucket == target["bucketName"] and r.key in {source["objectKey"], target["objectKey"]}
+    ]
+    assert logged[-4:] == [
+        ("GET", source["objectKey"], 200, True),
+        ("PUT", target["objectKey"], 403, True),
+        ("POST", target["objectKey"], 403, True),
+        ("PUT", target["objectKey"], 200, False),
+    ]
+    times = [r.at for r in guarded.s3_requests()]
+    assert times == sorted(times)
+    assert guarded.expired_credentials_refused == 0
+
+
+def test_denials_need_the_guard(codepipeline: CodePipelineStandIn) -> None:
+    with pytest.raises(RuntimeError, match="S3 guard"):
+        codepipeline.deny_s3("bucket")
+    assert codepipeline.s3_requests() == []
 
 
 def test_without_the_guard_s3_url_is_moto(

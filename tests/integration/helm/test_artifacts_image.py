@@ -3,6 +3,7 @@ an explicit override; always a value the operator's settings accept."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import helm_python as helm
@@ -47,3 +48,51 @@ def test_the_helper_image_follows_the_operator_image(
 def test_an_image_with_whitespace_is_refused(chart: helm.Chart) -> None:
     with pytest.raises(helm.HelmValuesError, match="image"):
         chart.validate_schema({"artifacts": {"image": "two words"}})
+
+
+def _operator_env(chart: helm.Chart, values: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value") for e in operator_container(manifests(chart, values))["env"]}
+
+
+def test_the_artifact_settings_reach_the_operator_as_it_reads_them(chart: helm.Chart) -> None:
+    default = _operator_env(chart, {})
+    settings = load_settings(
+        {
+            "artifacts_push_grace_seconds": default["CPWORKER_ARTIFACTS_PUSH_GRACE_SECONDS"],
+            "artifacts_resources": json.loads(default["CPWORKER_ARTIFACTS_RESOURCES"]),
+        }
+    )
+    assert settings.artifacts_push_grace_seconds == 900
+    assert settings.artifacts_resources == load_settings().artifacts_resources
+    assert "CPWORKER_ARTIFACTS_S3_ENDPOINT_URL" not in default
+
+    values = {
+        "artifacts": {
+            "pushGraceSeconds": 1800,
+            "s3EndpointUrl": "https://bucket.vpce-0a1b.s3.us-east-1.vpce.amazonaws.com",
+            "resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+        }
+    }
+    env = _operator_env(chart, values)
+    settings = load_settings(
+        {
+            "artifacts_push_grace_seconds": env["CPWORKER_ARTIFACTS_PUSH_GRACE_SECONDS"],
+            "artifacts_resources": json.loads(env["CPWORKER_ARTIFACTS_RESOURCES"]),
+            "artifacts_s3_endpoint_url": env["CPWORKER_ARTIFACTS_S3_ENDPOINT_URL"],
+        }
+    )
+    assert settings.artifacts_push_grace_seconds == 1800
+    assert settings.artifacts_resources == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    assert settings.artifacts_s3_endpoint_url == values["artifacts"]["s3EndpointUrl"]
+
+
+@pytest.mark.parametrize(
+    "artifacts",
+    [{"pushGraceSeconds": 0}, {"s3EndpointUrl": "s3.example.com"}, {"resources": {"cpus": {}}}],
+)
+def test_bad_artifact_values_are_refused(chart: helm.Chart, artifacts: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema({"artifacts": artifacts})

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.helm.chart import VALUES_MATRIX, Manifest, manifests
 
 # Chart.yaml's kubeVersion floor, and the newest schemas the installed validator ships.
-KUBERNETES_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
+KUBERNETES_VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 
 # Custom resources whose schema is not part of Kubernetes: checked by kind in test_render.py.
 NOT_IN_KUBERNETES = {"ServiceMonitor", "PrometheusRule", "ClusterKopfPeering", "KopfPeering"}

@@ -1,7 +1,8 @@
 """The operator runs as the chart's ServiceAccount under the chart's RBAC, enforced: the chart
 is `helm install`ed into the local Kubernetes API (which enforces RBAC for service-account
 tokens), the operator is started with that account's token, and a pipeline's custom action
-runs to Succeeded without a single 403."""
+runs to Succeeded without a single 403 — with OwnerReferencesPermissionEnforcement on, as in
+OpenShift (owner references that block deletion need `update` on the owner's finalizers)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import helm_python as helm
 import kubernetes
 import pytest
 
+from cpworker.sandbox.kube.admission import AdmissionConfig
 from cpworker.sandbox.kube.standin import KubeStandIn
 from tests.e2e.conftest import NAMESPACE, cluster, operator_env
 from tests.integration.helm.chart import CHART_DIR, RELEASE, RELEASE_NAMESPACE
@@ -49,6 +51,7 @@ def _forbidden(kube: KubeStandIn) -> list[str]:
     )
 
 
+@pytest.mark.kube_standin(admission=AdmissionConfig(owner_references_permission_enforcement=True))
 @pytest.mark.usefixtures("operator_env")
 @pytest.mark.parametrize(("namespaces", "values"), MODES.values(), ids=MODES.keys())
 def test_operator_succeeds_with_exactly_the_chart_permissions(

@@ -130,6 +130,12 @@ def operator_calls(namespace: str, *, clusterwide: bool, peering: bool) -> list[
         ApiCall("patch", *CAW, namespace=namespace, name="w"),
         ApiCall("patch", *CAW, subresource="status", namespace=namespace, name="w"),
         ApiCall("create", "", "events", namespace=namespace),
+        # cpworker.kube: a Job's FailedCreate events
+        ApiCall("list", "", "events", namespace=namespace),
+        # not calls: what OwnerReferencesPermissionEnforcement checks when the Job (owned by
+        # the worker) and the Secret (owned by the Job) are created with blockOwnerDeletion
+        ApiCall("update", *CAW, subresource="finalizers", namespace=namespace, name="w"),
+        ApiCall("update", "batch", "jobs", subresource="finalizers", namespace=namespace),
         # cpworker.kube: worker, Job + Secret of the claim protocol, pods of a Job
         ApiCall("get", *CAW, namespace=namespace, name="w"),
         *(

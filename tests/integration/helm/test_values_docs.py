@@ -13,7 +13,7 @@ from tests.integration.helm.chart import CHART_DIR
 VALUES_FILE = CHART_DIR / "values.yaml"
 SCHEMA_FILE = CHART_DIR / "values.schema.json"
 # Kubernetes objects passed through whole: documented (and validated) as one value.
-OPAQUE = {"resources", "podSecurityContext", "securityContext"}
+OPAQUE = {"resources", "podSecurityContext", "securityContext", "artifacts.resources"}
 
 
 def _leaf_paths(values: dict[str, Any], prefix: str = "") -> set[str]:

@@ -277,3 +277,68 @@ def test_native_sidecar_is_stopped_after_the_main_container(
     assert phases_with_main_done == {"Running"}  # Running while the sidecar stops
     wait_for(lambda: job_finished(batch, "native"), "the Job")
     assert conditions_of(batch.read_namespaced_job("native", NS))["Complete"] == "True"
+
+
+def test_a_sidecar_that_handles_sigterm_exits_with_its_own_code(batch: Any, core: Any) -> None:
+    sidecar = {"name": "shipper", "image": "shipper:1", "restartPolicy": "Always"}
+    annotations = {
+        PREFIX + "duration.main": "100ms",
+        PREFIX + "duration.shipper": "never",
+        PREFIX + "stop-duration.shipper": "100ms",
+        PREFIX + "sigterm-exit-code.shipper": "0",
+    }
+    batch.create_namespaced_job(
+        NS, job_body("handles-term", annotations, pod={"initContainers": [sidecar]})
+    )
+    pod = wait_for(
+        lambda: next(
+            (p for p in pods_of(core, "handles-term") if p.status.phase == "Succeeded"), None
+        ),
+        "the pod to finish",
+    )
+    assert pod.status.init_container_statuses[0].state.terminated.exit_code == 0
+
+
+@pytest.mark.kube_standin(
+    runner={
+        "image_scripts": {
+            "known.example/helper:1": {
+                "duration.fetch": "50ms",
+                "duration.sidecar": "never",
+                "sigterm-exit-code.sidecar": "0",
+            }
+        }
+    }
+)
+def test_a_known_images_containers_follow_its_script_not_the_pod_wide_annotations(
+    batch: Any, core: Any
+) -> None:
+    """The pod-wide annotations script the template's own program (it fails with 3); the known
+    image's containers run their own script; a container-specific annotation still wins."""
+    annotations = {
+        PREFIX + "duration": "200ms",
+        PREFIX + "exit-code": "3",
+        PREFIX + "termination-message": "the build failed",
+        PREFIX + "termination-message.sidecar": "scripted for this container",
+    }
+    pod_spec = {
+        "initContainers": [
+            {"name": "sidecar", "image": "known.example/helper:1", "restartPolicy": "Always"},
+            {"name": "fetch", "image": "known.example/helper:1"},
+        ]
+    }
+    batch.create_namespaced_job(NS, job_body("known-image", annotations, pod=pod_spec))
+    pod = wait_for(
+        lambda: next(
+            (p for p in pods_of(core, "known-image") if p.status.phase in {"Succeeded", "Failed"}),
+            None,
+        ),
+        "the pod to finish",
+    )
+    assert pod.status.phase == "Failed"
+    init = {s.name: s.state.terminated for s in pod.status.init_container_statuses}
+    assert (init["fetch"].exit_code, init["fetch"].message) == (0, None)
+    assert init["sidecar"].exit_code == 0
+    assert init["sidecar"].message == "scripted for this container"
+    main = pod.status.container_statuses[0].state.terminated
+    assert (main.exit_code, main.message) == (3, "the build failed")

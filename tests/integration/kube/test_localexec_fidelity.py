@@ -170,3 +170,78 @@ def test_a_refreshed_secret_reaches_the_mounted_file(batch: Any, core: Any) -> N
     finished = wait_for(lambda: finished_pod(core, "refresh"), "the pod to see the new token")
     assert finished.status.container_statuses[0].state.terminated.exit_code == 0
     assert core.read_namespaced_pod_log(finished.metadata.name, NS) == "refreshed\n"
+
+
+IMAGE_ENV = "import os, sys; print(os.environ['PATH'].split(os.pathsep)[0], os.environ['TOOL'])"
+
+
+@pytest.mark.kube_standin(
+    runner={
+        "image_env": {
+            "example.com/tools:1": {"PATH": "/opt/tools/bin:/usr/bin", "TOOL": "from-image"}
+        }
+    }
+)
+def test_the_images_env_comes_first_and_the_containers_env_wins(batch: Any, core: Any) -> None:
+    """containerd puts the image config's Env first; the container's env overrides it."""
+    env_py = [sys.executable, "-c", IMAGE_ENV]
+    pod = {
+        "containers": [
+            {"name": "image", "image": "example.com/tools:1", "command": env_py},
+            {
+                "name": "override",
+                "image": "example.com/tools:1",
+                "command": env_py,
+                "env": [{"name": "TOOL", "value": "from-pod"}],
+            },
+        ]
+    }
+    batch.create_namespaced_job(NS, local_job("image-env", pod))
+    wait_for(lambda: finished_pod(core, "image-env"), "the pod finished")
+    name = finished_pod(core, "image-env").metadata.name
+    image = core.read_namespaced_pod_log(name, NS, container="image")
+    override = core.read_namespaced_pod_log(name, NS, container="override")
+    assert image.split() == ["/opt/tools/bin", "from-image"]
+    assert override.split() == ["/opt/tools/bin", "from-pod"]
+
+
+SUBPATHS = """
+import os, pathlib, stat, sys
+inputs, outputs = pathlib.Path('/work/in'), pathlib.Path('/elsewhere/out')
+assert inputs.is_dir() and outputs.is_dir(), 'the kubelet creates missing subPaths'
+(outputs / 'made').write_text(oct(stat.S_IMODE(outputs.stat().st_mode)))
+"""
+READ_BACK = "import pathlib; print(pathlib.Path('/all/out/made').read_text())"
+
+
+def test_subpaths_of_an_emptydir_are_created_with_its_mode(batch: Any, core: Any) -> None:
+    """makeMounts creates a missing subPath with the volume's mode; an emptyDir is 0777."""
+    mounts = [
+        {"name": "scratch", "mountPath": "/work/in", "subPath": "in"},
+        {"name": "scratch", "mountPath": "/elsewhere/out", "subPath": "out"},
+    ]
+    pod = {
+        "initContainers": [
+            {
+                "name": "writer",
+                "image": "x",
+                "command": [sys.executable, "-c", SUBPATHS],
+                "volumeMounts": mounts,
+            }
+        ],
+        "containers": [
+            {
+                "name": "reader",
+                "image": "x",
+                "command": [sys.executable, "-c", READ_BACK],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/all"}],
+            }
+        ],
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+    }
+    batch.create_namespaced_job(NS, local_job("subpaths", pod))
+    wait_for(lambda: finished_pod(core, "subpaths"), "the pod finished")
+    done = finished_pod(core, "subpaths")
+    assert done.status.phase == "Succeeded", done.status
+    log = core.read_namespaced_pod_log(done.metadata.name, NS, container="reader")
+    assert log.strip() == "0o777"

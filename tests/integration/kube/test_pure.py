@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cpworker.sandbox.kube import (
+    localexec,
     patching,
     podstatus,
     protobuf,
@@ -242,3 +243,29 @@ def test_phase_follows_regular_containers_and_waits_for_sidecars() -> None:
     failed = {"terminated": {"exitCode": 1}}
     assert podstatus.phase(pod, {"s": sidecar_killed, "m": failed}) == "Failed"
     assert podstatus.phase(_pod([{"name": "i"}]), {"i": failed, "m": {"waiting": {}}}) == "Failed"
+
+
+@pytest.mark.parametrize(
+    ("text", "expanded"),
+    [
+        ("$(A)", "x"),
+        ("$$", "$"),  # the escape
+        ("$$(A)", "$(A)"),
+        ("$(UNDEFINED)", "$(UNDEFINED)"),  # kept as written
+        ("$(", "$("),  # an incomplete reference
+        ("$(A", "$(A"),
+        ("$x $", "$x $"),  # a $ that begins nothing
+        ("$(B)", "$(A)"),  # one pass: a value is not expanded again
+        ("$$$(A)", "$x"),
+        ("a$(A)b$(A)", "axbx"),
+    ],
+)
+def test_variables_expand_as_the_kubelet_expands_them(text: str, expanded: str) -> None:
+    """kubernetes/kubernetes third_party/forked/golang/expansion/expand.go (before: a regex
+    that knew no `$$` escape)."""
+    assert localexec.expand(text, {"A": "x", "B": "$(A)"}) == expanded
+
+
+@given(st.text())
+def test_doubling_every_dollar_makes_any_value_literal(value: str) -> None:
+    assert localexec.expand(value.replace("$", "$$"), {"A": "x"}) == value

@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 READY_MARKER = "ready"
 START_TIMEOUT_SECONDS = 90.0
@@ -35,17 +38,23 @@ def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
 
 
 @contextmanager
-def sandbox_up(directory: Path) -> Iterator[dict[str, str]]:
-    """Run the local stand-ins until the block ends; yield the environment they export."""
+def sandbox_up(
+    directory: Path, args: Sequence[str] = (), printed: list[str] | None = None
+) -> Iterator[dict[str, str]]:
+    """Run the local stand-ins until the block ends; yield the environment they export.
+
+    `args`: more `cpworker sandbox up` arguments, e.g. `--operator`; `printed` receives the
+    lines it printed up to "ready"."""
+    command = [sys.executable, "-m", "cpworker.cli", "sandbox", "up", "--dir", str(directory)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cpworker.cli", "sandbox", "up", "--dir", str(directory)],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    seen: list[str] = []
+    seen: list[str] = [] if printed is None else printed
     try:
         while True:
             try:
@@ -67,3 +76,16 @@ def sandbox_up(directory: Path) -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def client(service: str, env: dict[str, str]) -> Any:
+    """A boto3 client for `service` on the sandbox whose environment `env` is (its endpoint,
+    region and keys); EventBridge is `events`."""
+    suffix = {"events": "EVENTBRIDGE"}.get(service, service.upper())
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=env[f"AWS_ENDPOINT_URL_{suffix}"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )

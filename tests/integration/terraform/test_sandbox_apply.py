@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.integration.terraform.sandbox import client as _client
 from tests.integration.terraform.sandbox import sandbox_up
 from tests.integration.terraform.tf import Terraform
 
@@ -44,17 +44,6 @@ def _with_eventbridge(env: dict[str, str]) -> dict[str, str]:
     # moto serves every service on one port; the sandbox exports no EventBridge endpoint of
     # its own, so point EventBridge at the same server as SQS.
     return {**env, "AWS_ENDPOINT_URL_EVENTBRIDGE": env["AWS_ENDPOINT_URL_SQS"]}
-
-
-def _client(service: str, env: dict[str, str]) -> Any:
-    suffix = {"events": "EVENTBRIDGE"}.get(service, service.upper())
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=env[f"AWS_ENDPOINT_URL_{suffix}"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def _our_action_types(codepipeline: Any) -> list[dict[str, Any]]:

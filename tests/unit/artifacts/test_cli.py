@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,58 @@ def test_malformed_job_data_is_a_configuration_error(tmp_path: Path) -> None:
     assert report.failure is not None
     assert report.failure.type == "ConfigurationError"
     assert "malformed CodePipeline job data" in report.failure.message
+
+
+def _no_artifact_args(tmp_path: Path, outputs: list[str]) -> list[str]:
+    volume = JobVolume(tmp_path / "volume")
+    wire = {
+        "outputArtifacts": [
+            {
+                "name": n,
+                "location": {"type": "S3", "s3Location": {"bucketName": "b", "objectKey": n}},
+            }
+            for n in outputs
+        ]
+    }
+    volume.publish_job(JobData.model_validate(wire))
+    return [
+        "--job-file",
+        str(volume.job_file),
+        "--credentials-file",
+        str(tmp_path / "none"),
+        "--input-dir",
+        str(tmp_path / "in"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--result-file",
+        str(tmp_path / "log"),
+    ]
+
+
+def test_pull_waits_for_the_push_sidecar_and_removes_its_ready_file(tmp_path: Path) -> None:
+    args = _no_artifact_args(tmp_path, ["Out"])
+    ready = tmp_path / "out" / cli.PUSH_READY_FILE
+    ready.parent.mkdir(parents=True)
+    timer = threading.Timer(0.3, lambda: ready.write_text("ready\n"))
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert cli.main(["pull", "--wait-for-push", *args]) == 0
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started >= 0.3
+    assert not ready.exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Out"]
+
+
+def test_pull_gives_up_on_a_push_sidecar_that_never_gets_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CPWORKER_ARTIFACTS_PUSH_READY_SECONDS", "0.2")
+    args = _no_artifact_args(tmp_path, ["Out"])
+    assert cli.main(["pull", "--wait-for-push", *args]) == cli.EXIT_FAILED
+    report = parse_container_report((tmp_path / "log").read_text())
+    assert report.failure is not None
+    assert report.failure.type == "ConfigurationError"
+    assert "cpworker-push) did not get ready within 0.2 s" in report.failure.message
+    assert "kubectl logs" in report.failure.message

@@ -6,6 +6,7 @@ The canary values are recognisable strings that must never leave the Secret's da
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,3 +125,16 @@ def settings(**overrides: Any) -> OperatorSettings:
     values: dict[str, Any] = {"default_region": "us-east-1", "namespaces": ()}
     values.update(overrides)
     return OperatorSettings(**values)
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield str(key)
+            yield from strings(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from strings(child)

@@ -272,6 +272,11 @@ def test_all_reasons_are_valid_condition_reasons() -> None:
         "InvalidSpec",
         "Paused",
         "Deleting",
+        "CredentialsExpired",
+        "CredentialsInvalid",
+        "RoleNotAssumable",
+        "KubernetesUnavailable",
+        "KubernetesForbidden",
     }
     assert {reason.value for reason in Reason} == expected
     for reason in Reason:

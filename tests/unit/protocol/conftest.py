@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from cpworker import jobrecord
+from tests import canaries
 from tests.unit.protocol.world import WallClock, World
 
 
 @pytest.fixture
-def world() -> World:
-    return World.create()
+def world() -> Iterator[World]:
+    world = World.create()
+    yield world
+    canaries.watch_fake(world.kube)  # what the operator wrote into Events and statuses
 
 
 @pytest.fixture

@@ -27,10 +27,11 @@ pkg/registry/generic/registry/store.go):
 
 Every request the operator makes is recorded (`requests`, `writes`), so tests assert "no
 write" or "exactly these writes". What other actors do (the Job controller, another replica, a
-user) goes through `external_*` and is not recorded as the operator's write. The merge patch and
-label selectors are the Kubernetes stand-in's pure functions (cpworker/sandbox/kube/patching.py,
-selectors.py), not its server. Not modelled, because no protocol step depends on it here:
-watches (tests build the index from the store, or pass a stale summary on purpose), the Job
+user) goes through `external_*` and is not recorded as the operator's write. The merge patch,
+label and field selectors are the Kubernetes stand-in's pure functions
+(cpworker/sandbox/kube/patching.py, selectors.py), not its server. Not modelled, because no
+protocol step depends on it here: watches (tests build the index from the store, or pass a
+stale summary on purpose; a watch gap is a summary of a Job no longer stored), the Job
 controller and kubelet (world.py plays them), finalizers, generation, and the client's retries
 of 429/5xx (an injected error is the one its caller sees once they ran out).
 
@@ -68,7 +69,13 @@ from cpworker.kube import MERGE_PATCH, Body, KubeClient, KubeError
 from cpworker.kube import _error as kube_error
 from cpworker.results import ReportCall
 from cpworker.sandbox.kube.patching import merge_patch
-from cpworker.sandbox.kube.selectors import SelectorError, labels_match, parse_label_selector
+from cpworker.sandbox.kube.selectors import (
+    SelectorError,
+    fields_match,
+    labels_match,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline.type_defs import ActionTypeIdTypeDef, JobDetailsTypeDef
@@ -90,6 +97,8 @@ _PATHS: Final = [
 # Resources with a status subresource: create drops `status`, the main resource never
 # changes it, only /status does.
 _WITH_STATUS: Final = frozenset({"jobs", names.PLURAL})
+# The kind of each listed resource, for the field selectors it supports.
+_KINDS: Final = {"jobs": "Job", "pods": "Pod", "secrets": "Secret", "events": "Event"}
 _LABEL_VALUE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 WORKER_RESOURCE: Final = names.PLURAL
@@ -138,6 +147,10 @@ class FakeKube(KubeClient):
         self.requests: list[Request] = []
         self._versions = itertools.count(1)
         self._interceptors: list[_Interceptor] = []
+        # False models an API server without native sidecars (< 1.29, or the SidecarContainers
+        # gate off): it drops restartPolicy from init containers silently on create
+        # (dropDisabledFields, pkg/api/pod/util.go, applied to pod templates too).
+        self.native_sidecars = True
 
     # ---- what tests read ------------------------------------------------------------------
 
@@ -298,7 +311,9 @@ class FakeKube(KubeClient):
         content_type: str,
     ) -> Body:
         if target.method == "GET" and not target.name:
-            return self._list(target, (query or {}).get("labelSelector"))
+            return self._list(
+                target, (query or {}).get("labelSelector"), (query or {}).get("fieldSelector")
+            )
         if target.method == "POST" and not target.name:
             return self._create(target, body)
         current = self.store.get(target.key)
@@ -316,9 +331,10 @@ class FakeKube(KubeClient):
             return {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         raise target.error(405, "MethodNotAllowed", target.method)
 
-    def _list(self, target: _Target, selector: str | None) -> Body:
+    def _list(self, target: _Target, selector: str | None, fields: str | None) -> Body:
         try:
             requirements = parse_label_selector(selector)
+            matchers = parse_field_selector(fields, _KINDS.get(target.resource, ""))
         except SelectorError as exc:
             raise target.error(400, "BadRequest", str(exc)) from None
         items = [
@@ -327,6 +343,7 @@ class FakeKube(KubeClient):
             if kind == target.resource
             and ns == target.namespace
             and labels_match(requirements, obj)
+            and fields_match(matchers, obj)
         ]
         return {"kind": "List", "apiVersion": "v1", "items": items}
 
@@ -346,6 +363,10 @@ class FakeKube(KubeClient):
         _validate(target, body)
         if target.resource in _WITH_STATUS:
             body.pop("status", None)
+        if target.resource == "jobs" and not self.native_sidecars:
+            template = (body.get("spec") or {}).get("template") or {}
+            for container in (template.get("spec") or {}).get("initContainers") or []:
+                container.pop("restartPolicy", None)
         self._stamp(body)
         self.store[key] = body
         return copy.deepcopy(body)

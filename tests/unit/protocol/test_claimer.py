@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cpworker import claimer, continuation, jobrecord, names, workerloop
+from cpworker import claimer, continuation, jobrecord, models, names, workerloop
 from cpworker.claimer import ClaimOutcome
 from cpworker.jobsecret import SECRET_CONFIG_KEY
 from cpworker.kube import KubeError
@@ -53,6 +53,30 @@ async def test_a_fresh_claim_creates_the_job_and_secret_acknowledges_then_releas
     assert world.kube.event_reasons() == ["JobDispatched"]
     assert world.cp.jobs[raw["id"]].status == "InProgress"
     assert life.ctx.claiming_now == set()
+
+
+async def test_a_cluster_without_native_sidecars_fails_the_job_at_once(world: World) -> None:
+    """The API server dropped the push sidecar's restartPolicy: it would block as an ordinary
+    init container until the deadline. The job fails now, saying why, and nothing runs."""
+    world.kube.native_sidecars = False
+    life = world.life()
+    raw = world.polled()
+    assert await life.claim(raw) is ClaimOutcome.REJECTED
+    (failure,) = failures(world)
+    assert failure["type"] == "ConfigurationError"
+    assert "cpworker-push" in failure["message"]
+    assert "1.29" in failure["message"]
+    assert "spec.artifacts.enabled: false" in failure["message"]
+    assert world.kube.objects("jobs") == []
+    assert world.kube.objects("secrets") == []
+    assert world.cp.jobs[raw["id"]].status == "Failed"
+    assert world.kube.event_reasons() == ["JobRejected"]
+
+
+async def test_without_artifacts_a_cluster_without_native_sidecars_is_fine(world: World) -> None:
+    world.kube.native_sidecars = False
+    world.spec = models.parse_spec(samples.spec(artifacts={"enabled": False}))
+    assert await world.life().claim(world.polled()) is ClaimOutcome.DISPATCHED
 
 
 async def test_the_job_is_marked_as_being_claimed_while_the_claim_runs(world: World) -> None:

@@ -1,4 +1,5 @@
-"""The worker's counters: increments that meet are written together, and none is lost."""
+"""The worker's counters: reports that meet are counted in one write, each job exactly once,
+and none is lost."""
 
 from __future__ import annotations
 
@@ -22,35 +23,44 @@ def fleet() -> FakeKube:
     return kube
 
 
-def status(kube: FakeKube) -> dict[str, int]:
+def counters(kube: FakeKube) -> dict[str, int]:
     worker = kube.get_object("customactionworkers", NS, WORKER) or {}
-    return dict(worker.get("status") or {})
+    return {k: v for k, v in (worker.get("status") or {}).items() if k != "countedJobs"}
 
 
 def status_writes(kube: FakeKube) -> int:
     return sum(1 for r in kube.writes if r.resource == "customactionworkers")
 
 
-async def test_a_burst_of_reports_costs_far_fewer_writes_than_increments() -> None:
+def count(kube: FakeKube, counter: str, job_id: str) -> asyncio.Future[None]:
+    return asyncio.ensure_future(workerstatus.count_job(kube, NS, WORKER, counter, job_id))
+
+
+async def test_a_burst_of_reports_costs_far_fewer_writes_than_jobs() -> None:
     kube = fleet()
-    counters = ["succeeded"] * 8 + ["failed"] * 2
-    await asyncio.gather(
-        *(workerstatus.increment_counter(kube, NS, WORKER, name) for name in counters)
-    )
-    assert status(kube) == {"succeeded": 11, "failed": 2}
-    # The first call writes its own increment; everything that arrived meanwhile is
-    # written by the next one, together.
+    jobs = [("succeeded", f"j-{n}") for n in range(8)] + [("failed", "j-8"), ("failed", "j-9")]
+    await asyncio.gather(*(count(kube, counter, job) for counter, job in jobs))
+    assert counters(kube) == {"succeeded": 11, "failed": 2}
+    # The first call writes its own job; everything that arrived meanwhile is written by the
+    # next one, together.
     assert status_writes(kube) <= 3
 
 
-async def test_one_increment_is_one_write() -> None:
+async def test_a_job_counted_twice_at_once_or_later_counts_once() -> None:
+    kube = fleet()
+    await asyncio.gather(*(count(kube, "succeeded", "j-1") for _ in range(3)))
+    await count(kube, "succeeded", "j-1")  # a report repeated after a restart
+    assert counters(kube) == {"succeeded": 4}
+
+
+async def test_one_lost_race_is_one_write() -> None:
     kube = fleet()
     await workerstatus.increment_counter(kube, NS, WORKER, "lostRaces")
-    assert status(kube) == {"succeeded": 3, "lostRaces": 1}
+    assert counters(kube) == {"succeeded": 3, "lostRaces": 1}
     assert status_writes(kube) == 1
 
 
-async def test_another_replicas_increment_in_between_is_kept() -> None:
+async def test_another_replicas_count_in_between_is_kept() -> None:
     kube = fleet()
     kube.intercept(
         "PATCH",
@@ -59,14 +69,12 @@ async def test_another_replicas_increment_in_between_is_kept() -> None:
             "customactionworkers", NS, WORKER, {"status": {"succeeded": 10}}
         ),
     )
-    await asyncio.gather(
-        *(workerstatus.increment_counter(kube, NS, WORKER, "succeeded") for _ in range(3))
-    )
+    await asyncio.gather(*(count(kube, "succeeded", f"j-{n}") for n in range(3)))
     # Our first patch met a newer resourceVersion (Conflict): re-read, 10 + 3.
-    assert status(kube) == {"succeeded": 13}
+    assert counters(kube) == {"succeeded": 13}
 
 
-async def test_an_increment_whose_write_failed_is_written_with_the_next_one() -> None:
+async def test_a_job_whose_count_failed_is_counted_with_the_next_one() -> None:
     kube = fleet()
 
     def refuse() -> None:
@@ -74,7 +82,9 @@ async def test_an_increment_whose_write_failed_is_written_with_the_next_one() ->
 
     kube.intercept("PATCH", "customactionworkers", refuse)
     with pytest.raises(KubeError):
-        await workerstatus.increment_counter(kube, NS, WORKER, "failed")
-    assert status(kube) == {"succeeded": 3}
-    await workerstatus.increment_counter(kube, NS, WORKER, "failed")
-    assert status(kube) == {"succeeded": 3, "failed": 2}
+        await count(kube, "failed", "j-a")
+    assert counters(kube) == {"succeeded": 3}
+    await count(kube, "failed", "j-b")
+    assert counters(kube) == {"succeeded": 3, "failed": 2}
+    await count(kube, "failed", "j-a")  # j-a's report, retried: counted already
+    assert counters(kube) == {"succeeded": 3, "failed": 2}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cpworker import codepipeline, jobrecord, names, results, workerloop, workerstatus
+from cpworker import codepipeline, jobrecord, models, names, results, workerloop, workerstatus
 from cpworker.kube import KubeError
 from tests.unit.operator import samples
 from tests.unit.protocol.fakes import WORKER_RESOURCE, throttled
@@ -15,8 +15,9 @@ from tests.unit.protocol.world import NAMESPACE, WORKER, Crash, World, crash_at,
 
 
 def status(world: World) -> dict[str, int]:
+    """The worker's counters (without the ledger of counted jobs that goes with them)."""
     worker = world.kube.get_object(WORKER_RESOURCE, NAMESPACE, WORKER) or {}
-    return dict(worker.get("status") or {})
+    return {k: v for k, v in (worker.get("status") or {}).items() if k != "countedJobs"}
 
 
 def last_event(world: World) -> dict[str, str]:
@@ -28,6 +29,55 @@ def last_event(world: World) -> dict[str, str]:
         "name": event["involvedObject"]["name"],
         "uid": event["involvedObject"]["uid"],
     }
+
+
+# ---- the push sidecar decides a Complete Job ------------------------------------------------
+
+
+async def test_a_complete_job_whose_upload_failed_is_reported_with_the_helpers_failure(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    report = '{"failure": {"type": "PermissionError", "message": "S3 denied it: AccessDenied"}}'
+    world.succeed(job_id, push=(1, report))
+    assert await life.reporter.finished(world.summary(job_id))
+    [call] = world.cp.accepted
+    assert call.operation == "PutJobFailureResult"
+    assert call.params["failureDetails"]["type"] == "PermissionError"
+    assert "S3 denied it" in call.params["failureDetails"]["message"]
+    job = world.job(job_id)
+    assert job is not None
+    assert job["metadata"]["annotations"][names.ANNOTATION_RESULT] == "failed"
+    assert world.kube.event_reasons()[-1] == "JobFailed"
+
+
+async def test_a_complete_job_is_not_reported_while_its_push_still_runs(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    pod = world.pods_of(job_name(job_id))[0].name
+    world.kube.external_patch(
+        "pods",
+        NAMESPACE,
+        pod,
+        {
+            "status": {
+                "phase": "Running",
+                "initContainerStatuses": [
+                    {"name": names.PUSH_CONTAINER, "state": {"running": {}}},
+                    {"name": names.PULL_CONTAINER, "state": {"terminated": {"exitCode": 0}}},
+                ],
+            }
+        },
+    )
+    assert not await life.reporter.finished(world.summary(job_id))
+    await life.supervise()
+    assert world.cp.accepted == []
+    world.succeed(job_id)  # the upload finished: push exited 0, the pod Succeeded
+    await life.supervise()
+    [call] = world.cp.accepted
+    assert call.operation == "PutJobSuccessResult"
 
 
 # ---- finished Jobs ---------------------------------------------------------------------------
@@ -168,7 +218,24 @@ async def test_a_throttled_report_is_retried_by_the_same_reporter(world: World) 
     assert status(world) == {"succeeded": 1}
 
 
-async def test_an_event_or_counter_failure_does_not_undo_the_report(world: World) -> None:
+async def test_an_event_failure_does_not_undo_the_report(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+
+    def unavailable() -> None:
+        raise KubeError("POST", "/api/v1/namespaces/ci/events", 503, "", "try later")
+
+    world.kube.intercept("POST", "events", unavailable)
+    assert await life.reporter.finished(world.summary(job_id))
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+    assert status(world) == {"succeeded": 1}
+
+
+async def test_a_counter_that_cannot_be_written_is_counted_once_by_the_retried_report(
+    world: World,
+) -> None:
+    """Before: the result was marked reported and the count lost (an undercount)."""
     life = world.life()
     job_id = await world.dispatched(life)
     world.succeed(job_id)
@@ -177,8 +244,55 @@ async def test_an_event_or_counter_failure_does_not_undo_the_report(world: World
         raise KubeError("GET", "/apis/cpworker.io/...", 503, "", "try later")
 
     world.kube.intercept("GET", WORKER_RESOURCE, unavailable)
-    assert await life.reporter.finished(world.summary(job_id))
+    with pytest.raises(KubeError):
+        await life.reporter.finished(world.summary(job_id))
+    assert jobrecord.phase_of(world.job(job_id) or {}) == "running"  # retried, not lost
+    await life.supervise()  # the repeat: "already ended", CodePipeline holds our success
+    assert len(world.cp.puts) == 2
+    assert len(world.cp.accepted) == 1
     assert jobrecord.phase_of(world.job(job_id) or {}) == "reported"
+    assert status(world) == {"succeeded": 1}
+    assert world.kube.event_reasons()[-1] == "JobSucceeded"
+
+
+async def test_counting_the_same_job_again_changes_nothing(world: World) -> None:
+    for _ in range(3):
+        await workerstatus.count_job(world.kube, NAMESPACE, WORKER, "succeeded", samples.JOB_ID)
+    assert status(world) == {"succeeded": 1}
+    worker = world.kube.get_object(WORKER_RESOURCE, NAMESPACE, WORKER) or {}
+    assert worker["status"]["countedJobs"] == [workerstatus.counted_key(samples.JOB_ID)]
+
+
+def test_the_ledger_of_counted_jobs_is_bounded_and_keeps_the_newest() -> None:
+    status: dict[str, object] = {}
+    for n in range(models.COUNTED_JOBS_MAX + 5):
+        patch = workerstatus.count_patch(status, {f"job-{n}": "failed"})
+        assert patch is not None
+        status |= patch
+    ledger = status["countedJobs"]
+    assert isinstance(ledger, list)
+    assert len(ledger) == models.COUNTED_JOBS_MAX
+    assert ledger[-1] == workerstatus.counted_key(f"job-{models.COUNTED_JOBS_MAX + 4}")
+    assert status["failed"] == models.COUNTED_JOBS_MAX + 5
+    # what the CRD allows (the same model the CRD is generated from)
+    models.CustomActionWorkerStatus.model_validate(status)
+
+
+async def test_a_job_that_ended_without_our_result_is_not_counted(world: World) -> None:
+    """An "already ended" alone counts nothing: the job timed out, or was failed by someone else
+    while we were about to report success."""
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    world.cp.end(job_id, "TimedOut")
+    assert await life.reporter.finished(world.summary(job_id))
+    assert status(world) == {}
+    assert world.kube.event_reasons()[-1] == "JobAlreadyEnded"
+    other = await world.dispatched(life)
+    world.succeed(other)
+    world.cp.end(other, "Failed")
+    assert await life.reporter.finished(world.summary(other))
+    assert status(world) == {}
 
 
 async def test_a_counter_increment_lost_to_another_replica_is_retried(world: World) -> None:

@@ -8,7 +8,9 @@ A crash at a stage boundary is `crash_at(stage)`: the stage hook raises `Crash`,
 operator code catches (it is not an Exception), as `os._exit` in production ends everything.
 
 The Job controller and the kubelet are played by `start_pod`, `succeed`, `fail` and
-`cannot_pull`: they write through `FakeKube.external_*`, not as the operator.
+`cannot_pull`: they write through `FakeKube.external_*`, not as the operator. The pod is the
+Job's pod template (as the Job controller makes it), so a job with artifacts has the helper's
+init containers: pull exits 0, and the push sidecar ends as `push` says (0 unless told).
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ class WallClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+
+def _terminated(name: str, exit_code: int, message: str) -> dict[str, Any]:
+    reason = {0: "Completed", 137: "Error"}.get(exit_code, "Error")
+    return {
+        "name": name,
+        "state": {"terminated": {"exitCode": exit_code, "reason": reason, "message": message}},
+    }
 
 
 def job_name(job_id: str) -> str:
@@ -204,10 +214,16 @@ class World:
                         names.controller_reference("batch/v1", "Job", name, job["metadata"]["uid"])
                     ],
                 },
-                "spec": {"containers": [{"name": "build"}]},
+                "spec": job["spec"]["template"]["spec"],
                 "status": {
                     "phase": "Running",
                     "containerStatuses": [{"name": "build", "state": {"running": {}}}],
+                    "initContainerStatuses": [
+                        _terminated(c["name"], 0, "")
+                        if c.get("restartPolicy") != "Always"
+                        else {"name": c["name"], "state": {"running": {}}}
+                        for c in job["spec"]["template"]["spec"].get("initContainers") or []
+                    ],
                 },
             },
         )
@@ -216,8 +232,13 @@ class World:
         )
         return pod
 
-    def succeed(self, job_id: str, message: str = SUCCESS_MESSAGE) -> None:
-        self._end(job_id, "Succeeded", 0, message, [("SuccessCriteriaMet", ""), ("Complete", "")])
+    def succeed(
+        self, job_id: str, message: str = SUCCESS_MESSAGE, *, push: tuple[int, str] = (0, "")
+    ) -> None:
+        """The build exited 0; then the kubelet stopped the push sidecar, which ended with
+        `push` (exit code, termination message); the Job is Complete either way."""
+        complete = [("SuccessCriteriaMet", ""), ("Complete", "")]
+        self._end(job_id, "Succeeded", 0, message, complete, push=push)
 
     def fail(self, job_id: str, message: str = "make: *** [all] Error 2") -> None:
         failed = [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
@@ -263,8 +284,15 @@ class World:
         exit_code: int,
         message: str,
         conditions: list[tuple[str, str]],
+        *,
+        push: tuple[int, str] = (0, ""),
     ) -> None:
         pod = self._pod(job_id)
+        body = self.kube.get_object("pods", NAMESPACE, pod) or {}
+        init = [
+            _terminated(c["name"], *(push if c.get("restartPolicy") == "Always" else (0, "")))
+            for c in body.get("spec", {}).get("initContainers") or []
+        ]
         self.kube.external_patch(
             "pods",
             NAMESPACE,
@@ -272,18 +300,8 @@ class World:
             {
                 "status": {
                     "phase": phase,
-                    "containerStatuses": [
-                        {
-                            "name": "build",
-                            "state": {
-                                "terminated": {
-                                    "exitCode": exit_code,
-                                    "reason": "Completed" if exit_code == 0 else "Error",
-                                    "message": message,
-                                }
-                            },
-                        }
-                    ],
+                    "containerStatuses": [_terminated("build", exit_code, message)],
+                    "initContainerStatuses": init,
                 }
             },
         )

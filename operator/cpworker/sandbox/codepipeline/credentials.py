@@ -27,13 +27,18 @@ class SessionCredentials:
         }
 
 
-def mint(lifetime: float) -> SessionCredentials:
-    """STS-shaped temporary credentials: an `ASIA` key id, a secret and a session token."""
+def mint(lifetime: float, markers: tuple[str, str] = ("", "")) -> SessionCredentials:
+    """STS-shaped temporary credentials: an `ASIA` key id, a secret and a session token.
+
+    `markers` start the secret and the token (canaries a test suite looks for everywhere a
+    secret must never appear); the rest stays random, so every minting is unique.
+    """
     key_id = "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
+    secret_marker, token_marker = markers
     return SessionCredentials(
         access_key_id=key_id,
-        secret_access_key=secrets.token_urlsafe(30)[:40],
-        session_token=secrets.token_urlsafe(192),
+        secret_access_key=secret_marker + secrets.token_urlsafe(30)[: 40 - len(secret_marker)],
+        session_token=token_marker + secrets.token_urlsafe(192),
         expires_at=time.time() + lifetime,
     )
 
@@ -45,13 +50,14 @@ class CredentialLedger:
     cannot do (it accepts any credentials).
     """
 
-    def __init__(self, size: int = 100_000) -> None:
+    def __init__(self, size: int = 100_000, markers: tuple[str, str] = ("", "")) -> None:
         self._lock = threading.Lock()
         self._expiry: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._size = size
+        self.markers = markers
 
     def mint(self, lifetime: float) -> SessionCredentials:
-        credentials = mint(lifetime)
+        credentials = mint(lifetime, self.markers)
         with self._lock:
             self._expiry[credentials.access_key_id] = credentials.expires_at
             while len(self._expiry) > self._size:

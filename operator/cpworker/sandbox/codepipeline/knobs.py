@@ -102,6 +102,16 @@ class Faults:
         self._plans: dict[str, OperationFaults] = {}
         self._windows: dict[str, list[float]] = {}
         self._random = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
+        self._exempt: tuple[str, ...] = ()
+
+    def exempt(self, *agents: str) -> None:
+        """Never fault requests whose User-Agent contains one of these (a test's own client)."""
+        with self._lock:
+            self._exempt = tuple(dict.fromkeys([*self._exempt, *agents]))
+
+    def seed(self, value: int | None) -> None:
+        with self._lock:
+            self._random.seed(value)
 
     def set(self, operation: str, **settings: Any) -> None:
         """Replace the faults of `operation` ("*": all): `set("PollForJobs", throttle_next=2)`."""
@@ -119,9 +129,11 @@ class Faults:
         with self._lock:
             return {name: dataclasses.asdict(plan) for name, plan in self._plans.items()}
 
-    def decide(self, operation: str) -> FaultDecision:
+    def decide(self, operation: str, user_agent: str = "") -> FaultDecision:
         """Consume this request's share of the plan and say what to inject."""
         with self._lock:
+            if any(agent in user_agent for agent in self._exempt):
+                return FaultDecision()
             latency = 0.0
             throttle = False
             error_status: int | None = None
@@ -158,3 +170,26 @@ class Faults:
         if plan.error_probability > 0 and self._random.random() < plan.error_probability:
             return plan.error_status
         return None
+
+
+def parse_fault(text: str) -> tuple[str, dict[str, Any]]:
+    """`OPERATION:name=value[,name=value...]`, e.g. `PollForJobs:throttle_probability=0.2`.
+
+    Raises ValueError naming what is wrong; the settings themselves are checked by `set`.
+    """
+    operation, _, settings = text.partition(":")
+    if not operation or not settings:
+        raise ValueError(f"expected OPERATION:name=value[,...], got {text!r}")
+    parsed: dict[str, Any] = {}
+    for item in settings.split(","):
+        name, _, raw = item.partition("=")
+        try:
+            parsed[name.strip()] = int(raw) if raw.strip().isdigit() else float(raw)
+        except ValueError:
+            raise ValueError(f"fault setting {item!r} needs a number") from None
+    return operation, parsed
+
+
+def parse_faults(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Several `parse_fault` rules separated by `;` or whitespace (an environment variable)."""
+    return [parse_fault(rule) for rule in text.replace(";", " ").split()]

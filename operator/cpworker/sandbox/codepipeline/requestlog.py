@@ -18,10 +18,12 @@ class RequestRecord:
     outcome: str  # "ok", "error" (an AWS error answer) or "fault" (injected)
     error_type: str | None
     at: float  # wall clock, epoch seconds
-    # What the call was about, when that is no secret: the job id of a job call, the
-    # queryParam value of a poll (queryable properties are never secret). Benchmarks count
-    # results per job and polls per pool from it.
-    subject: str | None = None
+    # The job a job call was about (AcknowledgeJob, GetJobDetails, PutJob*Result): job ids are
+    # not secret, and per-job counts ("one accepted result per job") need them.
+    job_id: str | None = None
+    # A poll's queryParam value (queryable properties are never secret): benchmarks count
+    # polls per pool from it.
+    query: str | None = None
 
 
 class RequestLog:
@@ -37,7 +39,8 @@ class RequestLog:
         outcome: str,
         error_type: str | None,
         *,
-        subject: str | None = None,
+        job_id: str | None = None,
+        query: str | None = None,
     ) -> None:
         record = RequestRecord(
             operation=operation,
@@ -46,7 +49,8 @@ class RequestLog:
             outcome=outcome,
             error_type=error_type,
             at=time.time(),
-            subject=subject,
+            job_id=job_id,
+            query=query,
         )
         with self._lock:
             self._records.append(record)

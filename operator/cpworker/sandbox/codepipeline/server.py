@@ -32,8 +32,10 @@ from aiohttp import web
 from cpworker.sandbox.codepipeline import shapes
 from cpworker.sandbox.codepipeline.errors import ApiError
 from cpworker.sandbox.codepipeline.events import EventBus, Subscription
+from cpworker.sandbox.codepipeline.identities import Identities, KeyState
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog
+from cpworker.sandbox.codepipeline.s3guard import signing_key_id
 from cpworker.sandbox.codepipeline.service import CodePipelineService, Handler
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ COMMON_ERRORS = frozenset(
         "AccessDeniedException",
         "UnrecognizedClientException",
         "InvalidSignatureException",
+        "ExpiredTokenException",
     }
 )
 # The region of a SigV4 Authorization header's credential scope (KEY/DATE/REGION/SERVICE/...).
@@ -99,12 +102,9 @@ def _known_error(code: str) -> bool:
         return False
 
 
-def _subject(body: dict[str, Any]) -> str | None:
-    """What a request was about, for the request log: a job id, or a poll's queryParam value
-    (never a nonce, a result or configuration, which may hold secrets)."""
-    job_id = body.get("jobId")
-    if isinstance(job_id, str):
-        return job_id[:64]
+def _query(body: dict[str, Any]) -> str | None:
+    """A poll's queryParam value, for the request log (never a nonce, a result or
+    configuration, which may hold secrets)."""
     query = body.get("queryParam")
     if isinstance(query, dict) and len(query) == 1:
         value = next(iter(query.values()))
@@ -138,8 +138,10 @@ class CodePipelineServer:
         log: RequestLog,
         violations: Violations,
         events: EventBus,
+        identities: Identities | None = None,
     ) -> None:
         self.service = service
+        self.identities = identities or Identities()
         self.config = config
         self.faults = faults
         self.log = log
@@ -252,22 +254,40 @@ class CodePipelineServer:
         operation = request.headers.get("X-Amz-Target", "?").rpartition(".")[2] or "?"
         try:
             operation, body = self._parse(request, raw)
+            # AWS authenticates before anything else (throttling included).
+            self._check_identity(request)
         except ApiError as error:
             self.log.add(operation, error.status, started, "error", error.code)
             return self._error(error)
-        decision = self.faults.decide(operation)
+        job_id = body.get("jobId") if isinstance(body.get("jobId"), str) else None
+        decision = self.faults.decide(operation, request.headers.get("User-Agent", ""))
         if decision.latency > 0:
             await asyncio.sleep(decision.latency)
         if decision.throttle:
-            self.log.add(operation, 400, started, "fault", "ThrottlingException")
+            self.log.add(operation, 400, started, "fault", "ThrottlingException", job_id=job_id)
             return self._error(ApiError("ThrottlingException", "Rate exceeded"))
         if decision.error_status is not None:
             code = _SERVER_ERROR_CODES[decision.error_status]
-            self.log.add(operation, decision.error_status, started, "fault", code)
+            self.log.add(operation, decision.error_status, started, "fault", code, job_id=job_id)
             return self._error(ApiError(code, "Injected server error.", decision.error_status))
-        return self._answer(operation, body, started)
+        return self._answer(operation, body, started, job_id)
 
-    def _answer(self, operation: str, body: dict[str, Any], started: float) -> web.Response:
+    def _check_identity(self, request: web.Request) -> None:
+        """Refuse a request signed with credentials `Identities` says AWS would not take."""
+        state = self.identities.key_state(signing_key_id(request))
+        if state is KeyState.EXPIRED:
+            raise ApiError(
+                "ExpiredTokenException", "The security token included in the request is expired"
+            )
+        if state is KeyState.REVOKED:
+            raise ApiError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+
+    def _answer(
+        self, operation: str, body: dict[str, Any], started: float, job_id: str | None
+    ) -> web.Response:
         self._normalize(body)
         try:
             _validate_input(operation, body)
@@ -276,14 +296,20 @@ class CodePipelineServer:
         except ApiError as error:
             self._check_error(operation, error)
             self.log.add(
-                operation, error.status, started, "error", error.code, subject=_subject(body)
+                operation,
+                error.status,
+                started,
+                "error",
+                error.code,
+                job_id=job_id,
+                query=_query(body),
             )
             return self._error(error)
         except Exception as exc:
             # Never crash the server and never echo the request (it may hold secrets).
             logger.exception("stand-in failure in %s", operation)
             self.violations.add(f"{operation}: the stand-in raised {type(exc).__name__}: {exc}")
-            self.log.add(operation, 500, started, "error", "InternalFailure")
+            self.log.add(operation, 500, started, "error", "InternalFailure", job_id=job_id)
             return self._error(
                 ApiError("InternalFailure", "The stand-in failed; see its log.", 500)
             )
@@ -293,7 +319,7 @@ class CodePipelineServer:
         if self.config.strict_conformance:
             for problem in shapes.output_problems(operation, answer):
                 self.violations.add(problem)
-        self.log.add(operation, 200, started, "ok", None, subject=_subject(body))
+        self.log.add(operation, 200, started, "ok", None, job_id=job_id, query=_query(body))
         return web.json_response(
             answer,
             content_type=JSON_CONTENT_TYPE,

@@ -7,7 +7,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -17,11 +17,13 @@ from cpworker.sandbox.codepipeline.actiontypes import ActionTypeRegistry
 from cpworker.sandbox.codepipeline.artifacts import ArtifactStore, SourceError, SourceOutcome
 from cpworker.sandbox.codepipeline.engine import Engine, JobTimeline
 from cpworker.sandbox.codepipeline.events import EventBus
+from cpworker.sandbox.codepipeline.identities import Identities
 from cpworker.sandbox.codepipeline.knobs import Faults, StandInConfig
 from cpworker.sandbox.codepipeline.requestlog import RequestLog, RequestRecord
-from cpworker.sandbox.codepipeline.s3guard import S3Guard
+from cpworker.sandbox.codepipeline.s3guard import S3Guard, S3Request
 from cpworker.sandbox.codepipeline.server import CodePipelineServer, Tamper, Violations
 from cpworker.sandbox.codepipeline.service import CodePipelineService
+from cpworker.sandbox.codepipeline.stsfront import StsFront
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +50,18 @@ class CodePipelineStandIn:
         faults: Faults | None = None,
         *,
         s3_guard: bool = False,
+        sts_front: bool = False,
+        credential_markers: tuple[str, str] = ("", ""),
     ) -> None:
+        """`credential_markers` start the secret access key and the session token of every
+        job credential minted (canaries; tests/conftest.py)."""
         self.s3_endpoint = s3_endpoint
         self.region = region
         self.account_id = account_id
         self.config = config or StandInConfig()
         self.faults = faults or Faults()
+        # Which callers AWS would turn away (expired/revoked keys, roles): identities.py.
+        self.identities = Identities()
         self._log = RequestLog(self.config.request_log_size)
         self._violations = Violations()
         engine = Engine(
@@ -64,6 +72,7 @@ class CodePipelineStandIn:
             account_id=account_id,
         )
         self.engine = engine
+        engine.credentials.markers = credential_markers
         # moto serves SQS on the same endpoint as S3.
         self.events = EventBus(s3_endpoint, region)
         engine.on_action_event = self.events.publish
@@ -74,6 +83,7 @@ class CodePipelineStandIn:
             log=self._log,
             violations=self._violations,
             events=self.events,
+            identities=self.identities,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -83,6 +93,9 @@ class CodePipelineStandIn:
         self._guard = S3Guard(s3_endpoint, engine.credentials) if s3_guard else None
         self._guard_runner: web.AppRunner | None = None
         self._guard_port: int | None = None
+        self._sts = StsFront(s3_endpoint, self.identities, account_id) if sts_front else None
+        self._sts_runner: web.AppRunner | None = None
+        self._sts_port: int | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=4, thread_name_prefix="codepipeline-s3"
         )
@@ -103,9 +116,31 @@ class CodePipelineStandIn:
         return f"http://127.0.0.1:{self._guard_port}"
 
     @property
+    def sts_url(self) -> str:
+        """Where workers should send STS requests: the STS front when enabled, else moto."""
+        if self._sts is None:
+            return self.s3_endpoint  # moto serves STS on the same endpoint
+        if self._sts_port is None:
+            raise RuntimeError("the stand-in is not started")
+        return f"http://127.0.0.1:{self._sts_port}"
+
+    @property
     def expired_credentials_refused(self) -> int:
         """How many S3 requests the guard refused for expired job credentials."""
-        return self._guard.refused if self._guard is not None else 0
+        return self._guard.expired if self._guard is not None else 0
+
+    def deny_s3(
+        self, bucket: str, key_prefix: str = "", methods: Collection[str] = ("PUT", "POST")
+    ) -> None:
+        """With the S3 guard: refuse job credentials these S3 requests (403 AccessDenied),
+        as an explicit Deny in the bucket's or the key's policy would."""
+        if self._guard is None:
+            raise RuntimeError("deny_s3 needs the S3 guard (s3_guard=True)")
+        self._guard.deny(bucket, key_prefix, methods)
+
+    def s3_requests(self) -> list[S3Request]:
+        """The S3 requests the guard answered, oldest first (empty without the guard)."""
+        return self._guard.requests() if self._guard is not None else []
 
     def start(self) -> CodePipelineStandIn:
         if self._thread is not None:
@@ -150,6 +185,11 @@ class CodePipelineStandIn:
             guard_site = web.TCPSite(self._guard_runner, "127.0.0.1", 0)
             await guard_site.start()
             self._guard_port = int(self._guard_runner.addresses[0][1])
+        if self._sts is not None:
+            self._sts_runner = web.AppRunner(self._sts.app(), access_log=None, handle_signals=False)
+            await self._sts_runner.setup()
+            await web.TCPSite(self._sts_runner, "127.0.0.1", 0).start()
+            self._sts_port = int(self._sts_runner.addresses[0][1])
         address = self._runner.addresses[0]
         return int(address[1])
 
@@ -199,6 +239,8 @@ class CodePipelineStandIn:
             await self._runner.cleanup()
         if self._guard_runner is not None:
             await self._guard_runner.cleanup()
+        if self._sts_runner is not None:
+            await self._sts_runner.cleanup()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
@@ -207,7 +249,7 @@ class CodePipelineStandIn:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
         self._loop = self._thread = None
-        self._port = self._guard_port = None
+        self._port = self._guard_port = self._sts_port = None
 
     def __enter__(self) -> CodePipelineStandIn:
         return self.start()

@@ -288,7 +288,7 @@ class Api:
                 "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in dropped)
             )
         obj.clear()
-        obj.update(schema.apply_defaults(rtype.schema, pruned))
+        obj.update(schema.apply_defaults(rtype.schema, schema.prune_nulls(rtype.schema, pruned)))
         causes = schema.validate(rtype.schema, obj, "", old, has_old=old is not None)
         if causes:
             raise invalid(rtype.kind, rtype.group, obj["metadata"].get("name", ""), causes)
@@ -331,7 +331,7 @@ class Api:
         replaced = self._replace(storage, current, replacement, subresource, dry_run=dry_run)
         return self.present(rtype, replaced)
 
-    def _replace(  # noqa: PLR0912 - one branch per case of the protocol
+    def _replace(  # noqa: PLR0912, PLR0915 - one branch per case of the protocol
         self,
         rtype: ResourceType,
         current: Obj,
@@ -355,8 +355,9 @@ class Api:
             if rtype.custom and rtype.schema:
                 status_schema = (rtype.schema.get("properties") or {}).get("status")
                 if status_schema and "status" in new:
+                    pruned = schema.prune(status_schema, new["status"])
                     new["status"] = schema.apply_defaults(
-                        status_schema, schema.prune(status_schema, new["status"])
+                        status_schema, schema.prune_nulls(status_schema, pruned)
                     )
                     causes = schema.validate(status_schema, new["status"], "status")
                     if causes:

@@ -47,7 +47,7 @@ from cpworker.sandbox.kube import localexec, podstatus, termination
 from cpworker.sandbox.kube.api import Api, DeleteOptions
 from cpworker.sandbox.kube.errors import ApiError
 from cpworker.sandbox.kube.events import record
-from cpworker.sandbox.kube.scripted import PREFIX, ScriptedContainer, annotation
+from cpworker.sandbox.kube.scripted import PREFIX, ScriptedContainer, annotation, script_of
 from cpworker.sandbox.kube.scripted import parse_duration as _parse_duration
 from cpworker.sandbox.kube.store import Change, StorageKey, now_rfc3339
 
@@ -87,6 +87,12 @@ class RunnerConfig:
     # the user of an image not listed. Real images without a USER run as root ("0"); the
     # default here is non-root because the operator asks every pod for runAsNonRoot
     default_image_user: str = "65532"
+    # image -> what its program does in a scripted pod (scripted.py keys, `.<container>`
+    # suffixes allowed); its containers ignore the pod-wide annotations
+    image_scripts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # image -> its config's Env (PATH...): a local-exec process gets it under the container's
+    # env, as the runtime does (containerd: "Apply envs from image config first")
+    image_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def parse_duration(text: str | None, default: float) -> float:
@@ -221,7 +227,9 @@ class PodWorker:
     def _container(self, spec: Obj, annotations: dict[str, str]) -> Container:
         if self.local is not None:
             return self.local.container(spec)
-        return ScriptedContainer(spec, annotations, self.config.default_duration)
+        known = self.config.image_scripts.get(str(spec.get("image", "")))
+        script = script_of(annotations, spec["name"], dict(known) if known is not None else None)
+        return ScriptedContainer(spec, script, self.config.default_duration)
 
     async def _start(self, spec: Obj, annotations: dict[str, str]) -> Container:
         container = self._container(spec, annotations)
@@ -277,7 +285,10 @@ class PodWorker:
             return
         if self.config.local_exec or annotations.get(PREFIX + "exec") == "local":
             self.local = await asyncio.to_thread(
-                localexec.LocalPod, pod, self.kubelet.lookup(self.namespace)
+                localexec.LocalPod,
+                pod,
+                self.kubelet.lookup(self.namespace),
+                self.config.image_env,
             )
         if not await self._run_init_containers(pod, annotations):
             return

@@ -6,7 +6,11 @@ ConfigMap, projected and emptyDir volumes become temporary directories, and ever
 is rewritten to its directory wherever it appears in the command, args, env values,
 workingDir and terminationMessagePath (there is no filesystem isolation, so paths are mapped
 rather than mounted). Env: `value`, `valueFrom` (secretKeyRef, configMapKeyRef, fieldRef),
-`envFrom`, `$(VAR)` expansion, plus PATH and HOME from the host. The kubelet (kubelet.py)
+`envFrom`, `$(VAR)` expansion, over the image's Env (`RunnerConfig.image_env`, as the runtime
+puts the image config's Env first) over PATH and HOME from the host. A subPath directory that
+does not exist is created with its volume's mode, and an emptyDir is 0777, as the kubelet does
+(pkg/kubelet/kubelet_pods.go makeMounts `SafeMakeDir`; pkg/volume/emptydir/empty_dir.go
+`perm`). The kubelet (kubelet.py)
 starts, signals and waits for the processes: init containers in order, native sidecars kept
 running, SIGTERM then SIGKILL after the grace period. Exit codes, termination messages (the
 mapped terminationMessagePath, or the log tail with FallbackToLogsOnError, cut as
@@ -24,7 +28,7 @@ import re
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,39 @@ from cpworker.sandbox.kube import termination
 
 Obj = dict[str, Any]
 Lookup = Callable[[str, str], Obj | None]  # (kind "secrets"/"configmaps", name) -> object
-_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+EMPTY_DIR_MODE = 0o777  # pkg/volume/emptydir/empty_dir.go `perm`
+ImageEnv = Mapping[str, Mapping[str, str]]  # image -> its config's Env
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion of env values, command and args, exactly as the kubelet
+    does it (kubernetes/kubernetes third_party/forked/golang/expansion/expand.go, Expand and
+    tryReadVariableName): `$$` is one `$`; `$(NAME)` is NAME's value, or stays as written when
+    NAME is not defined (MappingFuncFor wraps it again); an unclosed `$(` and any other `$x`
+    stay as written; a `$` at the very end stays."""
+    out: list[str] = []
+    checkpoint = cursor = 0
+    while cursor < len(text):
+        if text[cursor] == "$" and cursor + 1 < len(text):
+            out.append(text[checkpoint:cursor])
+            rest = text[cursor + 1 :]
+            if rest[0] == "$":  # escaped operator
+                out.append("$")
+                advance = 1
+            elif rest[0] == "(" and ")" in rest[1:]:
+                name = rest[1 : rest.index(")")]
+                out.append(variables.get(name, f"$({name})"))
+                advance = rest.index(")") + 1
+            elif rest[0] == "(":  # an incomplete reference
+                out.append("$(")
+                advance = 1
+            else:
+                out.append("$" + rest[0])
+                advance = 1
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    return "".join(out) + text[checkpoint:]
 
 
 class LocalExecError(Exception):
@@ -75,6 +111,7 @@ def materialize_volumes(pod: Obj, root: Path, lookup: Lookup) -> dict[str, Path]
         directory = root / "volumes" / name
         if "emptyDir" in volume:
             directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(EMPTY_DIR_MODE)
         elif "secret" in volume:
             source = volume["secret"]
             files = _items(source, lookup("secrets", source.get("secretName", "")), None)
@@ -115,6 +152,10 @@ class PathMap:
             if mount["name"] not in volumes:
                 raise LocalExecError(f"volumeMount {mount['name']!r} has no volume")
             local = volumes[mount["name"]] / mount.get("subPath", "")
+            if not local.exists():
+                # the kubelet creates a missing subPath with the volume's mode (makeMounts)
+                local.mkdir(parents=True)
+                local.chmod(volumes[mount["name"]].stat().st_mode & 0o7777)
             self.mounts.append((mount["mountPath"].rstrip("/") or "/", local))
         self.mounts.sort(key=lambda item: len(item[0]), reverse=True)
         self.termination = scratch / "termination-log"
@@ -144,12 +185,17 @@ def _field(pod: Obj, path: str) -> str:
     return str(current)
 
 
-def environment(container: Obj, pod: Obj, lookup: Lookup, paths: PathMap) -> dict[str, str]:
+def environment(
+    container: Obj, pod: Obj, lookup: Lookup, paths: PathMap, image_env: ImageEnv | None = None
+) -> dict[str, str]:
     env: dict[str, str] = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(paths.termination.parent),
         "HOSTNAME": pod["metadata"]["name"],
     }
+    # The image's Env first, so that the container's env overrides it (containerd
+    # pkg/cri/server/container_create_linux.go: "Apply envs from image config first").
+    env.update((image_env or {}).get(str(container.get("image", "")), {}))
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix", "")
         if "secretRef" in source:
@@ -164,9 +210,7 @@ def environment(container: Obj, pod: Obj, lookup: Lookup, paths: PathMap) -> dic
     for variable in container.get("env") or []:
         name = variable["name"]
         if "value" in variable:
-            env[name] = paths.map(
-                _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(variable["value"]))
-            )
+            env[name] = paths.map(expand(str(variable["value"]), env))
             continue
         source = variable.get("valueFrom") or {}
         if "secretKeyRef" in source:
@@ -196,8 +240,7 @@ def _argv(container: Obj, env: dict[str, str], paths: PathMap) -> list[str]:
             "local-exec mode needs an explicit command (the image's entrypoint is unknown)"
         )
     return [
-        paths.map(_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), str(part)))
-        for part in command + list(container.get("args") or [])
+        paths.map(expand(str(part), env)) for part in command + list(container.get("args") or [])
     ]
 
 
@@ -205,9 +248,10 @@ class LocalPod:
     """A pod's local directories: its volumes (Secret files refreshed on demand, as the
     kubelet's periodic sync rewrites them) and one scratch directory per container."""
 
-    def __init__(self, pod: Obj, lookup: Lookup) -> None:
+    def __init__(self, pod: Obj, lookup: Lookup, image_env: ImageEnv | None = None) -> None:
         self.pod = pod
         self.lookup = lookup
+        self.image_env = dict(image_env or {})
         self.root = Path(tempfile.mkdtemp(prefix=f"pod-{pod['metadata']['name']}-"))
         self.error = ""
         try:
@@ -285,7 +329,7 @@ class LocalContainer:
             return
         try:
             paths = PathMap(self.spec, self.pod.volumes, self._directory)
-            env = environment(self.spec, self.pod.pod, self.pod.lookup, paths)
+            env = environment(self.spec, self.pod.pod, self.pod.lookup, paths, self.pod.image_env)
             argv = _argv(self.spec, env, paths)
         except LocalExecError as exc:
             self._finish(128, str(exc))

@@ -1,5 +1,9 @@
 """Structural-schema handling for custom resources, in the API server's order:
-prune unknown fields, apply defaults, validate (OpenAPI v3 subset + CEL rules).
+prune unknown fields and the nulls the schema does not allow, apply defaults, validate
+(OpenAPI v3 subset + CEL rules).
+
+Patterns are RE2, as the API server's Go `regexp` is: `$` is the end of the text (Python's
+`re` also matches before a final newline) and the classes `\\d` and `\\w` are ASCII only.
 
 Error texts follow the real API server's wording closely enough for clients and humans;
 field paths use its notation (`spec.items[0].name`, `spec.labels[key]`).
@@ -8,13 +12,16 @@ field paths use its notation (`spec.items[0].name`, `spec.labels[key]`).
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
-import re
 from functools import lru_cache
 from typing import Any
 
 import celpy
 from celpy.adapter import json_to_cel
+
+# google-re2 (which cel-python uses for `matches`) has no type information: one typed door.
+_re2: Any = importlib.import_module("re2")
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +67,47 @@ def prune(
     return value
 
 
+def _child(schema: Schema | None, key: str) -> Schema | None:
+    if schema is None:
+        return None
+    properties = schema.get("properties") or {}
+    if key in properties:
+        sub: Schema = properties[key]
+        return sub
+    additional = schema.get("additionalProperties")
+    return additional if isinstance(additional, dict) else None
+
+
+def _non_nullable_null(value: Any, schema: Schema | None) -> bool:
+    return value is None and schema is not None and not schema.get("nullable")
+
+
+def prune_nulls(schema: Schema | None, value: Any) -> Any:
+    """Drop the nulls the schema does not allow and has no default for (those with a default
+    are defaulted later), as apiextensions-apiserver's
+    `PruneNonNullableNullsWithoutDefaults` does (pkg/apiserver/schema/defaulting/
+    prunenulls.go): `region: null` is as good as no region."""
+    if isinstance(value, dict):
+        for key in list(value):
+            sub = _child(schema, key)
+            if _non_nullable_null(value[key], sub) and "default" not in (sub or {}):
+                del value[key]
+            else:
+                prune_nulls(sub, value[key])
+    elif isinstance(value, list):
+        items = schema.get("items") if schema is not None else None
+        for item in value:
+            prune_nulls(items if isinstance(items, dict) else None, item)
+    return value
+
+
 def apply_defaults(schema: Schema, value: Any) -> Any:
+    """Defaults for absent fields and for nulls the schema does not allow (defaulting/
+    algorithm.go `Default`)."""
     if isinstance(value, dict):
         properties = schema.get("properties") or {}
         for key, sub in properties.items():
-            if key not in value and "default" in sub:
+            if "default" in sub and (key not in value or _non_nullable_null(value[key], sub)):
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
                 value[key] = apply_defaults(sub, value[key])
@@ -72,6 +115,8 @@ def apply_defaults(schema: Schema, value: Any) -> Any:
         if isinstance(additional, dict):
             for key in list(value):
                 if key not in properties:
+                    if "default" in additional and _non_nullable_null(value[key], additional):
+                        value[key] = copy.deepcopy(additional["default"])
                     value[key] = apply_defaults(additional, value[key])
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [apply_defaults(schema["items"], item) for item in value]
@@ -114,6 +159,11 @@ def _type_ok(schema: Schema, value: Any) -> bool:
         return True
     actual = _type_name(value)
     return actual == wanted or (wanted == "number" and actual == "integer")
+
+
+@lru_cache(maxsize=512)
+def _pattern(pattern: str) -> Any:
+    return _re2.compile(pattern)
 
 
 @lru_cache(maxsize=512)
@@ -213,7 +263,7 @@ def _scalar_failures(schema: Schema, value: Any, path: str) -> list[Cause]:
         )
     if isinstance(value, str):
         pattern = schema.get("pattern")
-        if pattern and not re.search(pattern, value):
+        if pattern and not _pattern(pattern).search(value):
             causes.append(
                 (
                     "FieldValueInvalid",

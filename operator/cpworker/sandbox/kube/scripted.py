@@ -7,6 +7,14 @@
   log             its log (`kubectl logs`; FallbackToLogsOnError reads its tail)
   stop-duration   how long it takes to exit after SIGTERM (default 0: at once, code 143);
                   longer than the grace period: SIGKILLed, code 137
+  sigterm-exit-code   its exit code when it stops after SIGTERM (default 143: the signal's
+                  default action; a program that handles SIGTERM exits with its own, e.g. 0)
+
+A known image (`RunnerConfig.image_scripts`) brings its own script in the same keys (with the
+same `.<container>` suffixes): its containers follow that script and the container-specific
+annotations only, never the pod-wide ones, which script the template's own programs. That is
+how the stand-in models an image whose program it knows (the operator's artifact helper:
+cpworker.sandbox.operatorimage), as `image_users` models an image's USER.
 
 Signals follow the runtime: SIGTERM ends it with 128+15 = 143 (the default action), SIGKILL
 with 128+9 = 137 (`pkg/kubelet/kuberuntime/kuberuntime_container.go` killContainer sends
@@ -43,6 +51,19 @@ def parse_duration(text: str | None, default: float | None) -> float | None:
 
 def annotation(annotations: dict[str, str], key: str, container: str) -> str | None:
     return annotations.get(f"{PREFIX}{key}.{container}", annotations.get(PREFIX + key))
+
+
+def script_of(
+    annotations: dict[str, str], container: str, image_script: dict[str, str] | None
+) -> dict[str, str]:
+    """The annotations that script one container: the pod's, or for a known image its own
+    script overlaid by the container-specific annotations (the pod-wide ones do not apply)."""
+    if image_script is None:
+        return annotations
+    suffix = f".{container}"
+    own = {PREFIX + key: value for key, value in image_script.items()}
+    specific = {k: v for k, v in annotations.items() if k.startswith(PREFIX) and k.endswith(suffix)}
+    return {**own, **specific}
 
 
 @dataclass(slots=True)
@@ -87,8 +108,9 @@ class ScriptedContainer:
         if self._timer:
             self._timer.cancel()
         stop = parse_duration(self._get("stop-duration"), 0.0)
+        code = int(self._get("sigterm-exit-code") or SIGTERM_EXIT)
         if stop is not None:
-            self._timer = asyncio.get_running_loop().call_later(stop, self._exit, SIGTERM_EXIT)
+            self._timer = asyncio.get_running_loop().call_later(stop, self._exit, code)
 
     def kill(self) -> None:
         if self._timer:

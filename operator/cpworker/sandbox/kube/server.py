@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import json
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,9 +18,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from cpworker.sandbox.kube import discovery, events, eviction, rbac, tables
+from cpworker.sandbox.kube import discovery, events, eviction, faults, rbac, tables
 from cpworker.sandbox.kube.admission import REQUEST_IDENTITY, Admission, AdmissionConfig
 from cpworker.sandbox.kube.api import STRICT_FIELDS, Api, DeleteOptions
+from cpworker.sandbox.kube.control import PREFIX, Compactor, Control
 from cpworker.sandbox.kube.errors import ApiError, bad_request
 from cpworker.sandbox.kube.gc import GarbageCollector
 from cpworker.sandbox.kube.namespaces import NamespaceController
@@ -33,8 +37,11 @@ from cpworker.sandbox.kube.store import Store, TooOldError, Watcher
 logger = logging.getLogger(__name__)
 USER_KEY = web.RequestKey("user", str)  # who sent the request, for the audit of watches
 IDENTITY_KEY = web.RequestKey("identity", rbac.Identity)
+FAULT_KEY = web.RequestKey("fault", faults.Decision)  # what to inject into this request
 Obj = dict[str, Any]
 USER = "sandbox-admin"
+# The User-Agent of the request being handled (each aiohttp request runs in its own task).
+REQUEST_AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("agent", default="")
 PATCH_TYPES = frozenset(
     {
         "application/json-patch+json",
@@ -55,6 +62,11 @@ class AuditRecord:
     name: str
     user: str
     code: int
+    # As a real audit event's userAgent and stageTimestamp: who sent it and when (epoch
+    # seconds), so that a test can tell the operator's requests from its own and bound their
+    # rate.
+    userAgent: str = ""  # noqa: N815 - named as in Kubernetes audit events
+    at: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +161,9 @@ class KubeServer:
         self._audit: deque[AuditRecord] = deque(maxlen=audit_size)
         self._audit_lock = threading.Lock()
         self._stopping = asyncio.Event()
+        self.faults = faults.KubeFaults()
+        self.compactor = Compactor(self.store)
+        self.control = Control(self.faults, self.store, self.compactor)
 
     # -- audit ---------------------------------------------------------------------------
     def audit(self) -> list[AuditRecord]:
@@ -169,6 +184,8 @@ class KubeServer:
             name=(route.name or "") if route else "",
             user=user,
             code=code,
+            userAgent=REQUEST_AGENT.get(),
+            at=time.time(),
         )
         with self._audit_lock:
             self._audit.append(record)
@@ -183,12 +200,18 @@ class KubeServer:
         self._stopping.set()
         self.store.close_watches()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911 - one branch per case of the protocol
+    async def handle(self, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911,PLR0912 - one branch per case of the protocol
         if request.path in {"/healthz", "/readyz", "/livez"}:
             return web.Response(text="ok")
+        REQUEST_AGENT.set(request.headers.get("User-Agent", ""))  # each request is its own task
         identity = self._authenticate(request)
         if not isinstance(identity, rbac.Identity):
             return identity
+        if request.path.startswith(PREFIX):
+            if not identity.unrestricted:
+                refusal = ApiError(403, "Forbidden", "the sandbox control endpoint is admin only")
+                return _json(refusal.status(), 403)
+            return await self.control.handle(request)
         static = self._static(request)
         if static is not None:
             return static
@@ -220,6 +243,10 @@ class KubeServer:
                     details={"name": route.name or "", "group": route.group, "kind": route.plural},
                 )
                 return _json(failure.status(), 403)
+        fault, target = await self._fault(request, route, verb)
+        if fault.status is not None and not fault.after:  # refused before it took effect
+            self._record(verb, route, fault.status, identity.user)
+            return faults.refusal(fault, target)
         strict = STRICT_FIELDS.set(request.query.get("fieldValidation") == "Strict")
         who = REQUEST_IDENTITY.set(identity)
         try:
@@ -230,6 +257,12 @@ class KubeServer:
         except SelectorError as exc:
             self._record(verb, route, 400, identity.user)
             return _json(bad_request(str(exc)).status(), 400)
+        except ConnectionResetError:
+            # The client went away while sending its body (a killed process): nothing was
+            # done and nobody waits for an answer; not a failure of the server.
+            logger.debug("client went away during %s %s", request.method, request.path)
+            self._record(verb, route, 400, identity.user)
+            return _json(bad_request("the request body could not be read").status(), 400)
         except Exception:  # a bug in the stand-in: answer like the real server, and say so
             logger.exception("kube stand-in failed on %s %s", request.method, request.path)
             self._record(verb, route, 500, identity.user)
@@ -242,9 +275,42 @@ class KubeServer:
         finally:
             REQUEST_IDENTITY.reset(who)
             STRICT_FIELDS.reset(strict)
+        if fault.status is not None and response.status < 400:  # `after`: done, yet "failed"
+            response = faults.refusal(fault, target)
         if verb != "watch":  # a watch is recorded when its stream opens
             self._record(verb, route, response.status, identity.user)
         return response
+
+    async def _fault(
+        self, request: web.Request, route: Route, verb: str
+    ) -> tuple[faults.Decision, faults.FaultRequest]:
+        """Decide this request's fault (see faults.py) and wait out its latency."""
+        target = faults.FaultRequest(verb, route.group, route.plural, route.subresource)
+        if not self.faults.active:
+            return faults.Decision(), target
+        name, body = route.name, None
+        other_format = any(kind in request.content_type for kind in ("protobuf", "yaml"))
+        if verb in faults.WRITE_VERBS and not other_format:
+            with contextlib.suppress(ValueError):
+                body = json.loads(await request.read() or b"null")  # aiohttp caches the body
+        if name is None and isinstance(body, dict):
+            metadata = body.get("metadata")
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+        raw_since = request.query.get("resourceVersion", "")
+        resuming = raw_since not in {"", "0"} and request.query.get("sendInitialEvents") != "true"
+        target = dataclasses.replace(
+            target,
+            namespace=route.namespace,
+            name=name,
+            resuming=resuming,
+            agent=request.headers.get("User-Agent", ""),
+            conditional=faults.is_conditional(verb, request.content_type, body),
+        )
+        fault = self.faults.decide(target)
+        if fault.latency > 0:
+            await asyncio.sleep(fault.latency)
+        request[FAULT_KEY] = fault
+        return fault, target
 
     def _authenticate(self, request: web.Request) -> rbac.Identity | web.Response:
         """The caller's identity (impersonation honoured for the admin), or a refusal."""
@@ -554,6 +620,11 @@ class KubeServer:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         self._record("watch", route, 200, request.get(USER_KEY, USER))
+        fault = request.get(FAULT_KEY) or faults.Decision()
+        if fault.watch in faults.AT_START:
+            gone = faults.watch_error_event(fault, raw_since, self.store.resource_version)
+            await response.write((_dumps(gone) + "\n").encode())
+            return response
         key = rtype.storage_key
         try:
             self.store.watch(key, watcher, since)
@@ -588,14 +659,18 @@ class KubeServer:
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        cut = faults.WatchCut(fault, loop.time())
+        deadline = min(deadline, cut.at or deadline)
         try:
             if initial:
                 lines = []
                 while not watcher.queue.empty():
                     lines.append(event(*watcher.queue.get_nowait()))
-                lines.append(bookmark({"k8s.io/initial-events-end": "true"}))
+                lines = cut.take(lines)
+                if not cut.due:
+                    lines.append(bookmark({"k8s.io/initial-events-end": "true"}))
                 await response.write("".join(lines).encode())
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and not cut.due:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -611,15 +686,29 @@ class KubeServer:
                 while not watcher.queue.empty():
                     pending.append(watcher.queue.get_nowait())
                 lines = [event(kind, obj) for kind, obj in pending if kind != "STOP"]
+                stopped = len(lines) != len(pending)
+                lines = cut.take(lines)
                 if lines:
                     await response.write("".join(lines).encode())
-                if len(lines) != len(pending):
+                if stopped:
                     break
+            if cut.due or (cut.at is not None and loop.time() >= cut.at):
+                await self._cut(request, response, fault)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.store.unwatch(key, watcher)
         return response
+
+    async def _cut(
+        self, request: web.Request, response: web.StreamResponse, fault: faults.Decision
+    ) -> None:
+        """End a watch stream the way its fault says (a clean `cut` just returns)."""
+        if fault.watch == "error":
+            error = faults.watch_error_event(fault, "", self.store.resource_version)
+            await response.write((_dumps(error) + "\n").encode())
+        elif fault.watch == "abort" and request.transport is not None:
+            request.transport.abort()  # no final chunk: the client sees a broken stream
 
 
 def _impersonated(request: web.Request) -> rbac.Identity:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from cpworker.sandbox.kube.admission import AdmissionConfig
+from cpworker.sandbox.kube.faults import KubeFaults, ResourcePattern
 from cpworker.sandbox.kube.jobrunner import JobRunner, RunnerConfig
 from cpworker.sandbox.kube.rbac import Identity
 from cpworker.sandbox.kube.server import AuditRecord, KubeServer
@@ -46,11 +48,14 @@ class KubeStandIn:
         tls: bool = True,
         admission: AdmissionConfig | None = None,
         gc_delay: float = 0.1,
+        compaction_interval: float | None = None,
     ) -> None:
         """`tls=False` serves plain HTTP: fine for the Python client and kopf, but kubectl
         and Helm then send no credentials (client-go sends tokens only over TLS).
         `admission`: opt-in admission plugins (owner-reference enforcement, webhooks);
-        `gc_delay`: seconds the garbage collector takes to act on a deleted owner."""
+        `gc_delay`: seconds the garbage collector takes to act on a deleted owner;
+        `compaction_interval` compacts the watch history every so many seconds (see
+        `compact`); None never does."""
         self.token = token or secrets.token_urlsafe(24)
         self.server = KubeServer(
             self.token,
@@ -60,6 +65,7 @@ class KubeStandIn:
             admission=admission,
             gc_delay=gc_delay,
         )
+        self.server.compactor.set_interval(compaction_interval)
         self._runner_config = runner_config or RunnerConfig()
         self._job_runner_enabled = job_runner
         self.job_runner: JobRunner | None = None
@@ -67,6 +73,7 @@ class KubeStandIn:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._web_runner: web.AppRunner | None = None
+        self._compaction: asyncio.Task[None] | None = None
         self.certificate: ServingCertificate | None = tls_issue() if tls else None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -107,12 +114,17 @@ class KubeStandIn:
         port = str(server.sockets[0].getsockname()[1])
         self.server.address = f"127.0.0.1:{port}"
         self.server.api.bootstrap()
+        self._compaction = asyncio.get_running_loop().create_task(self.server.compactor.run())
         if self._job_runner_enabled:
             self.job_runner = JobRunner(self.server.api, self._runner_config)
             WorkloadController(self.server.api)
         return port
 
     async def _shutdown(self) -> None:
+        if self._compaction is not None:
+            self._compaction.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._compaction
         self.server.stop_watches()
         if self.job_runner is not None:
             await self.job_runner.close()
@@ -122,7 +134,8 @@ class KubeStandIn:
     def stop(self) -> None:
         if self._loop is None or self._thread is None:
             return
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if not self._loop.is_closed():  # a start that failed has closed it already
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop = None
         self._thread = None
@@ -212,6 +225,42 @@ class KubeStandIn:
     def ca_file(self) -> Path | None:
         """PEM file of the CA that signed the serving certificate (None without TLS)."""
         return self.certificate.ca_file if self.certificate else None
+
+    # -- faults and watch gaps (faults.py, control.py) ----------------------------------
+    @property
+    def faults(self) -> KubeFaults:
+        """The fault plan: `kube.faults.set("create:jobs", status=500, next=1)`."""
+        return self.server.faults
+
+    def compact(self, resource_version: int | None = None) -> int:
+        """Compact the watch history up to `resource_version` (default: now): a watch that
+        resumes from an older one gets the 410 Gone a real server sends after etcd compaction.
+        Answers the compacted resourceVersion."""
+        return self.call(lambda: self.server.store.compact(resource_version))
+
+    def close_watches(self, resource: str | None = None, *, compact: bool = False) -> int:
+        """End the open watch streams (of `resource`, e.g. "jobs" or "jobs.batch", or all)
+        at once, as an API server restart or rollout does; with `compact`, also compact the
+        history in the same step, so that the clients' resumes get 410 Gone (what a restarted
+        server's fresh watch cache answers). Answers how many streams were ended."""
+        pattern = ResourcePattern.parse(resource) if resource else None
+
+        def close() -> int:
+            closed = self.server.store.drop_watches(
+                None if pattern is None else lambda key: pattern.matches(key[0], key[1], None)
+            )
+            if compact:
+                self.server.store.compact()
+            return closed
+
+        return self.call(close)
+
+    def set_compaction_interval(self, seconds: float | None) -> None:
+        """Compact the watch history every `seconds` from now on (None: stop)."""
+        if self._loop is None:
+            self.server.compactor.set_interval(seconds)
+        else:  # the compactor's event belongs to the server's loop
+            self.call(lambda: self.server.compactor.set_interval(seconds))
 
     def audit(self) -> list[AuditRecord]:
         return self.server.audit()

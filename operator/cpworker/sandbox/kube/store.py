@@ -79,6 +79,7 @@ class Store:
         self._objects: dict[StorageKey, dict[str, dict[str, Obj]]] = {}
         self._history: dict[StorageKey, deque[Change]] = {}
         self._history_floor: dict[StorageKey, int] = {}
+        self._compacted = 0  # history up to here is gone for every type (compact())
         self._history_size = history_size
         self._watchers: dict[StorageKey, set[Watcher]] = {}
         self._dependents: dict[str, set[ObjectRef]] = {}
@@ -228,7 +229,7 @@ class Store:
                 if watcher.selects(obj):
                     watcher.queue.put_nowait(("ADDED", obj))
         else:
-            floor = self._history_floor.get(key, 0)
+            floor = max(self._history_floor.get(key, 0), self._compacted)
             if since < floor:
                 raise TooOldError(f"too old resource version: {since} ({floor})")
             history = self._history.get(key, deque())
@@ -246,6 +247,28 @@ class Store:
         for watchers in self._watchers.values():
             for watcher in watchers:
                 watcher.queue.put_nowait(("STOP", {}))
+
+    def compact(self, resource_version: int | None = None) -> int:
+        """Forget the history up to `resource_version` (default: now), as etcd compaction or a
+        restarted API server's fresh watch cache does: a watch resuming from an older
+        resourceVersion is then answered 410 Gone. Answers the compacted resourceVersion."""
+        target = self._rv if resource_version is None else min(resource_version, self._rv)
+        self._compacted = max(self._compacted, target)
+        for history in self._history.values():
+            while history and history[0].resource_version <= self._compacted:
+                history.popleft()
+        return self._compacted
+
+    def drop_watches(self, selects: Callable[[StorageKey], bool] | None = None) -> int:
+        """End the open watches (of the types `selects` picks, or all) at once: unregistered
+        now, so no later change reaches them, however long their streams take to close.
+        Answers how many."""
+        dropped = 0
+        for key in [k for k in self._watchers if selects is None or selects(k)]:
+            for watcher in self._watchers.pop(key):
+                watcher.queue.put_nowait(("STOP", {}))
+                dropped += 1
+        return dropped
 
     def unwatch(self, key: StorageKey, watcher: Watcher) -> None:
         self._watchers.get(key, set()).discard(watcher)

@@ -1,0 +1,93 @@
+"""The shared rate budget: urgent calls first, FIFO within a lane, idle polls spaced when the
+fleet asks for more than the budget carries."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cpworker.ratebudget import POLL_SHARE, Lane, PollDemand, RateBudget
+
+
+class FakeClock:
+    """A clock the test moves (the budget's refill reads it; waits use the loop)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_burst_is_granted_at_once_then_the_rate_applies() -> None:
+    budget = RateBudget(rate=100.0, burst=3)
+    waits = [await budget.acquire() for _ in range(3)]
+    assert waits == [0.0, 0.0, 0.0]
+    assert budget.granted == 3
+    # The fourth waits for a token: about 1/rate seconds (never less than zero).
+    assert await budget.acquire() >= 0.0
+    assert budget.granted == 4
+
+
+async def test_urgent_calls_are_served_before_queued_polls() -> None:
+    budget = RateBudget(rate=50.0, burst=1)
+    await budget.acquire()  # the bucket is empty now
+    order: list[str] = []
+
+    async def call(lane: Lane, label: str) -> None:
+        await budget.acquire(lane)
+        order.append(label)
+
+    polls = [asyncio.create_task(call(Lane.POLL, f"poll{i}")) for i in range(5)]
+    await asyncio.sleep(0)  # the polls queue first
+    urgent = asyncio.create_task(call(Lane.URGENT, "claim"))
+    await asyncio.gather(*polls, urgent)
+    # The claim arrived after five queued polls and went first all the same.
+    assert order[0] == "claim"
+    assert order[1:] == [f"poll{i}" for i in range(5)]  # FIFO within the lane
+
+
+async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
+    budget = RateBudget(rate=20.0, burst=1)
+    await budget.acquire()
+    first = asyncio.create_task(budget.acquire(Lane.POLL))
+    second = asyncio.create_task(budget.acquire(Lane.POLL))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(second, timeout=5)
+    assert budget.granted == 2  # the cancelled call never took a token
+
+
+def test_poll_demand_sums_what_each_worker_asks_for() -> None:
+    demand = PollDemand()
+    demand.want("a", 60.0)
+    demand.want("b", 30.0)
+    demand.want("a", 60.0)  # asking again replaces, never adds
+    assert demand.workers == 2
+    assert demand.calls_per_second == pytest.approx(1 / 60 + 1 / 30)
+    demand.drop("b")
+    demand.drop("missing")  # harmless
+    assert demand.workers == 1
+
+
+def test_idle_intervals_stretch_only_when_the_fleet_exceeds_the_poll_share() -> None:
+    budget = RateBudget(rate=5.0, burst=10, clock=FakeClock())
+    for worker in range(200):
+        budget.demand.want(worker, 60.0)  # 200/60 = 3.3 calls/s: fits in 4 calls/s
+    assert budget.stretch == 1.0
+    for worker in range(1000):
+        budget.demand.want(worker, 60.0)  # 16.7 calls/s: the policy cannot be carried
+    expected = (1000 / 60) / (5.0 * POLL_SHARE)
+    assert budget.stretch == pytest.approx(expected)
+    # Stretched alike, the fleet's idle polls fit the poll share exactly.
+    assert budget.demand.calls_per_second / budget.stretch == pytest.approx(5.0 * POLL_SHARE)
+
+
+def test_a_budget_needs_a_positive_rate_and_burst() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        RateBudget(rate=0, burst=1)
+    with pytest.raises(ValueError, match="burst"):
+        RateBudget(rate=1, burst=0)
