@@ -56,7 +56,7 @@ def test_two_shards_split_the_workers_and_each_reports_only_its_own_jobs(stack: 
             "metadata"
         ]["name"]
     results = [
-        r.subject
+        r.job_id
         for r in stack.codepipeline.requests()
         if r.operation in {"PutJobSuccessResult", "PutJobFailureResult"}
     ]
