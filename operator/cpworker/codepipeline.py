@@ -30,7 +30,7 @@ import botocore.session
 from botocore.config import Config
 
 from cpworker.jobdata import ALL_SECRET, SecretProperties
-from cpworker.ratebudget import Lane, RateBudget
+from cpworker.ratebudget import Lane, RateBudget, urgent_reserve_for
 from cpworker.results import ReportCall
 
 if TYPE_CHECKING:
@@ -253,7 +253,9 @@ class CallObserver(Protocol):
         self, *, region: str, operation: str, outcome: CallOutcome, seconds: float
     ) -> None: ...
 
-    def rate_budget_wait(self, *, region: str, seconds: float) -> None: ...
+    def rate_budget_wait(self, *, region: str, seconds: float, lane: Lane) -> None: ...
+
+    def rate_budget_created(self, *, region: str, budget: RateBudget) -> None: ...
 
 
 @dataclass
@@ -313,7 +315,7 @@ class CodePipelineClient:
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 error = map_error(operation, exc)
             else:
-                self._observe(operation, CallOutcome.OK, queued, started)
+                self._observe(operation, CallOutcome.OK, queued, started, lane)
                 return result
             throttled = isinstance(error, ThrottledError)
             self._observe(
@@ -321,6 +323,7 @@ class CodePipelineClient:
                 CallOutcome.THROTTLED if throttled else CallOutcome.ERROR,
                 queued,
                 started,
+                lane,
             )
             if throttled:
                 self.stats.throttled += 1
@@ -337,10 +340,12 @@ class CodePipelineClient:
             )
             await asyncio.sleep(delay)
 
-    def _observe(self, operation: str, outcome: CallOutcome, queued: float, started: float) -> None:
+    def _observe(
+        self, operation: str, outcome: CallOutcome, queued: float, started: float, lane: Lane
+    ) -> None:
         if self._observer is None:
             return
-        self._observer.rate_budget_wait(region=self.region, seconds=started - queued)
+        self._observer.rate_budget_wait(region=self.region, seconds=started - queued, lane=lane)
         self._observer.codepipeline_call(
             region=self.region,
             operation=operation,
@@ -524,6 +529,8 @@ class ClientOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     session_name: str = "cpworker"
     assume_role_duration: int = 3600
+    # Connections per client (botocore's default is 10): as many as threads may call at once.
+    max_pool_connections: int = 10
 
 
 class CodePipelineClients:
@@ -552,8 +559,14 @@ class CodePipelineClients:
         key = (account, region)
         budget = self._budgets.get(key)
         if budget is None:
-            budget = RateBudget(self.options.rate_per_second, self.options.burst)
+            budget = RateBudget(
+                self.options.rate_per_second,
+                self.options.burst,
+                urgent_reserve=urgent_reserve_for(self.options.burst),
+            )
             self._budgets[key] = budget
+            if self._observer is not None:
+                self._observer.rate_budget_created(region=region, budget=budget)
         return budget
 
     def _boto_config(self) -> Config:
@@ -561,6 +574,7 @@ class CodePipelineClients:
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=self.options.connect_timeout,
             read_timeout=self.options.read_timeout,
+            max_pool_connections=self.options.max_pool_connections,
         )
 
     def _make_boto_client(self, region: str, role_arn: str | None) -> BotoCodePipeline:

@@ -9,7 +9,8 @@ lives in the `Runtime` passed in kopf's `memo`, so that two operators can run in
   on Jobs: kopf would write its annotations and finalizers onto them.
 - CustomActionWorker: create/resume/update validate the spec (event + wake the loop); one
   daemon per worker runs its loop (workerloop.Worker); delete honours deletionPolicy behind
-  our finalizer `cpworker.io/finalizer`.
+  our finalizer `cpworker.io/finalizer`. With CPWORKER_WORKER_SELECTOR the worker watch is
+  selected server-side (a shard), and Job events of other shards' workers are left alone.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def kopf_settings(settings: kopf.OperatorSettings, ours: OperatorSettings) -> No
     # Pods, which bounds memory in busy clusters (the handlers' label filters stay as well).
     settings.watching.label_selectors["batch", "v1", "jobs"] = names.managed_selector()
     settings.watching.label_selectors["v1", "pods"] = names.managed_selector()
+    if ours.worker_selector is not None:
+        # A shard (docs/scaling.md): the API server sends only the workers it selects, so
+        # this operator never starts a daemon for, nor writes to, another shard's workers.
+        settings.watching.label_selectors[names.GROUP, names.PLURAL] = ours.worker_selector
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
 

@@ -14,6 +14,10 @@ port it bound is never told. The operator therefore serves both paths from this 
 
 The server runs on the operator's event loop. It binds `host:port`; port 0 picks a free one
 and `url` tells which (tests and the sandbox scrape it).
+
+`watch_loop_lag` measures that loop from the inside: a task that sleeps a quarter of a second
+and records how late it wakes (`cpworker_event_loop_lag_seconds`). Answer times of `/healthz`
+bound the lag only from above (probe results are cached, the HTTP round trip adds to it).
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ DEFAULT_CACHE_SECONDS: Final = 10.0
 # 500 naming the slow probe rather than a timeout that names nothing.
 DEFAULT_PROBE_TIMEOUT: Final = 4.0
 _MAX_DETAIL: Final = 300
+LOOP_LAG_INTERVAL: Final = 0.25
+
+
+async def watch_loop_lag(
+    observe: Callable[[float], None], interval: float = LOOP_LAG_INTERVAL
+) -> None:
+    """Until cancelled: sleep `interval`, tell `observe` how many seconds late the loop woke us."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        observe(max(0.0, loop.time() - due))
 
 
 def kubernetes_api_probe(kube: KubeClient) -> Probe:

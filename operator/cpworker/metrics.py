@@ -38,6 +38,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from cpworker import models
 from cpworker.codepipeline import CallOutcome
 from cpworker.kube import RequestOutcome
+from cpworker.ratebudget import Lane, RateBudget
 from cpworker.results import FAILURE_TYPES
 from cpworker.timeline import CLAIM_STAGES, REPORT_STAGES, JobTimeline, Stage
 
@@ -70,6 +71,7 @@ CODEPIPELINE_OPERATIONS: Final = frozenset(
         "PutJobSuccessResult",
         "PutJobFailureResult",
         "ListActionTypes",
+        "GetPipeline",  # an event's pipeline: which worker's queryParam it matches
     }
 )
 KUBE_VERBS: Final = frozenset(
@@ -109,6 +111,9 @@ STAGE_BUCKETS: Final = (
 )
 REQUEST_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BUDGET_WAIT_BUCKETS: Final = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0)
+# How late the operator's event loop runs a timer: a healthy loop is late by a millisecond or
+# two; hundreds of milliseconds delay every worker, claim and report alike.
+LOOP_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
@@ -252,15 +257,39 @@ class Metrics:
         )
         self.budget_wait = Histogram(
             f"{PREFIX}codepipeline_rate_budget_wait_seconds",
-            "Time a CodePipeline call waited for the shared rate budget of its region.",
-            ["region"],
+            "Time a CodePipeline call waited for the shared rate budget of its region, by lane "
+            "(urgent: claims, reports, probes, event-driven polls; poll: idle polls).",
+            ["region", "lane"],
             buckets=BUDGET_WAIT_BUCKETS,
             registry=r,
         )
+        self.budget_queued = Gauge(
+            f"{PREFIX}codepipeline_rate_budget_queued_calls",
+            "CodePipeline calls waiting for the rate budget of their region now, by lane.",
+            ["region", "lane"],
+            registry=r,
+        )
+        self.budget_stretch = Gauge(
+            f"{PREFIX}codepipeline_rate_budget_idle_stretch",
+            "Factor by which the rate budget stretches every idle poll interval (1: the "
+            "workers' polling policies fit; above: polling is budget-limited).",
+            ["region"],
+            registry=r,
+        )
+        self._budgets: dict[str, list[RateBudget]] = {}
         self.kubernetes_requests = Counter(
             f"{PREFIX}kubernetes_requests",
             "Kubernetes API request attempts by the operator's client (kopf's watches excluded).",
             ["verb", "resource", "outcome"],
+            registry=r,
+        )
+
+        # ---- the operator's event loop ------------------------------------------------------
+        self.loop_lag = Histogram(
+            f"{PREFIX}event_loop_lag_seconds",
+            "How late the operator's event loop ran a timer (sampled every 0.25 s): the delay "
+            "every worker loop, claim and report shares.",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
 
@@ -424,8 +453,29 @@ class Metrics:
         self.codepipeline_requests.labels(region, operation, outcome.value).inc()
         self.codepipeline_duration.labels(region, operation).observe(seconds)
 
-    def rate_budget_wait(self, *, region: str, seconds: float) -> None:
-        self.budget_wait.labels(region).observe(seconds)
+    def rate_budget_wait(self, *, region: str, seconds: float, lane: Lane = Lane.URGENT) -> None:
+        self.budget_wait.labels(region, lane.label).observe(seconds)
+
+    def rate_budget_created(self, *, region: str, budget: RateBudget) -> None:
+        """A rate budget (one per account and region) exists: its queues and stretch are read
+        when scraped (budgets of several accounts in one region add up)."""
+        budgets = self._budgets.setdefault(region, [])
+        budgets.append(budget)
+        if len(budgets) > 1:
+            return
+
+        def queued(lane: Lane) -> Callable[[], float]:
+            return lambda: float(sum(b.queued(lane) for b in budgets))
+
+        for lane in Lane:
+            self.budget_queued.labels(region, lane.label).set_function(queued(lane))
+        self.budget_stretch.labels(region).set_function(
+            lambda: max((b.stretch for b in budgets), default=1.0)
+        )
+
+    def event_loop_lag(self, seconds: float) -> None:
+        """The event loop ran a timer `seconds` late."""
+        self.loop_lag.observe(seconds)
 
     def kubernetes_request(self, *, verb: str, resource: str, outcome: RequestOutcome) -> None:
         self.kubernetes_requests.labels(

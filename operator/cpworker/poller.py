@@ -8,8 +8,9 @@ loop: idle workers cost a sleeping coroutine, not a thread. Each cycle:
 2. PollForJobs(maxBatchSize = min(spec.maxBatchSize, free capacity));
 3. hand the jobs to the claimer;
 4. wait: a full batch polls again at once (a spike drains fast), a hit polls again after the
-   minimum interval, an empty answer backs off exponentially with jitter up to the ceiling;
-   throttling and 5xx back off the same way and say so in the worker's condition.
+   minimum interval, an empty answer after a hit backs off exponentially with jitter up to
+   the ceiling (straight to it while events wake the worker, or before anything was found);
+   throttling and 5xx back off from the minimum and say so in the worker's condition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import dataclasses
 import enum
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,9 +45,14 @@ class PollTarget:
     batch_cap: int
     min_interval: float
     max_interval: float
+    # Back off step by step after a hit (polling policy), or straight to the ceiling (events
+    # wake the worker when a job comes).
+    gradual: bool = True
 
     @classmethod
-    def of(cls, spec: models.CustomActionWorkerSpec, *, max_interval: float) -> PollTarget:
+    def of(
+        cls, spec: models.CustomActionWorkerSpec, *, max_interval: float, gradual: bool = True
+    ) -> PollTarget:
         """What a validated worker spec polls for, idling up to `max_interval` seconds."""
         action_type: ActionTypeIdTypeDef = spec.action_type_id.model_dump()  # type: ignore[assignment]
         return cls(
@@ -55,6 +62,7 @@ class PollTarget:
             batch_cap=spec.batch_cap,
             min_interval=float(spec.polling.min_interval_seconds),
             max_interval=max(float(spec.polling.min_interval_seconds), max_interval),
+            gradual=gradual,
         )
 
 
@@ -62,14 +70,21 @@ class PollTarget:
 class IdleBackoff:
     """Adaptive delay between polls: hits reset it, empty polls and errors grow it.
 
-    Full jitter on the idle delay spreads a thousand idle workers over the interval instead
-    of polling in lock-step after a restart.
+    Only a hit starts the step-by-step back-off (more jobs may follow it); a worker that has
+    found nothing yet idles at its ceiling from the first empty poll. Otherwise every start
+    of the operator would cost each worker a dozen polls (1, 2, 4, ... s up to the ceiling):
+    at a thousand workers, many minutes of the whole rate budget. With `gradual` off (events
+    wake the worker) an empty poll goes straight back to the ceiling, even after a hit.
+
+    Jitter on the idle delay spreads a thousand idle workers over the interval instead of
+    polling in lock-step after a restart.
     """
 
     min_interval: float
     max_interval: float
     rng: random.Random = field(default_factory=random.Random)
-    _ceiling: float = 0.0
+    gradual: bool = True
+    _ceiling: float = field(default=math.inf)  # inf: no hit yet, idle at the ceiling
 
     def after_poll(self, returned: int, requested: int) -> float:
         if requested > 0 and returned >= requested:
@@ -81,17 +96,25 @@ class IdleBackoff:
         return self._grow()
 
     def after_error(self) -> float:
-        return self._grow()
+        # An error is retried step by step from the minimum (the worker shows the error
+        # meanwhile), whether or not anything was found before.
+        if not math.isfinite(self._ceiling):
+            self._ceiling = 0.0
+        return self._grow(gradual=True)
 
-    def bounds(self, min_interval: float, max_interval: float) -> None:
+    def bounds(self, min_interval: float, max_interval: float, *, gradual: bool = True) -> None:
         """New bounds (a spec change, events healthy or not, the budget's stretch): an idle
         worker stays idle, it does not start over at the minimum."""
         self.min_interval = min_interval
         self.max_interval = max_interval
-        self._ceiling = min(self._ceiling, max_interval)
+        self.gradual = gradual
+        if math.isfinite(self._ceiling):
+            self._ceiling = min(self._ceiling, max_interval)
 
-    def _grow(self) -> float:
-        if self._ceiling <= 0:
+    def _grow(self, *, gradual: bool | None = None) -> float:
+        if not (self.gradual if gradual is None else gradual) or not math.isfinite(self._ceiling):
+            self._ceiling = self.max_interval
+        elif self._ceiling <= 0:
             self._ceiling = self.min_interval
         else:
             self._ceiling = min(self.max_interval, self._ceiling * 2)
@@ -215,9 +238,11 @@ class PollLoop:
             await self.report(PollOutcome(polled=False))
             return self.slow_retry_interval
         if self.backoff is None:
-            self.backoff = IdleBackoff(target.min_interval, target.max_interval)
+            self.backoff = IdleBackoff(
+                target.min_interval, target.max_interval, gradual=target.gradual
+            )
         else:
-            self.backoff.bounds(target.min_interval, target.max_interval)
+            self.backoff.bounds(target.min_interval, target.max_interval, gradual=target.gradual)
         woken = self._follow_ups > 0
         self._follow_ups = max(0, self._follow_ups - 1)
         client = await self.client()

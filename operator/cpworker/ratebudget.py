@@ -7,6 +7,11 @@ event asked for: a job is waiting on each of them) is always served before `POLL
 which may wait). Without lanes, a thousand idle workers' polls queue ahead of a claim, and a
 job that a poll found waits minutes before it is acknowledged.
 
+Idle polls also leave `urgent_reserve` tokens in the bucket: when polls alone keep the
+bucket nearly empty (a budget-limited fleet, the first polls after a start), an urgent call
+still finds a token at once instead of waiting for the next one to trickle in — a claim is
+three calls in a row, so each wait would count three times in the dispatch latency.
+
 The budget also knows how often its workers would like to poll when idle (`PollDemand`):
 when their policies together ask for more than the poll share of the budget, every idle
 interval is stretched by the same factor (`stretch`), so that polls are spaced instead of
@@ -31,6 +36,18 @@ POLL_SHARE: Final = 0.8
 class Lane(enum.IntEnum):
     URGENT = 0
     POLL = 1
+
+    @property
+    def label(self) -> str:
+        """The lane's name in metrics: `urgent` or `poll`."""
+        return self.name.lower()
+
+
+def urgent_reserve_for(burst: int) -> int:
+    """Tokens idle polls leave for urgent calls: a third of the burst (3 of the default 10,
+    enough for an event's GetPipeline, its poll and the acknowledgement), none for a burst
+    of 1."""
+    return max(0, min(burst - 1, burst // 3))
 
 
 class PollDemand:
@@ -60,11 +77,21 @@ class RateBudget:
     """An async token bucket: `rate` calls per second on average, bursts of `burst`, urgent
     calls first. Waiters of one lane are served in arrival order."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        urgent_reserve: int = 0,
+    ):
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
+        if not 0 <= urgent_reserve < burst:
+            raise ValueError("urgent_reserve must be >= 0 and below burst")
         self.rate = rate
         self.burst = burst
+        self.urgent_reserve = urgent_reserve
         self.demand = PollDemand()
         self._clock = clock
         self._tokens = float(burst)
@@ -94,10 +121,18 @@ class RateBudget:
     def _queued_ahead(self, lane: Lane) -> bool:
         return any(self._waiters[ahead] for ahead in Lane if ahead <= lane)
 
+    def _needed(self, lane: Lane) -> float:
+        """Tokens the bucket must hold for `lane` to take one (polls leave the reserve)."""
+        return 1.0 if lane is Lane.URGENT else 1.0 + self.urgent_reserve
+
+    def queued(self, lane: Lane) -> int:
+        """Calls waiting in `lane` now."""
+        return sum(1 for waiter in self._waiters[lane] if not waiter.done())
+
     async def acquire(self, lane: Lane = Lane.URGENT) -> float:
         """Wait for one token in `lane`; returns the seconds waited."""
         self._refill()
-        if self._tokens >= 1 and not self._queued_ahead(lane):
+        if self._tokens >= self._needed(lane) and not self._queued_ahead(lane):
             self._tokens -= 1
             self.granted += 1
             return 0.0
@@ -120,9 +155,12 @@ class RateBudget:
         return waited
 
     def _arm(self) -> None:
-        if self._timer is not None or not any(self._waiters):
+        if self._timer is not None:
             return
-        delay = max(0.0, (1 - self._tokens) / self.rate)
+        lane = next((lane for lane in Lane if self._waiters[lane]), None)
+        if lane is None:
+            return
+        delay = max(0.0, (self._needed(lane) - self._tokens) / self.rate)
         self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -131,12 +169,14 @@ class RateBudget:
 
     def _release(self) -> None:
         self._refill()
-        for queue in self._waiters:
-            while queue and self._tokens >= 1:
+        for lane, queue in zip(Lane, self._waiters, strict=True):
+            while queue and self._tokens >= self._needed(lane):
                 waiter = queue.popleft()
                 if waiter.done():
                     continue
                 self._tokens -= 1
                 self.granted += 1
                 waiter.set_result(None)
+            if queue:
+                break  # a lane still waiting: the lanes behind it wait too
         self._arm()

@@ -143,15 +143,21 @@ def health_server(settings: OperatorSettings, memo: kopf.Memo) -> health.HealthS
 async def serve(kwargs: dict[str, Any], server: health.HealthServer | None) -> None:
     """Run kopf with `kwargs`, and the health/metrics server (when given) around it.
 
-    The server binds before kopf starts, so a port in use fails the start at once.
+    The server binds before kopf starts, so a port in use fails the start at once. The event
+    loop's lag is measured meanwhile (`cpworker_event_loop_lag_seconds`).
     """
-    if server is not None:
-        await server.start()
+    runtime: Runtime = kwargs["memo"]["runtime"]
+    lag = asyncio.create_task(health.watch_loop_lag(runtime.metrics.event_loop_lag))
     try:
-        await kopf.operator(**kwargs)
-    finally:
         if server is not None:
-            await server.stop()
+            await server.start()
+        try:
+            await kopf.operator(**kwargs)
+        finally:
+            if server is not None:
+                await server.stop()
+    finally:
+        lag.cancel()
 
 
 def main(argv: Sequence[str]) -> int:

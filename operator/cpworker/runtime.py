@@ -71,6 +71,9 @@ class Runtime:
     metrics: Metrics
     # Running workers by (namespace, worker name) and (namespace, worker label value).
     workers: dict[tuple[str, str], RunningWorker] = field(default_factory=dict)
+    # Workers being deleted here (their finalizer drains or cancels their Jobs), by the same
+    # two keys: a shard still acts on their Jobs' events.
+    draining: set[tuple[str, str]] = field(default_factory=set)
     # Job names this process is claiming right now (recovery leaves them alone).
     claiming_now: set[str] = field(default_factory=set)
     crash_at: str | None = None
@@ -103,9 +106,13 @@ class Runtime:
             max_workers=settings.executor_threads, thread_name_prefix="cpworker-io"
         )
         metrics = Metrics()
-        kube_client = kube.KubeClient(kube.load_api_client(kubeconfig), executor, observer=metrics)
+        # One connection per executor thread, to each API: none is opened and dropped per call.
+        api_client = kube.load_api_client(kubeconfig, pool_size=settings.executor_threads)
+        kube_client = kube.KubeClient(api_client, executor, observer=metrics)
         options = codepipeline.ClientOptions(
-            rate_per_second=settings.rate_per_second, burst=settings.rate_burst
+            rate_per_second=settings.rate_per_second,
+            burst=settings.rate_burst,
+            max_pool_connections=settings.executor_threads,
         )
         clients = codepipeline.CodePipelineClients(executor, options, observer=metrics)
         records = JobRecords(kube_client)

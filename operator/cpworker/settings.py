@@ -47,6 +47,34 @@ IMAGE_REFERENCE_PATTERN: Final = r"^[^\s\x00-\x1f]{1,512}$"
 
 
 _DNS_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Label selector syntax (k8s.io/apimachinery/pkg/labels/selector.go): a label key is an
+# optional DNS-subdomain prefix and a name; a value is empty or a name.
+_LABEL_NAME: Final = r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY: Final = rf"(?:[a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?/)?{_LABEL_NAME}"
+_LABEL_VALUE: Final = rf"(?:{_LABEL_NAME})?"
+_SELECTOR_TERM: Final = re.compile(
+    rf"^\s*(?:!\s*{_LABEL_KEY}"
+    rf"|{_LABEL_KEY}\s*(?:(?:==|!=|=)\s*{_LABEL_VALUE}"
+    rf"|\s(?:in|notin)\s*\(\s*{_LABEL_VALUE}(?:\s*,\s*{_LABEL_VALUE})*\s*\))?)\s*$"
+)
+
+
+def selector_problems(selector: str) -> list[str]:
+    """Why `selector` is not a Kubernetes label selector (empty: it is one)."""
+    terms: list[str] = []
+    depth, start = 0, 0
+    for at, char in enumerate(selector):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(selector[start:at])
+            start = at + 1
+    terms.append(selector[start:])
+    return [
+        f"{term.strip() or '(empty)'!r} is not a label selector requirement (key, !key, "
+        "key=value, key!=value, key in (a,b), key notin (a,b))"
+        for term in terms
+        if not _SELECTOR_TERM.match(term)
+    ]
 
 
 class SettingsError(ValueError):
@@ -75,6 +103,13 @@ class OperatorSettings(BaseSettings):
     namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
         description="Namespaces to watch, comma-separated; empty watches the whole cluster.",
+    )
+    worker_selector: str | None = Field(
+        default=None,
+        description="Label selector of the CustomActionWorkers this operator serves (e.g. "
+        "`shard=a`); empty serves every worker in its namespaces. Shards a fleet "
+        "over several operators (one Helm release each, docs/scaling.md): the API server only "
+        "sends this operator the workers it selects, and it acts only on their Jobs.",
     )
     credentials_refresh_seconds: float = Field(
         default=DEFAULT_CREDENTIALS_REFRESH_SECONDS,
@@ -186,7 +221,7 @@ class OperatorSettings(BaseSettings):
         "default region).",
     )
     events_idle_ceiling_seconds: float = Field(
-        default=600.0,
+        default=900.0,
         ge=1,
         le=3600,
         description="Idle poll ceiling while the events queue is healthy (the safety net for "
@@ -266,6 +301,16 @@ class OperatorSettings(BaseSettings):
         """Pause before polling again after an error a quick retry cannot fix (a missing
         action type, access denied, an invalid or paused spec): the spec must change first."""
         return 60.0
+
+    @field_validator("worker_selector")
+    @classmethod
+    def _label_selector(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        problems = selector_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value.strip()
 
     @field_validator("artifacts_resources", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 import time
@@ -69,16 +70,33 @@ class WorkerView:
     problem: str | None
 
 
+@functools.lru_cache(maxsize=256)
+def _template_problems(
+    template: str, max_active_deadline_seconds: int, artifacts: str
+) -> tuple[str, ...]:
+    """The problems of a jobTemplate (canonical JSON, with the spec's artifacts as JSON): a
+    fleet's workers mostly share a few templates, and validating one costs milliseconds (its
+    schema), so each distinct template is validated once — at a thousand workers, seconds of
+    start-up CPU."""
+    return tuple(
+        jobtemplate.validate_job_template(
+            json.loads(template),
+            max_active_deadline_seconds=max_active_deadline_seconds,
+            artifacts=models.Artifacts.model_validate_json(artifacts),
+        )
+    )
+
+
 def view_worker(spec: Mapping[str, Any], settings: OperatorSettings) -> WorkerView:
     """Validate a worker's spec (models + template rules + region) into a WorkerView."""
     try:
         parsed = models.parse_spec(spec)
     except models.InvalidSpecError as exc:
         return WorkerView(None, None, exc.message)
-    problems = jobtemplate.validate_job_template(
-        parsed.job_template,
-        max_active_deadline_seconds=settings.default_active_deadline_seconds,
-        artifacts=parsed.artifacts,
+    problems = _template_problems(
+        json.dumps(parsed.job_template.model_dump(mode="json", by_alias=True), sort_keys=True),
+        settings.default_active_deadline_seconds,
+        parsed.artifacts.model_dump_json(by_alias=True),
     )
     if problems:
         return WorkerView(None, None, "; ".join(problems))
@@ -186,9 +204,10 @@ class Worker:
             if budget is not None:
                 budget.demand.drop(self.keys[0])
             return None
+        woken_by = self.rt.wakeups(self.action_type_key())
         ceiling = wakeups.idle_ceiling(
             float(spec.polling.max_interval_seconds),
-            self.rt.wakeups(self.action_type_key()),
+            woken_by,
             self.rt.settings.events_idle_ceiling_seconds,
         )
         if any(self._awaits_continuation(job) for job in self.jobs()):
@@ -199,7 +218,9 @@ class Worker:
             # ask for more than it carries (instead of queueing polls for minutes).
             budget.demand.want(self.keys[0], ceiling)
             ceiling *= budget.stretch
-        return PollTarget.of(spec, max_interval=ceiling)
+        # While events wake the worker, a poll that found nothing goes straight back to the
+        # ceiling: the next job announces itself.
+        return PollTarget.of(spec, max_interval=ceiling, gradual=woken_by is not Wakeups.EVENTS)
 
     @staticmethod
     def _awaits_continuation(job: jobindex.JobSummary) -> bool:
@@ -453,9 +474,12 @@ async def drain_or_cancel(
     """
     indexed = jobindex.worker_jobs(index_jobs, namespace, name)
     jobs = [job for job in rt.vanished.hide(indexed) if job.live]
+    keys = {(namespace, name), (namespace, names.worker_label_value(name))}
     if not jobs:
+        rt.draining -= keys
         rt.metrics.forget_worker(namespace, name)
         return
+    rt.draining |= keys  # its Jobs' events are still ours (serves_job)
     if str(spec.get("deletionPolicy") or "Drain") == "Cancel":
         message = (
             f"the CustomActionWorker {namespace}/{name} was deleted with deletionPolicy Cancel"
@@ -468,6 +492,7 @@ async def drain_or_cancel(
             f"{len(jobs)} in-flight job(s) failed and deleted",
             type_="Warning",
         )
+        rt.draining -= keys
         return
     # Drain: keep reporting (the worker's loop is not running any more: the daemon stopped).
     supervisor = in_flight_supervisor(rt, namespace, name, uid)
@@ -479,6 +504,25 @@ async def drain_or_cancel(
     )
 
 
+def serves_job(rt: Runtime, job: jobindex.JobSummary) -> bool:
+    """Whether this operator acts on `job`: always without a worker selector (it serves every
+    worker of its namespaces, and reports the Jobs of deleted workers too); with one (a
+    shard), only while the Job's worker runs here.
+
+    Shards share namespaces, so every shard sees every labelled Job there; without this, two
+    shards would both report a finished Job (the report lease keeps the result single, at the
+    price of a second write and a race on every job). A shard's Job whose worker is not
+    running here right now — being deleted (its finalizer drains it), or not started yet —
+    is reported by that worker's supervision, the level-based safety net, within seconds.
+    (A kopf index of the served workers would say it too, but costs hundreds of MiB and much
+    CPU at a thousand workers: kopf re-indexes on every status write.)
+    """
+    if rt.settings.worker_selector is None:
+        return True
+    key = (job.namespace, job.worker)
+    return key in rt.workers or key in rt.draining
+
+
 async def job_changed(
     rt: Runtime,
     event_type: str | None,
@@ -486,8 +530,11 @@ async def job_changed(
     pods: Sequence[jobindex.PodSummary] = (),
 ) -> None:
     """A labelled Job changed: report it when it finished (or vanished); wake its worker.
-    `pods`: its pods as the pod index holds them (the last state of those already gone)."""
+    `pods`: its pods as the pod index holds them (the last state of those already gone).
+    Jobs of workers another shard serves are left to that shard (`serves_job`)."""
     job = jobindex.summarize_job(body)
+    if not serves_job(rt, job):
+        return
     unsettled = (
         job.phase == names.Phase.RUNNING
         and job.annotations.get(names.ANNOTATION_RESULT) != names.Result.CONTINUED

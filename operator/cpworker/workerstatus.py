@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import hashlib
 import logging
@@ -412,26 +413,36 @@ async def _update_status(
         log.warning("could not update the status of worker %s/%s (conflicts)", namespace, worker)
 
 
+# Jobs not yet counted, per worker (same keys as the locks), job id -> counter: reports that
+# finish while another one's count is being written are counted together, in one read and one
+# patch (a burst of reports costs one write per worker at a time, not one per job).
+_PENDING: dict[tuple[int, str, str], dict[str, str]] = {}
+
+
 def counted_key(job_id: str) -> str:
     """A job's entry in `status.countedJobs`: 12 hex digits of its id's hash (48 bits: two of
     a worker's last 200 jobs collide with a chance of about 1e-10)."""
     return hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:12]
 
 
-def count_patch(status: Mapping[str, Any], counter: str, job_id: str) -> dict[str, Any] | None:
-    """The status fields that count `job_id` in `counter` once, or None if it was counted.
+def count_patch(status: Mapping[str, Any], counts: Mapping[str, str]) -> dict[str, Any] | None:
+    """The status fields that count each job of `counts` (job id -> counter) once, or None if
+    every one was counted already.
 
-    Pure: the counter and the ledger of the jobs counted last change in one write, so no crash
-    can separate them.
+    Pure: the counters and the ledger of the jobs counted last change in one write, so no
+    crash can separate them.
     """
-    key = counted_key(job_id)
     ledger = [str(k) for k in status.get("countedJobs") or []]
-    if key in ledger:
+    new = {counted_key(job): counter for job, counter in counts.items()}
+    new = {key: counter for key, counter in new.items() if key not in ledger}
+    if not new:
         return None
-    return {
-        counter: int(status.get(counter) or 0) + 1,
-        "countedJobs": [*ledger, key][-models.COUNTED_JOBS_MAX :],
+    fields: dict[str, Any] = {
+        counter: int(status.get(counter) or 0) + n
+        for counter, n in collections.Counter(new.values()).items()
     }
+    fields["countedJobs"] = [*ledger, *new][-models.COUNTED_JOBS_MAX :]
+    return fields
 
 
 async def count_job(
@@ -439,16 +450,29 @@ async def count_job(
 ) -> None:
     """Count a reported job in `status.<counter>`, once whatever happens (a crash, a repeat).
 
-    Raises KubeError when the status cannot be written (the caller retries the report, which
-    counts it then); a worker that is gone has nothing to count.
+    Returns once the count is written, by this call or by a concurrent one for the same
+    worker that wrote it together with its own. Raises KubeError when the status cannot be
+    written (the caller retries the report, which counts it then); a worker that is gone has
+    nothing to count.
     """
-    await _update_status(
-        kube,
-        namespace,
-        worker,
-        lambda status: count_patch(status, counter, job_id),
-        must_write=True,
-    )
+    key = (id(asyncio.get_running_loop()), namespace, worker)
+    pending = _PENDING.setdefault(key, {})
+    pending[job_id] = counter
+    taken: dict[str, str] = {}
+
+    def change(status: Mapping[str, Any]) -> dict[str, Any] | None:
+        taken.clear()
+        taken.update(pending)
+        return count_patch(status, taken) if taken else None
+
+    # A failed write leaves its jobs pending: the next count of this worker writes them too
+    # (and each job's own retried report counts it again, which the ledger makes harmless).
+    await _update_status(kube, namespace, worker, change, must_write=True)
+    for job, name in taken.items():
+        if pending.get(job) == name:
+            del pending[job]
+    if not pending and _PENDING.get(key) is pending:
+        del _PENDING[key]
 
 
 async def increment_counter(kube: KubeClient, namespace: str, worker: str, counter: str) -> None:

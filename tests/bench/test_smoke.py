@@ -43,6 +43,10 @@ SMOKE = [
     "--baseline-workers", "1",
     "--baseline-jobs", "1",
     "--baseline-seconds", "1",
+    "--shard-workers", "4",
+    "--shard-jobs", "2",
+    "--shard-seconds", "1",
+    "--steady-timeout", "20",
     "--drain-timeout", "10",
     "--ready-timeout", "60",
     "--time-scale", "60",
@@ -142,3 +146,37 @@ def test_figures_agree_with_the_run_that_made_them(report: dict[str, Any]) -> No
     assert meta["events"]["top_level_from"] in {"polling", "events"}
     assert meta["command"].startswith("cpworker bench")
     assert meta["machine"]["cpus"] >= 1
+
+
+def test_two_shards_split_the_fleet_and_dispatch_each_job_once(report: dict[str, Any]) -> None:
+    shards = report["shards"]
+    assert shards["shards"] == 2
+    assert shards["workers"] == 4
+    assert shards["workers_expected_per_shard"] == {"a": 2, "b": 2}
+    assert shards["jobs"]["started"] == 2
+    # Counted from the stand-ins' logs: these would show a shard acting on the other's work.
+    for key in (
+        "overlap_workers",
+        "workers_served_by_the_other_shard",
+        "jobs_written_by_both_shards",
+        "jobs_written_by_the_other_shard",
+        "duplicate_job_creations",
+        "jobs_with_more_than_one_result",
+    ):
+        assert shards[key] == 0, (key, shards)
+    assert shards["results_per_job_max"] <= 1
+    _check_latency(shards["dispatch_latency_s"], "shards dispatch")
+
+
+def test_the_operators_own_figures_are_read(report: dict[str, Any]) -> None:
+    idle = report["idle"]
+    lag = idle["event_loop_lag_s"]
+    assert lag["samples"] > 0  # the operator's cpworker_event_loop_lag_seconds
+    assert lag["p99_at_most"] is None or lag["p99_at_most"] >= lag["p50_at_most"]
+    assert set(idle["rate_budget_wait_s"]) == {"urgent", "poll"}
+    economy = report["economy"]
+    assert (
+        economy["kubernetes_record_writes_per_job"]
+        <= economy["kubernetes_writes_per_job_without_events"]
+        <= economy["kubernetes_writes_per_job"]
+    )

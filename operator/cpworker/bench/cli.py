@@ -50,6 +50,15 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _operator_source(text: str) -> Path:
+    path = Path(text)
+    if not (path / "cpworker" / "__init__.py").is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} has no cpworker package: give the operator/ directory of a source tree"
+        )
+    return path
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="cpworker bench", description=(__doc__ or "").split("\n")[0]
@@ -63,6 +72,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="py-spy the operator during the first idle window; folded stacks here",
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and kubeconfigs here")
+    parser.add_argument(
+        "--operator-source",
+        type=_operator_source,
+        metavar="DIR",
+        help="measure the operator of another source tree (its operator/ directory, e.g. "
+        "from `git archive`) with this benchmark: before/after figures",
+    )
     parser.add_argument(
         "--chart-from", type=Path, metavar="JSON", help="only draw --png from a report"
     )
@@ -79,6 +95,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     sizes.add_argument("--baseline-jobs", type=int, help="jobs per baseline model")
     sizes.add_argument("--ready-timeout", type=float, help="longest wait for all Ready")
     sizes.add_argument("--drain-timeout", type=float, help="longest wait for started jobs")
+    sizes.add_argument("--steady-timeout", type=float, help="longest wait for first polls")
+    sizes.add_argument("--shard-workers", type=int, help="shards: workers over two shards")
+    sizes.add_argument("--shard-jobs", type=int, help="shards: jobs started")
+    sizes.add_argument("--shard-seconds", type=float, help="shards: window for their jobs")
     sizes.add_argument("--burst-timeout", type=float, help="longest wait for the burst")
     sizes.add_argument("--burst-rate", type=float, help="operator rate budget in the burst")
     sizes.add_argument("--job-duration", type=float, help="seconds each simulated pod runs")
@@ -106,6 +126,10 @@ def plan_from(args: argparse.Namespace) -> Plan:
             "baseline_seconds",
             "baseline_jobs",
             "ready_timeout",
+            "steady_timeout",
+            "shard_workers",
+            "shard_jobs",
+            "shard_seconds",
             "drain_timeout",
             "burst_timeout",
             "burst_rate",
@@ -119,7 +143,15 @@ def plan_from(args: argparse.Namespace) -> Plan:
     plan = plan.with_changes(**changes)
     problems = [
         f"--{name.replace('_', '-')} must be positive"
-        for name in ("jobs", "workers", "idle_jobs", "baseline_workers", "baseline_jobs")
+        for name in (
+            "jobs",
+            "workers",
+            "idle_jobs",
+            "baseline_workers",
+            "baseline_jobs",
+            "shard_workers",
+            "shard_jobs",
+        )
         if getattr(plan, name) < 1
     ]
     problems += [
@@ -206,7 +238,13 @@ def notes_for(plan: Plan, events_run: bool) -> list[str]:
     return notes
 
 
-def run(plan: Plan, workdir: Path, profile: Path | None, argv: Sequence[str]) -> dict[str, Any]:
+def run(
+    plan: Plan,
+    workdir: Path,
+    profile: Path | None,
+    argv: Sequence[str],
+    operator_source: Path | None = None,
+) -> dict[str, Any]:
     progress = Progress()
     started = time.time()
     meta: dict[str, Any] = {
@@ -224,6 +262,9 @@ def run(plan: Plan, workdir: Path, profile: Path | None, argv: Sequence[str]) ->
     }
     progress.phase("starting the stand-ins")
     harness = Harness.start(workdir, plan.job_duration)
+    if operator_source is not None:
+        harness.operator_source = operator_source.resolve()
+        meta["operator_source"] = str(operator_source)
     meter = phases.StandInMeter()
     try:
         idle: list[phases.IdleResult] = []
@@ -241,6 +282,7 @@ def run(plan: Plan, workdir: Path, profile: Path | None, argv: Sequence[str]) ->
                 )
                 for mode in (("polling", "events") if events_run else ("polling",))
             ]
+        shards = phases.run_shards(harness, plan, progress, meter, events=events_run)
         burst = phases.run_burst_operator(harness, plan, progress, meter)
         baselines, check = phases.run_baselines(harness, plan, progress, meter)
         raw = phases.run_burst_raw(harness, plan, progress, meter)
@@ -259,6 +301,7 @@ def run(plan: Plan, workdir: Path, profile: Path | None, argv: Sequence[str]) ->
         burst_raw=raw,
         baselines=baselines,
         baseline_check=check,
+        shards=shards,
         view=report.StandInView(by_operation, meter),
         ready_timeout=plan.ready_timeout,
         time_scale=plan.time_scale,
@@ -295,7 +338,7 @@ def main(argv: Sequence[str]) -> int:
     keep = args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="cpworker-bench-"))
     try:
-        result = run(plan, workdir, args.profile, argv)
+        result = run(plan, workdir, args.profile, argv, args.operator_source)
     except phases.BenchError as exc:
         print(f"cpworker bench: {exc}\n(logs kept in {workdir})", file=sys.stderr)
         return 1

@@ -21,9 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cpworker import names
+from cpworker import names, timeline
 from cpworker.sandbox.kube import KubeStandIn
-from cpworker.sandbox.kube.jobrunner import is_finished
 from cpworker.sandbox.kube.rbac import Identity
 from cpworker.sandbox.kube.server import AuditRecord
 from cpworker.sandbox.kube.store import Change, StorageKey
@@ -90,7 +89,9 @@ class KubeObserver:
                 moments = self.jobs[job_id] = JobMoments(meta.get("namespace", ""), now)
             if moments.released is None and not (job.get("spec") or {}).get("suspend"):
                 moments.released = now
-            if moments.finished is None and is_finished(dict(job)):
+            # The Job's first terminal step (SuccessCriteriaMet/FailureTarget on Kubernetes
+            # 1.31+), which is when the operator may report it.
+            if moments.finished is None and timeline.terminal_condition(job) is not None:
                 moments.finished = now
 
     def job_moments(self) -> dict[str, JobMoments]:

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from cpworker import models
-from cpworker.bench import policies
+from cpworker.bench import opmetrics, policies
 from cpworker.bench.harness import OPERATOR_USER, RAW_USER, Harness
-from cpworker.bench.observer import writes_by_resource
+from cpworker.bench.observer import WRITE_VERBS, writes_by_resource
 from cpworker.bench.plan import Plan
 from cpworker.bench.processes import LivenessProbe, Subprocess, free_port, operator_process
 from cpworker.bench.procstat import (
@@ -239,6 +239,11 @@ class IdleResult:
     latencies: Latencies
     profile: Path | None = None
     events_delivered: int | None = None  # messages the stand-in put on the events queue
+    # From the operator's start until every worker had polled once (its first polls are
+    # spread over what the rate budget carries): the idle window starts after it.
+    steady_seconds: float = 0.0
+    steady: bool = True
+    startup_calls: dict[str, int] = field(default_factory=dict)
 
 
 def _distinct_pools(rng: random.Random, workers: int, jobs: int) -> list[int]:
@@ -261,23 +266,50 @@ class Window:
     codepipeline_calls: dict[str, int]
     kubernetes_writes: dict[str, int]
     sqs_calls: dict[str, int]
+    # Polls of the workers that had no job in the window: what an idle worker costs.
+    idle_worker_polls: int = 0
+    idle_workers: int = 0
+    operator_metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def _idle_workload(
-    h: Harness, plan: Plan, *, workers: int, namespace: str, provider: str, rng: random.Random
+    h: Harness,
+    plan: Plan,
+    *,
+    workers: int,
+    jobs: int,
+    namespace: str,
+    provider: str,
+    rng: random.Random,
+    labels: Callable[[int], dict[str, str]] | None = None,
 ) -> tuple[dict[str, str], list[int]]:
-    """The action type, the fleet (all its workers' pools) and the pools jobs will start on."""
+    """The action type, the fleet (all its workers' pools; `labels` per worker) and the pools
+    `jobs` jobs will start on."""
     action = h.workload.action_type(provider)
-    pools = _distinct_pools(rng, workers, plan.idle_jobs)
+    pools = _distinct_pools(rng, workers, jobs)
     for index in set(pools):
         h.workload.pipeline(action, pool_name(index))
     interval = scaled_interval(plan)
     manifests = [
-        worker_manifest(i, namespace, action, max_interval=interval, job_duration=plan.job_duration)
+        worker_manifest(
+            i,
+            namespace,
+            action,
+            max_interval=interval,
+            job_duration=plan.job_duration,
+            labels=labels(i) if labels is not None else None,
+        )
         for i in range(workers)
     ]
     create_fleet(h.kube, namespace, manifests)
     return action, pools
+
+
+def polled_pools(h: Harness, since: float) -> set[str]:
+    """The pools (queryParam values) polled since `since`, from the stand-in's request log."""
+    return {
+        r.query for r in h.cp_requests(since, math.inf) if r.operation == "PollForJobs" and r.query
+    }
 
 
 def _idle_window(
@@ -286,13 +318,16 @@ def _idle_window(
     *,
     operator: Subprocess,
     probe: LivenessProbe,
+    port: int,
     namespace: str,
+    workers: int,
     start_job: Callable[[int], object],
     pools: Sequence[int],
     rng: random.Random,
     progress: Progress,
 ) -> Window:
     """Start a job on each of `pools` at random moments of the window; measure meanwhile."""
+    metrics_before = opmetrics.scrape(port)
     w0 = time.time()
     cpu = CpuWindow(operator.pid).start()
     due = sorted((w0 + rng.uniform(0, plan.idle_seconds), pool) for pool in pools)
@@ -314,17 +349,24 @@ def _idle_window(
     for _, pool in due:  # a window too short for every start: start the rest now
         start_job(pool)
     w1 = time.time()
+    requests = h.cp_requests(w0, w1)
+    busy = {pool_name(pool) for pool in pools}
     return Window(
         seconds=w1 - w0,
         rss_mib=statistics.median(rss) if rss else memory_mib(operator.pid)[0],
         rss_peak_mib=memory_mib(operator.pid)[1],
         cpu_share=cpu.share(),
         lag_seconds=probe.between(w0, w1),
-        codepipeline_calls=dict(collections.Counter(r.operation for r in h.cp_requests(w0, w1))),
+        codepipeline_calls=dict(collections.Counter(r.operation for r in requests)),
         kubernetes_writes=dict(writes_by_resource(h.audit(), OPERATOR_USER, namespace)),
         sqs_calls=dict(
             collections.Counter(c.operation for c in h.sqs_proxy.calls(w0) if c.at <= w1)
         ),
+        idle_worker_polls=sum(
+            1 for r in requests if r.operation == "PollForJobs" and r.query not in busy
+        ),
+        idle_workers=workers - len(busy),
+        operator_metrics=opmetrics.window(metrics_before, opmetrics.scrape(port)),
     )
 
 
@@ -344,7 +386,13 @@ def run_idle(
     progress.phase(f"idle fleet of {workers} ({mode})")
     rng = random.Random(plan.seed)  # noqa: S311 - workload timing, not cryptography
     action, pools = _idle_workload(
-        h, plan, workers=workers, namespace=namespace, provider=provider, rng=rng
+        h,
+        plan,
+        workers=workers,
+        jobs=plan.idle_jobs,
+        namespace=namespace,
+        provider=provider,
+        rng=rng,
     )
     settings = dict(OPERATOR_BASE_SETTINGS)
     delivered_before = h.codepipeline.events.delivered
@@ -368,8 +416,25 @@ def run_idle(
             alive=operator,
         )
         ready = sorted(at - operator.started_at for at in h.observer.ready_times(namespace))
+        # Steady state: every worker has polled once (the first polls are spread over what
+        # the budget carries; 1,000 workers at 4 polls/s take about 250 s).
+        fleet_pools = {pool_name(i) for i in range(workers)}
+        steady = _wait(
+            lambda: fleet_pools <= polled_pools(h, operator.started_at),
+            plan.steady_timeout,
+            tick=lambda: progress.update(
+                f"{len(fleet_pools & polled_pools(h, operator.started_at))}/{workers} "
+                "workers polled once"
+            ),
+            alive=operator,
+        )
         startup_seconds = time.time() - operator.started_at
         startup_writes = dict(writes_by_resource(h.audit(), OPERATOR_USER, namespace))
+        startup_calls = dict(
+            collections.Counter(
+                r.operation for r in h.cp_requests(operator.started_at, time.time())
+            )
+        )
         h.clear_audit()
         if profile is not None:
             profiler = _start_profiler(operator.pid, plan.idle_seconds, profile)
@@ -378,7 +443,9 @@ def run_idle(
             plan,
             operator=operator,
             probe=probe,
+            port=port,
             namespace=namespace,
+            workers=workers,
             start_job=lambda pool: h.workload.start(action, pool_name(pool)),
             pools=pools,
             rng=rng,
@@ -415,6 +482,9 @@ def run_idle(
         events_delivered=h.codepipeline.events.delivered - delivered_before
         if mode == "events"
         else None,
+        steady_seconds=startup_seconds,
+        steady=steady,
+        startup_calls=startup_calls,
     )
 
 
@@ -805,3 +875,185 @@ def run_baselines(
         ", ".join(f"{n} {r.latencies.dispatched}/{r.latencies.started}" for n, r in results.items())
     )
     return results, check
+
+
+# ---------------------------------------------------------------------------------------------
+# Beyond one replica: two shards of one fleet (label selectors), each its own events queue
+# ---------------------------------------------------------------------------------------------
+
+SHARD_LABEL = "shard"
+SHARDS = ("a", "b")
+
+
+def shard_of(index: int) -> str:
+    return SHARDS[index % len(SHARDS)]
+
+
+def shard_user(shard: str) -> str:
+    return f"{OPERATOR_USER}-shard-{shard}"
+
+
+@dataclass
+class ShardsResult:
+    workers: int
+    mode: str  # "polling" or "events"
+    ready: bool
+    # Per shard: the workers whose status it wrote, the Jobs it wrote (by name), and the
+    # Job creations the API server refused as AlreadyExists (a second creator).
+    status_writes: dict[str, set[str]]
+    job_writes: dict[str, set[str]]
+    duplicate_creates: dict[str, int]
+    # Per CodePipeline job id: its pool, and the results it received.
+    pools: dict[str, str]
+    results: dict[str, int]
+    kubernetes_jobs: int
+    latencies: Latencies
+    settings: dict[str, Any]
+
+
+def run_shards(
+    h: Harness,
+    plan: Plan,
+    progress: Progress,
+    meter: StandInMeter,
+    *,
+    events: bool,
+) -> ShardsResult:
+    """One fleet split over two operators by `CPWORKER_WORKER_SELECTOR` (shard=a, shard=b) in
+    one namespace; jobs started on random pools. Who wrote what is read from the audit log
+    (each shard has an identity of its own), results per job from the stand-in's request log."""
+    namespace, provider = "shards", "bench-shards"
+    workers = plan.shard_workers
+    progress.phase(f"two shards of {workers} workers ({'events' if events else 'polling'})")
+    rng = random.Random(plan.seed + 11)  # noqa: S311 - workload timing, not cryptography
+    action, pools = _idle_workload(
+        h,
+        plan,
+        workers=workers,
+        jobs=plan.shard_jobs,
+        namespace=namespace,
+        provider=provider,
+        rng=rng,
+        labels=lambda i: {SHARD_LABEL: shard_of(i)},
+    )
+    operators: dict[str, Subprocess] = {}
+    settings: dict[str, Any] = {}
+    h.clear_audit()
+    meter.begin(h)
+    try:
+        for shard in SHARDS:
+            settings[shard] = {
+                **OPERATOR_BASE_SETTINGS,
+                "worker_selector": f"{SHARD_LABEL}={shard}",
+            }
+            if events:
+                # Each shard its own queue: SQS consumers compete for messages, so a shared
+                # queue would hand one shard's events to the other.
+                settings[shard]["events_queue_url"] = h.events_queue()
+            operators[shard] = operator_process(
+                h.operator_env(settings[shard], user=shard_user(shard)),
+                namespace,
+                h.directory / f"operator-shard-{shard}.log",
+                free_port(),
+            ).start()
+        ready = all(
+            _wait(
+                lambda: len(h.observer.ready_times(namespace)) >= workers,
+                plan.ready_timeout,
+                tick=lambda: progress.update(
+                    f"{len(h.observer.ready_times(namespace))}/{workers} Ready"
+                ),
+                alive=process,
+            )
+            for process in operators.values()
+        )
+        w0 = time.time()
+        due = sorted((w0 + rng.uniform(0, plan.shard_seconds), pool) for pool in pools)
+        while due:
+            if due[0][0] <= time.time():
+                h.workload.start(action, pool_name(due.pop(0)[1]))
+                continue
+            for process in operators.values():
+                if not process.running():
+                    raise BenchError(f"a shard's operator exited:\n{process.tail()}")
+            progress.update(f"{len(pools) - len(due)}/{len(pools)} jobs started")
+            time.sleep(TICK)
+        for process in operators.values():
+            _wait_reported(
+                h,
+                provider,
+                plan.shard_jobs,
+                plan.drain_timeout,
+                progress=progress,
+                operator=process,
+            )
+        measured = latencies(h, provider)
+        audit = h.audit()
+        status_writes = {
+            shard: {
+                r.name
+                for r in audit
+                if r.user == shard_user(shard)
+                and r.resource == "customactionworkers"
+                and r.verb in WRITE_VERBS
+                and r.namespace == namespace
+            }
+            for shard in SHARDS
+        }
+        job_writes = {
+            shard: {
+                r.name
+                for r in audit
+                if r.user == shard_user(shard)
+                and r.resource == "jobs"
+                and r.verb in WRITE_VERBS
+                and r.name
+                and r.namespace == namespace
+            }
+            for shard in SHARDS
+        }
+        duplicate_creates = {
+            shard: sum(
+                1
+                for r in audit
+                if r.user == shard_user(shard)
+                and r.resource == "jobs"
+                and r.verb == "create"
+                and r.code == 409
+            )
+            for shard in SHARDS
+        }
+        jobs = h.cp_jobs(provider)
+        ids = {job.job_id for job in jobs}
+        results = collections.Counter(
+            r.job_id
+            for r in h.cp_requests(w0 - 1, time.time())
+            if r.operation in {"PutJobSuccessResult", "PutJobFailureResult"}
+            and r.outcome == "ok"
+            and r.job_id in ids
+        )
+        pool_of = {job.job_id: job.pipeline_name.rsplit("-", 1)[-1] for job in jobs}
+        kubernetes_jobs = sum(1 for job_id in h.observer.job_moments() if job_id in ids)
+        progress.done(
+            f"{measured.dispatched}/{measured.started} dispatched, "
+            f"{sum(results.values())} results for {len(ids)} jobs"
+        )
+    finally:
+        for process in operators.values():
+            process.stop(grace=STOP_GRACE)
+        meter.end(h)
+        if events:
+            h.stop_events()
+    return ShardsResult(
+        workers=workers,
+        mode="events" if events else "polling",
+        ready=ready,
+        status_writes=status_writes,
+        job_writes=job_writes,
+        duplicate_creates=duplicate_creates,
+        pools=pool_of,
+        results=dict(results),
+        kubernetes_jobs=kubernetes_jobs,
+        latencies=measured,
+        settings=settings,
+    )

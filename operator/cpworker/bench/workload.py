@@ -130,6 +130,7 @@ def worker_manifest(
     max_interval: int | None = None,
     job_duration: float = 1.0,
     paused: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A CustomActionWorker for pool `index`; polling at the defaults unless `max_interval`."""
     spec: dict[str, Any] = {
@@ -155,7 +156,11 @@ def worker_manifest(
     return {
         "apiVersion": names.API_VERSION,
         "kind": names.KIND,
-        "metadata": {"name": worker_name(index), "namespace": namespace},
+        "metadata": {
+            "name": worker_name(index),
+            "namespace": namespace,
+            **({"labels": dict(labels)} if labels else {}),
+        },
         "spec": spec,
     }
 

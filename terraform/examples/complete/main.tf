@@ -53,6 +53,8 @@ module "operator_release" {
   aws_region                  = var.region
   image                       = { tag = var.operator_image_tag }
   watch_namespaces            = [var.worker_namespace]
+  # The queue the job-events module feeds: a job's STARTED event wakes its worker at once.
+  events_queue_url = var.enable_event_wakeup ? module.job_events.queue_url : ""
 
   workers = var.create_workers ? {
     gpu-builds = {

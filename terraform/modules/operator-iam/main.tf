@@ -22,6 +22,14 @@ locals {
     "arn:${local.partition}:codepipeline:${local.region}:${local.account_id}:actiontype:${t.owner}/${t.category}/${t.provider}/${t.version}"
   ])
 
+  # The pipeline resource of the Service Authorization Reference (GetPipeline has no other):
+  # arn:${Partition}:codepipeline:${Region}:${Account}:${PipelineName}
+  pipeline_arns = distinct([
+    for name in var.pipeline_names :
+    "arn:${local.partition}:codepipeline:${local.region}:${local.account_id}:${name}"
+  ])
+  read_pipelines = var.read_pipelines && length(var.event_queue_arns) > 0
+
   # The OIDC provider ARN ends in the issuer without its scheme; the IRSA condition keys
   # are "<issuer>:sub" and "<issuer>:aud".
   oidc_issuer = var.oidc_provider_arn == null ? "" : element(split("oidc-provider/", var.oidc_provider_arn), 1)
@@ -142,13 +150,24 @@ resource "aws_iam_role_policy" "read_event_queues" {
   role = aws_iam_role.this[0].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [{
-      # Long-poll the wake-up events and delete them once read; nothing else on the queue.
-      Sid      = "ReadWakeUpEvents"
-      Effect   = "Allow"
-      Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-      Resource = var.event_queue_arns
-    }]
+    Statement = concat(
+      [{
+        # Long-poll the wake-up events and delete them once read; nothing else on the queue.
+        Sid      = "ReadWakeUpEvents"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+        Resource = var.event_queue_arns
+      }],
+      local.read_pipelines ? [{
+        # An event names the pipeline and action, not the queryParam: reading the action's
+        # configuration (once per pipeline version) wakes only the worker whose queryParam
+        # matches, instead of every worker of the action type.
+        Sid      = "ReadPipelinesOfWakeUpEvents"
+        Effect   = "Allow"
+        Action   = "codepipeline:GetPipeline"
+        Resource = local.pipeline_arns
+      }] : [],
+    )
   })
 }
 

@@ -24,7 +24,7 @@ output "action_type_arns" {
 }
 
 output "read_event_queues_policy_json" {
-  description = "The SQS read policy document for the wake-up event queues (JSON), when any are listed."
+  description = "The policy document for the wake-up events (JSON), when any queues are listed: SQS read on the queues, and GetPipeline on pipeline_names (read_pipelines)."
   value       = one(aws_iam_role_policy.read_event_queues[*].policy)
 }
 

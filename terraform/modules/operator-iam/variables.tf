@@ -103,6 +103,23 @@ variable "event_queue_arns" {
   }
 }
 
+variable "read_pipelines" {
+  description = "With event_queue_arns: allow codepipeline:GetPipeline on pipeline_names, so that an event wakes only the worker whose queryParam matches the started action's configuration. Without it, each event wakes every worker of its action type (one poll each)."
+  type        = bool
+  default     = true
+}
+
+variable "pipeline_names" {
+  description = "Pipelines whose declarations the operator may read (GetPipeline), by name in the action types' account and region; IAM wildcards (*, ?) allowed. Default: every pipeline there, since any pipeline may use the action types; list them to scope tighter."
+  type        = list(string)
+  default     = ["*"]
+
+  validation {
+    condition     = length(var.pipeline_names) > 0 && alltrue([for name in var.pipeline_names : can(regex("^[A-Za-z0-9.@_*?-]{1,100}$", name))])
+    error_message = "pipeline_names are pipeline names ([A-Za-z0-9.@_-], 1-100 characters) or patterns with * and ?."
+  }
+}
+
 variable "identity" {
   description = "How the operator's pod gets the role: \"pod_identity\" (EKS Pod Identity, the default) or \"irsa\" (IAM roles for service accounts through the cluster's OIDC provider)."
   type        = string

@@ -6,7 +6,11 @@ module "render" {
   image                       = var.image
   replica_count               = var.replica_count
   watch_namespaces            = var.watch_namespaces
+  worker_selector             = var.worker_selector
+  peering_name                = var.peering_name
   aws_region                  = var.aws_region
+  events_queue_url            = var.events_queue_url
+  events_queue_region         = var.events_queue_region
   log_format                  = var.log_format
   log_level                   = var.log_level
   extra_env                   = var.extra_env

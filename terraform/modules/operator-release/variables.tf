@@ -63,6 +63,30 @@ variable "watch_namespaces" {
   default     = []
 }
 
+variable "worker_selector" {
+  description = "Label selector of the CustomActionWorkers this release serves: one shard of a larger fleet (docs/scaling.md). Empty: every worker in watch_namespaces."
+  type        = string
+  default     = ""
+}
+
+variable "peering_name" {
+  description = "kopf peering object of this release's replicas (replica_count > 1); each shard its own."
+  type        = string
+  default     = "cpworker"
+}
+
+variable "events_queue_url" {
+  description = "The job-events module's queue_url: event-driven dispatch. Empty: polling only."
+  type        = string
+  default     = ""
+}
+
+variable "events_queue_region" {
+  description = "Region of the events queue. Empty: the region in its URL."
+  type        = string
+  default     = ""
+}
+
 variable "aws_region" {
   description = "Default CodePipeline region for workers without spec.region. Empty: AWS_REGION from Pod Identity / IRSA."
   type        = string

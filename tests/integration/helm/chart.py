@@ -62,6 +62,15 @@ VALUES_MATRIX: dict[str, dict[str, Any]] = {
         },
         "aws": {"region": "eu-west-1"},
     },
+    "events-shard": {
+        "workerSelector": "shard in (a,b),!legacy",
+        "events": {
+            "queueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/cpworker-events",
+            "region": "eu-west-1",
+        },
+        "peering": {"name": "cpworker-shard-a"},
+        "crds": {"enabled": False},
+    },
     "metrics": {
         "metrics": {
             "enabled": True,

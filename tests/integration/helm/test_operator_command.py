@@ -50,3 +50,14 @@ def test_logging_and_region_values_are_valid_operator_settings(chart: helm.Chart
     assert (settings.log_format, settings.log_level) == ("text", "DEBUG")
     _, settings = _parsed(chart, VALUES_MATRIX["irsa"])
     assert settings.default_region == "eu-west-1"
+
+
+def test_events_queue_and_shard_selector_reach_the_operator(chart: helm.Chart) -> None:
+    _, settings = _parsed(chart, VALUES_MATRIX["events-shard"])
+    assert settings.events_queue_url == (
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/cpworker-events"
+    )
+    assert settings.events_queue_region == "eu-west-1"
+    assert settings.worker_selector == "shard in (a,b),!legacy"
+    _, settings = _parsed(chart, VALUES_MATRIX["defaults"])
+    assert (settings.events_queue_url, settings.worker_selector) == (None, None)

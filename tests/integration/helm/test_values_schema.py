@@ -31,6 +31,9 @@ REJECTED: dict[str, tuple[dict[str, Any], str]] = {
     "port out of range": ({"liveness": {"port": 70000}}, "port"),
     "bad region": ({"aws": {"region": "Europe"}}, "region"),
     "non-string annotation": ({"podAnnotations": {"a": 1}}, "podAnnotations"),
+    "events queue not a URL": ({"events": {"queueUrl": "cpworker-events"}}, "queueUrl"),
+    "bad events region": ({"events": {"region": "Ireland"}}, "region"),
+    "selector with a newline": ({"workerSelector": "shard=a\n"}, "workerSelector"),
 }
 
 

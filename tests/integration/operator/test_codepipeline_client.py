@@ -11,6 +11,7 @@ import pytest
 
 from cpworker import codepipeline as cp
 from cpworker import results
+from cpworker.ratebudget import Lane
 
 REGION = "us-east-1"
 
@@ -161,6 +162,36 @@ async def test_rate_budget_bounds_all_workers_together(
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t - start < 1.0)
         assert in_window <= burst + rate + 1
+
+
+async def test_idle_polls_leave_tokens_for_urgent_calls(
+    aws_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    executor: concurrent.futures.ThreadPoolExecutor,
+    cp_scenario: Any,
+    codepipeline: Any,
+) -> None:
+    for key, value in aws_env.items():
+        monkeypatch.setenv(key, value)
+    # A slow budget: a token every 2 s, a burst of 3, of which idle polls leave 1.
+    clients = codepipeline_clients(executor, 0.5, 3)
+    scenario = cp_scenario()
+    client = await clients.for_worker(REGION)
+    assert client.budget.urgent_reserve == 1
+    for _ in range(2):
+        await client.poll_for_jobs(scenario.action_type_id, 1, scenario.query_param)
+    third_poll = asyncio.ensure_future(
+        client.poll_for_jobs(scenario.action_type_id, 1, scenario.query_param)
+    )
+    await asyncio.sleep(0)
+    assert client.budget.queued(Lane.POLL) == 1
+    # A claim's call finds the token the polls left, at once.
+    with pytest.raises(cp.JobNotFoundError):
+        await client.get_job_details("00000000-0000-4000-8000-000000000000")
+    assert not third_poll.done()
+    third_poll.cancel()
+    operations = [r.operation for r in codepipeline.requests()]
+    assert operations[-3:] == ["PollForJobs", "PollForJobs", "GetJobDetails"]
 
 
 def codepipeline_clients(

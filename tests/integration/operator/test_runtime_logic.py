@@ -31,6 +31,31 @@ def test_idle_worker_averages_the_ceiling() -> None:
     assert 3600 / (sum(delays[10:]) / len(delays[10:])) <= 61
 
 
+def test_a_worker_that_found_nothing_yet_idles_at_the_ceiling_from_its_first_poll() -> None:
+    # No ramp (1, 2, 4, ... s) at start-up: a thousand restarting workers would each cost a
+    # dozen polls of the shared budget before reaching their ceiling.
+    backoff = poller.IdleBackoff(1.0, 60.0, rng=random.Random(3))
+    delays = [backoff.after_poll(returned=0, requested=5) for _ in range(20)]
+    assert all(60.0 * 0.8 <= d <= 60.0 * 1.2 for d in delays)
+
+
+def test_after_a_hit_the_policy_ramps_but_events_go_straight_back_to_the_ceiling() -> None:
+    gradual = poller.IdleBackoff(1.0, 60.0, rng=random.Random(4))
+    woken = poller.IdleBackoff(1.0, 60.0, rng=random.Random(4), gradual=False)
+    for backoff in (gradual, woken):
+        assert backoff.after_poll(returned=1, requested=5) == 1.0
+    assert gradual.after_poll(returned=0, requested=5) <= 1.0  # the policy's first step
+    # Events announce the next job: no step-by-step polling after this one.
+    assert woken.after_poll(returned=0, requested=5) >= 60.0 * 0.8
+
+
+def test_errors_are_retried_step_by_step_from_the_minimum() -> None:
+    backoff = poller.IdleBackoff(1.0, 60.0, rng=random.Random(5), gradual=False)
+    assert backoff.after_error() <= 1.0
+    assert backoff.after_error() <= 2.0
+    assert backoff.after_poll(returned=0, requested=5) >= 4.0 * 0.5
+
+
 def test_condition_for_errors_says_what_to_do() -> None:
     reason, message = workerstatus.condition_for_error(
         codepipeline.ActionTypeNotFoundError("PollForJobs", "ActionTypeNotFoundException", "x")

@@ -72,6 +72,13 @@ def test_chart_renders_with_the_values_and_binds_the_role(
     env = {e["name"]: e.get("value") for e in pod["containers"][0].get("env", [])}
     assert env.get("CPWORKER_POLL_CEILING_SECONDS") == "30"
     assert pod["containers"][0]["image"].endswith(":0.1.0")
+    # The job-events queue and the shard's selector reach the operator's settings.
+    assert env.get("CPWORKER_EVENTS_QUEUE_URL") == (
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/cpworker-job-events"
+    )
+    assert "CPWORKER_EVENTS_QUEUE_REGION" not in env  # empty: the region in the URL
+    assert env.get("CPWORKER_WORKER_SELECTOR") == "shard in (a,b)"
+    assert "--peering=cpworker-prod" in pod["containers"][0]["args"]
 
 
 def test_chart_rejects_what_the_schema_forbids(chart: helm.Chart) -> None:

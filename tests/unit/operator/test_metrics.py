@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import prometheus_client
 import pytest
 from prometheus_client import generate_latest
 
+from cpworker import health
 from cpworker.codepipeline import CallOutcome
 from cpworker.kube import RequestOutcome
 from cpworker.metrics import JobOutcome, Metrics
+from cpworker.ratebudget import Lane, RateBudget
 from cpworker.timeline import JobTimeline
 from tests.scrape import Scrape
 
@@ -30,6 +34,7 @@ ALLOWED_LABELS = {
     "verb",
     "resource",
     "version",
+    "lane",
     "le",
 }
 
@@ -244,3 +249,41 @@ def test_api_call_labels_are_folded_into_known_values() -> None:
         )
         == 1
     )
+
+
+async def test_rate_budget_waits_and_queues_by_lane() -> None:
+    metrics = Metrics()
+    budget = RateBudget(rate=1.0, burst=1)
+    metrics.rate_budget_created(region="us-east-1", budget=budget)
+    metrics.rate_budget_wait(region="us-east-1", seconds=0.2, lane=Lane.POLL)
+    await budget.acquire(Lane.URGENT)  # the only token
+    waiting = asyncio.ensure_future(budget.acquire(Lane.POLL))
+    await asyncio.sleep(0)
+    scrape = read(metrics)
+    wait = "cpworker_codepipeline_rate_budget_wait_seconds_sum"
+    assert scrape.value(wait, lane="poll") == 0.2
+    queued = "cpworker_codepipeline_rate_budget_queued_calls"
+    assert scrape.value(queued, region="us-east-1", lane="poll") == 1
+    assert scrape.value(queued, region="us-east-1", lane="urgent") == 0
+    assert scrape.value("cpworker_codepipeline_rate_budget_idle_stretch") == 1
+    waiting.cancel()
+
+
+def test_event_loop_lag_is_a_histogram() -> None:
+    metrics = Metrics()
+    for seconds in (0.0005, 0.002, 0.3):
+        metrics.event_loop_lag(seconds)
+    scrape = read(metrics)
+    assert scrape.value("cpworker_event_loop_lag_seconds_count") == 3
+    assert scrape.value("cpworker_event_loop_lag_seconds_bucket", le="0.25") == 2
+
+
+async def test_the_lag_watcher_reports_how_late_its_timer_ran() -> None:
+    seen: list[float] = []
+    task = asyncio.ensure_future(health.watch_loop_lag(seen.append, interval=0.01))
+    await asyncio.sleep(0.02)
+    time.sleep(0.1)  # noqa: ASYNC251 - blocking the loop is the point: the timer runs late
+    await asyncio.sleep(0.03)
+    task.cancel()
+    assert seen
+    assert max(seen) >= 0.05

@@ -111,3 +111,21 @@ def test_settings_are_frozen() -> None:
 def test_every_field_is_documented() -> None:
     for name, info in OperatorSettings.model_fields.items():
         assert info.description, f"{name} has no description"
+
+
+@pytest.mark.parametrize(
+    "selector", ["shard=a", "shard in (a, b),!legacy", "example.com/pool!=gpu", "team"]
+)
+def test_worker_selector_takes_kubernetes_label_selectors(selector: str) -> None:
+    assert load_settings({"worker_selector": selector}).worker_selector == selector
+
+
+def test_an_empty_worker_selector_serves_every_worker() -> None:
+    assert load_settings({"worker_selector": "  "}).worker_selector is None
+    assert load_settings().worker_selector is None
+
+
+@pytest.mark.parametrize("selector", ["shard in (a", "bad key=1", "a,,b", "shard=a b"])
+def test_a_malformed_worker_selector_is_refused_naming_the_variable(selector: str) -> None:
+    with pytest.raises(SettingsError, match=r"CPWORKER_WORKER_SELECTOR: .* label selector"):
+        load_settings({"worker_selector": selector})

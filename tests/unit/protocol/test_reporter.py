@@ -266,7 +266,7 @@ async def test_counting_the_same_job_again_changes_nothing(world: World) -> None
 def test_the_ledger_of_counted_jobs_is_bounded_and_keeps_the_newest() -> None:
     status: dict[str, object] = {}
     for n in range(models.COUNTED_JOBS_MAX + 5):
-        patch = workerstatus.count_patch(status, "failed", f"job-{n}")
+        patch = workerstatus.count_patch(status, {f"job-{n}": "failed"})
         assert patch is not None
         status |= patch
     ledger = status["countedJobs"]

@@ -21,6 +21,9 @@ class RequestRecord:
     # The job a job call was about (AcknowledgeJob, GetJobDetails, PutJob*Result): job ids are
     # not secret, and per-job counts ("one accepted result per job") need them.
     job_id: str | None = None
+    # A poll's queryParam value (queryable properties are never secret): benchmarks count
+    # polls per pool from it.
+    query: str | None = None
 
 
 class RequestLog:
@@ -37,6 +40,7 @@ class RequestLog:
         error_type: str | None,
         *,
         job_id: str | None = None,
+        query: str | None = None,
     ) -> None:
         record = RequestRecord(
             operation=operation,
@@ -46,6 +50,7 @@ class RequestLog:
             error_type=error_type,
             at=time.time(),
             job_id=job_id,
+            query=query,
         )
         with self._lock:
             self._records.append(record)

@@ -102,6 +102,16 @@ def _known_error(code: str) -> bool:
         return False
 
 
+def _query(body: dict[str, Any]) -> str | None:
+    """A poll's queryParam value, for the request log (never a nonce, a result or
+    configuration, which may hold secrets)."""
+    query = body.get("queryParam")
+    if isinstance(query, dict) and len(query) == 1:
+        value = next(iter(query.values()))
+        return value[:50] if isinstance(value, str) else None
+    return None
+
+
 def _validate_input(operation: str, body: dict[str, Any]) -> None:
     problems = shapes.input_problems(operation, body)
     if problems:
@@ -285,7 +295,15 @@ class CodePipelineServer:
             answer = self._handlers[operation](body)
         except ApiError as error:
             self._check_error(operation, error)
-            self.log.add(operation, error.status, started, "error", error.code, job_id=job_id)
+            self.log.add(
+                operation,
+                error.status,
+                started,
+                "error",
+                error.code,
+                job_id=job_id,
+                query=_query(body),
+            )
             return self._error(error)
         except Exception as exc:
             # Never crash the server and never echo the request (it may hold secrets).
@@ -301,7 +319,7 @@ class CodePipelineServer:
         if self.config.strict_conformance:
             for problem in shapes.output_problems(operation, answer):
                 self.violations.add(problem)
-        self.log.add(operation, 200, started, "ok", None, job_id=job_id)
+        self.log.add(operation, 200, started, "ok", None, job_id=job_id, query=_query(body))
         return web.json_response(
             answer,
             content_type=JSON_CONTENT_TYPE,

@@ -250,6 +250,63 @@ run "event_queues_are_readable" {
   }
 }
 
+run "events_read_the_pipelines_of_their_actions" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events"]
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement : s.Resource if s.Action == "codepipeline:GetPipeline"] == [
+      ["arn:aws:codepipeline:eu-west-1:123456789012:*"],
+    ]
+    error_message = "GetPipeline must be allowed on the pipelines of the action types' account and region only"
+  }
+  assert {
+    condition     = length(jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement) == 2
+    error_message = "the events policy holds the SQS read and GetPipeline, nothing else"
+  }
+  assert {
+    condition     = length([for s in jsondecode(aws_iam_role_policy.this[0].policy).Statement : s if s.Action == "codepipeline:GetPipeline"]) == 0
+    error_message = "GetPipeline belongs to the events policy, not the job policy"
+  }
+}
+
+run "get_pipeline_scoped_to_listed_pipelines" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events"]
+    pipeline_names   = ["gpu-*", "release"]
+  }
+  assert {
+    condition = [for s in jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement : s.Resource if s.Action == "codepipeline:GetPipeline"][0] == [
+      "arn:aws:codepipeline:eu-west-1:123456789012:gpu-*",
+      "arn:aws:codepipeline:eu-west-1:123456789012:release",
+    ]
+    error_message = "GetPipeline must be allowed on exactly the listed pipelines"
+  }
+}
+
+run "get_pipeline_is_optional" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events"]
+    read_pipelines   = false
+  }
+  assert {
+    condition     = length(jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement) == 1 && jsondecode(aws_iam_role_policy.read_event_queues[0].policy).Statement[0].Sid == "ReadWakeUpEvents"
+    error_message = "read_pipelines = false leaves only the SQS read"
+  }
+}
+
+run "rejects_a_pipeline_name_with_a_path" {
+  command = plan
+  variables {
+    event_queue_arns = ["arn:aws:sqs:eu-west-1:123456789012:cpworker-job-events"]
+    pipeline_names   = ["x/y"]
+  }
+  expect_failures = [var.pipeline_names]
+}
+
 run "rejects_non_sqs_event_queue" {
   command = plan
   variables {

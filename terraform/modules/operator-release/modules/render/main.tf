@@ -10,12 +10,18 @@ locals {
     }
     replicaCount = var.replica_count
     peering = {
-      # The chart requires peering for more than one replica.
+      # The chart requires peering for more than one replica; shards need names of their own.
       enabled = var.replica_count > 1
+      name    = var.peering_name
     }
     watchNamespaces = var.watch_namespaces
+    workerSelector  = var.worker_selector
     aws = {
       region = var.aws_region
+    }
+    events = {
+      queueUrl = var.events_queue_url
+      region   = var.events_queue_region
     }
     logging = {
       format = var.log_format

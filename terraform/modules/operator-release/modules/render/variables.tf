@@ -36,6 +36,40 @@ variable "watch_namespaces" {
   default     = []
 }
 
+variable "worker_selector" {
+  description = "Label selector of the CustomActionWorkers this release serves (CPWORKER_WORKER_SELECTOR): one shard of a fleet spread over several releases (docs/scaling.md). Empty: every worker in watch_namespaces."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !can(regex("[\\x00-\\x1f]", var.worker_selector))
+    error_message = "worker_selector is one line: a Kubernetes label selector such as shard=a."
+  }
+}
+
+variable "peering_name" {
+  description = "Name of the kopf peering object (with replica_count > 1). Shards of one fleet need names of their own: replicas sharing one elect a single active operator among all of them."
+  type        = string
+  default     = "cpworker"
+}
+
+variable "events_queue_url" {
+  description = "SQS queue of CodePipeline's action execution events (the job-events module's queue_url): a job's STARTED event wakes the workers that can take it. Empty: polling only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.events_queue_url == "" || can(regex("^https://", var.events_queue_url))
+    error_message = "events_queue_url is an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), or empty."
+  }
+}
+
+variable "events_queue_region" {
+  description = "Region of the events queue. Empty: the region in its URL."
+  type        = string
+  default     = ""
+}
+
 variable "aws_region" {
   description = "Default region of the CodePipeline API for workers without spec.region. Empty: AWS_REGION as injected by Pod Identity / IRSA."
   type        = string

@@ -61,6 +61,39 @@ run "worker_manifest_is_a_custom_action_worker" {
   }
 }
 
+run "events_queue_and_shard_reach_the_chart" {
+  command = plan
+  variables {
+    events_queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/cpworker-job-events"
+    worker_selector  = "shard=a"
+    peering_name     = "cpworker-a"
+  }
+  assert {
+    condition     = jsonencode(output.chart_values.events) == jsonencode({ queueUrl = "https://sqs.eu-west-1.amazonaws.com/123456789012/cpworker-job-events", region = "" })
+    error_message = "the events queue must reach events.queueUrl"
+  }
+  assert {
+    condition     = output.chart_values.workerSelector == "shard=a" && output.chart_values.peering.name == "cpworker-a"
+    error_message = "the shard's selector and peering name must reach the chart"
+  }
+}
+
+run "polling_only_by_default" {
+  command = plan
+  assert {
+    condition     = output.chart_values.events.queueUrl == "" && output.chart_values.workerSelector == ""
+    error_message = "no queue and no selector unless given"
+  }
+}
+
+run "rejects_a_queue_name_for_its_url" {
+  command = plan
+  variables {
+    events_queue_url = "cpworker-job-events"
+  }
+  expect_failures = [var.events_queue_url]
+}
+
 run "more_replicas_turn_on_peering" {
   command = plan
   variables {
