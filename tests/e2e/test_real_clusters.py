@@ -91,6 +91,55 @@ def test_a_report_larger_than_kubernetes_keeps_fails_the_job_saying_so(stack: St
     assert "file artifact" in error["message"]
 
 
+# ---- 3. watch gaps ---------------------------------------------------------------------------
+
+
+def test_a_job_deleted_in_a_watch_gap_is_reported_and_frees_its_slot(
+    stack: Stack, kube: KubeStandIn
+) -> None:
+    """A running Job is deleted while the operator's Job watch is down, and the history is
+    compacted before it resumes (an API server restart): no DELETED event ever comes. The
+    relist or the supervisor's 404 on the Job finds it, whichever comes first. Before (neither
+    existed): kopf's index kept the ghost for good; the job got no result (CodePipeline timed
+    it out) and held the worker's only slot, so nothing else ran."""
+    scenario = stack.cp_scenario()
+    stack.start_operator(job_relist_seconds=2.0)
+    stack.cluster.apply(
+        worker_manifest(
+            scenario, annotations={PREFIX + "duration": "never"}, spec={"maxInFlight": 1}
+        )
+    )
+    first = scenario.start(stack.cp_client)
+    [job] = wait_for(
+        lambda: [j for j in stack.cluster.jobs() if (j.get("status") or {}).get("active")],
+        what="the first job running",
+    )
+    name = job["metadata"]["name"]
+    jobs_key = ("batch", "jobs")
+
+    def delete_in_a_gap() -> None:
+        store = kube.server.store
+        store.drop_watches(lambda key: key == jobs_key)  # the watch is down ...
+        stored = store.get(jobs_key, NAMESPACE, name)
+        assert stored is not None
+        store.remove(jobs_key, NAMESPACE, name, stored)  # ... the Job goes meanwhile ...
+        store.compact()  # ... and the resume finds the history gone (410)
+
+    kube.call(delete_in_a_gap)
+    assert scenario.wait(stack.cp_client, first, timeout=60) == "Failed"
+    error = error_of(stack.cp_client, scenario, first)
+    assert "was deleted before it finished" in error["message"]
+    # The slot is free again: the next execution's job is dispatched.
+    second = scenario.start(stack.cp_client)
+    wait_for(
+        lambda: any(j["metadata"]["name"] != name for j in stack.cluster.jobs()),
+        what="the next job dispatched",
+    )
+    stack.cp_client.stop_pipeline_execution(
+        pipelineName=scenario.pipeline_name, pipelineExecutionId=second, abandon=True
+    )
+
+
 # ---- 4. pod creation refused by admission and quota ------------------------------------------
 
 
