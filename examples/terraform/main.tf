@@ -92,7 +92,7 @@ locals {
       }
     },
     var.enable_event_wakeup ? {
-      extraEnv = [{ name = "CPWORKER_EVENTS_QUEUE_URL", value = module.job_events.queue_url }]
+      events = { queueUrl = module.job_events.queue_url }
     } : {},
   )
 }
