@@ -143,11 +143,14 @@ def test_apply_retag_refuse_edit_and_destroy(
     read_queue = iam.get_role_policy(
         RoleName=outputs["role_name"], PolicyName=f"{outputs['role_name']}-read-event-queues"
     )
-    [read_statement] = read_queue["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in read_queue["PolicyDocument"]["Statement"]}
+    read_statement = by_sid["ReadWakeUpEvents"]
     assert read_statement["Resource"] in (
         outputs["event_queue_arn"],
         [outputs["event_queue_arn"]],
     )
+    # Reading a started action's pipeline (its queryParam) is granted with the queue.
+    assert by_sid["ReadPipelinesOfWakeUpEvents"]["Action"] == "codepipeline:GetPipeline"
 
     # --- a STARTED execution of our action type reaches the queue; other events do not
     events.put_events(
