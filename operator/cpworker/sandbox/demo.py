@@ -42,6 +42,7 @@ from cpworker import names, timestamps
 from cpworker.sandbox.codepipeline.environment import client_config
 from cpworker.sandbox.codepipeline.scenario import Scenario, create_scenario, source_zip
 from cpworker.sandbox.stack import SandboxStack
+from cpworker.settings import OperatorSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_codepipeline import CodePipelineClient
@@ -57,7 +58,7 @@ DEMO_SECRET = "demo-secret-value-never-logged"  # noqa: S105 - a canary, not a c
 SOURCE = {"VERSION": "1.4.2\n", "src/app.c": 'int main(void) { puts("hello"); return 0; }\n'}
 BROKEN = {"VERSION": "1.4.3-broken\n", "src/app.c": "int main(void) { return 1; }\n"}
 # The operator's events ceiling while events work: the worker idles this long between polls.
-IDLE_POLL_SECONDS = 600
+IDLE_POLL_SECONDS = int(OperatorSettings.model_fields["events_idle_ceiling_seconds"].default)
 
 # One script for both actions (one worker serves the action type), run as a local process
 # with the job's environment: inputs under $CPWORKER_INPUT_DIR, outputs under
