@@ -43,20 +43,7 @@ def test_a_missing_job_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_job_without_artifacts_needs_no_credentials(tmp_path: Path) -> None:
-    volume = JobVolume(tmp_path / "volume")
-    volume.publish_job(JobData())
-    args = [
-        "--job-file",
-        str(volume.job_file),
-        "--credentials-file",
-        str(tmp_path / "none"),
-        "--input-dir",
-        str(tmp_path / "in"),
-        "--output-dir",
-        str(tmp_path / "out"),
-        "--result-file",
-        str(tmp_path / "log"),
-    ]
+    args = _no_artifact_args(tmp_path, outputs=[])
     assert cli.main(["pull", *args]) == 0
     assert cli.main(["push", *args]) == 0
     assert not (tmp_path / "log").exists()
