@@ -117,6 +117,11 @@ def test_canary_secrets_never_leak(stack: Stack, operator_process: Any) -> None:
         lambda: ((stack.cluster.worker() or {}).get("status") or {}).get("succeeded") == 1,
         what="the job counted",
     )
+    # The job's Event comes after its count and its record: wait for it, then look.
+    wait_for(
+        lambda: any(e.get("reason") == "JobSucceeded" for e in stack.cluster.events()),
+        what="the JobSucceeded event",
+    )
 
     visible = {
         "operator log": operator.output,
