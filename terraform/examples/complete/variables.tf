@@ -63,7 +63,7 @@ variable "create_workers" {
 }
 
 variable "enable_event_wakeup" {
-  description = "Create an SQS queue fed by an EventBridge rule for STARTED executions of the action type, and let the operator read it (an opt-in wake-up hint; polling works without it)."
+  description = "Create an SQS queue fed by an EventBridge rule for STARTED (and early-ended) executions of the action type, and let the operator read it (an opt-in wake-up hint; polling works without it)."
   type        = bool
   default     = false
 }

@@ -1,13 +1,16 @@
 locals {
   # CodePipeline publishes "CodePipeline Action Execution State Change" events; STARTED for a
-  # Custom action means a job is about to be offered to PollForJobs. Fields in a pattern
-  # match independently, so several types may also match their cross-product: harmless for
-  # a hint that only says "poll now".
+  # Custom action means a job is about to be offered to PollForJobs, and FAILED, CANCELED or
+  # ABANDONED that an action may have ended under a running job (a stopped or superseded
+  # pipeline): the operator probes that job at once, which is what lets it probe running
+  # jobs rarely while the queue is healthy. SUCCEEDED is left out: the operator's own
+  # results cause those. Fields in a pattern match independently, so several types may also
+  # match their cross-product: harmless for hints that only say "poll now" or "probe now".
   event_pattern = {
     source      = ["aws.codepipeline"]
     detail-type = ["CodePipeline Action Execution State Change"]
     detail = {
-      state = ["STARTED"]
+      state = ["STARTED", "FAILED", "CANCELED", "ABANDONED"]
       type = {
         owner    = ["Custom"]
         category = sort(distinct([for t in var.action_types : t.category]))
@@ -35,7 +38,7 @@ resource "aws_cloudwatch_event_rule" "this" {
   count = var.create ? 1 : 0
 
   name          = var.name
-  description   = "cpworker: wake the operator when a custom action it serves starts"
+  description   = "cpworker: wake the operator when a custom action it serves starts or ends early"
   event_pattern = jsonencode(local.event_pattern)
   tags          = var.tags
 }

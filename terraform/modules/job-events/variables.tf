@@ -16,7 +16,7 @@ variable "name" {
 }
 
 variable "action_types" {
-  description = "The custom action types whose STARTED action executions wake the operator: a list of {category, provider, version} (custom-action-type's action_type_ids values fit)."
+  description = "The custom action types whose action executions the operator hears of (STARTED wakes its workers; FAILED, CANCELED and ABANDONED probe a running job at once): a list of {category, provider, version} (custom-action-type's action_type_ids values fit)."
   type = list(object({
     category = string
     provider = string

@@ -48,14 +48,16 @@ def receive(
     return events
 
 
-def test_started_and_succeeded_events_reach_the_queue(
+def test_started_and_succeeded_events_reach_a_queue_subscribed_to_every_state(
     codepipeline: CodePipelineStandIn,
     cp_client: CodePipelineClient,
     cp_scenario: ScenarioFactory,
     sqs_client: SQSClient,
 ) -> None:
     queue_url = new_queue(sqs_client)
-    codepipeline.events.subscribe(Subscription(queue_url=queue_url))
+    ruled_url = new_queue(sqs_client)  # as the job-events module's rule: no SUCCEEDED
+    codepipeline.events.subscribe(Subscription(queue_url=queue_url, states=None))
+    codepipeline.events.subscribe(Subscription(queue_url=ruled_url))
     scenario = cp_scenario()
     execution_id = scenario.start(cp_client)
     (started,) = receive(sqs_client, queue_url, 1)
@@ -75,6 +77,29 @@ def test_started_and_succeeded_events_reach_the_queue(
     cp_client.put_job_success_result(jobId=job["id"])
     (finished,) = receive(sqs_client, queue_url, 1)
     assert finished["detail"]["state"] == "SUCCEEDED"
+    assert [e["detail"]["state"] for e in receive(sqs_client, ruled_url, 1)] == ["STARTED"]
+    assert receive(sqs_client, ruled_url, 1, timeout=1.5) == []
+
+
+def test_a_failed_action_reaches_the_queue_as_the_rule_delivers_it(
+    codepipeline: CodePipelineStandIn,
+    cp_client: CodePipelineClient,
+    cp_scenario: ScenarioFactory,
+    sqs_client: SQSClient,
+) -> None:
+    queue_url = new_queue(sqs_client)
+    codepipeline.events.subscribe(Subscription(queue_url=queue_url))
+    scenario = cp_scenario()
+    scenario.start(cp_client)
+    (started,) = receive(sqs_client, queue_url, 1)
+    assert started["detail"]["state"] == "STARTED"
+    (job,) = scenario.poll(cp_client)
+    cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+    cp_client.put_job_failure_result(
+        jobId=job["id"], failureDetails={"type": "JobFailed", "message": "make: Error 2"}
+    )
+    (failed,) = receive(sqs_client, queue_url, 1)
+    assert failed["detail"]["state"] == "FAILED"
 
 
 def test_unreliable_delivery_on_demand(

@@ -152,19 +152,22 @@ def test_apply_retag_refuse_edit_and_destroy(
     # Reading a started action's pipeline (its queryParam) is granted with the queue.
     assert by_sid["ReadPipelinesOfWakeUpEvents"]["Action"] == "codepipeline:GetPipeline"
 
-    # --- a STARTED execution of our action type reaches the queue; other events do not
+    # --- STARTED and early-ended executions of our action type reach the queue; the
+    # SUCCEEDED ones our own results cause, and other action types', do not
     events.put_events(
         Entries=[
-            _action_event("FAILED", PROVIDER),
+            _action_event("SUCCEEDED", PROVIDER),
             _action_event("STARTED", "SomeoneElsesBuild"),
             _action_event("STARTED", PROVIDER),
+            _action_event("FAILED", PROVIDER),
         ]
     )
     received = sqs.receive_message(
         QueueUrl=outputs["event_queue_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
     ).get("Messages", [])
-    assert [json.loads(m["Body"])["detail"]["execution-id"] for m in received] == [
-        f"STARTED-{PROVIDER}"
+    assert sorted(json.loads(m["Body"])["detail"]["execution-id"] for m in received) == [
+        f"FAILED-{PROVIDER}",
+        f"STARTED-{PROVIDER}",
     ]
 
     # --- a plan right after the apply is empty and raises no immutability warning: the

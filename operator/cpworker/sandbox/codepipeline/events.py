@@ -44,6 +44,10 @@ class Subscription:
     drop_probability: float = 0.0
     duplicate_probability: float = 0.0
     owners: tuple[str, ...] = ("Custom",)  # like a rule matching detail.type.owner
+    # Like a rule matching detail.state: by default the Terraform job-events module's rule
+    # (terraform/modules/job-events/main.tf), so that what reaches the operator's queue, and
+    # what the benchmark counts, is what production delivers. None: every state.
+    states: tuple[str, ...] | None = ("STARTED", "FAILED", "CANCELED", "ABANDONED")
 
     def __post_init__(self) -> None:
         if self.delay < 0 or not all(
@@ -153,8 +157,11 @@ class EventBus:
             self.schedule(0.0, self._bus_sender(event))
         owner = event["detail"]["type"]["owner"]
         body = json.dumps(event)
+        state = event["detail"].get("state")
         for subscription in self.subscriptions():
             if owner not in subscription.owners:
+                continue
+            if subscription.states is not None and state not in subscription.states:
                 continue
             with self._lock:
                 if self._random.random() < subscription.drop_probability:

@@ -9,8 +9,9 @@ Control endpoints (JSON in, JSON out; for tests, the CLI and benchmarks):
 - `GET  /_sandbox/requests`, `DELETE /_sandbox/requests`   (the request log; no bodies, no secrets)
 - `GET  /_sandbox/violations`                  (conformance violations found so far)
 - `GET  /_sandbox/events`, `POST /_sandbox/events` {"queue_url": ..., "delay": 0.5,
-  "drop_probability": 0.1, "duplicate_probability": 0.1, "owners": ["Custom"]} to subscribe a
-  queue, or {"eventbridge": true} to also put events on moto's default EventBridge bus,
+  "drop_probability": 0.1, "duplicate_probability": 0.1, "owners": ["Custom"], "states":
+  ["STARTED", "FAILED"]} to subscribe a queue (states: default the job-events rule's, null
+  all), or {"eventbridge": true} to also put events on moto's default EventBridge bus,
   `DELETE /_sandbox/events`   (action execution events delivered to SQS queues)
 """
 
@@ -406,8 +407,9 @@ class CodePipelineServer:
         if set(body) == {"eventbridge"} and isinstance(body["eventbridge"], bool):
             self.events.eventbridge = body["eventbridge"]
             return web.json_response(self._events_state())
-        if "owners" in body:
-            body["owners"] = tuple(body["owners"])
+        for key in ("owners", "states"):
+            if isinstance(body.get(key), list):
+                body[key] = tuple(body[key])
         try:
             self.events.subscribe(Subscription(**body))
         except (TypeError, ValueError) as exc:

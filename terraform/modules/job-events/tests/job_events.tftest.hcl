@@ -20,14 +20,14 @@ variables {
   ]
 }
 
-run "rule_matches_started_custom_actions_of_the_served_types" {
+run "rule_matches_started_and_early_ended_custom_actions_of_the_served_types" {
   command = plan
   assert {
     condition = jsondecode(aws_cloudwatch_event_rule.this[0].event_pattern) == {
       source      = ["aws.codepipeline"]
       detail-type = ["CodePipeline Action Execution State Change"]
       detail = {
-        state = ["STARTED"]
+        state = ["STARTED", "FAILED", "CANCELED", "ABANDONED"]
         type = {
           owner    = ["Custom"]
           category = ["Build"]
@@ -36,7 +36,7 @@ run "rule_matches_started_custom_actions_of_the_served_types" {
         }
       }
     }
-    error_message = "event pattern must select STARTED executions of the served custom action types"
+    error_message = "event pattern must select STARTED, FAILED, CANCELED and ABANDONED executions of the served custom action types"
   }
   assert {
     condition     = aws_sqs_queue.this[0].sqs_managed_sse_enabled == true && aws_sqs_queue.this[0].receive_wait_time_seconds == 20
