@@ -86,6 +86,9 @@ class ClaimContext:
     metrics: Metrics | None = None
     # Told of each Kubernetes error a claim ends with (the worker's condition shows it).
     on_kube_error: Callable[[KubeError], None] = field(default=lambda _error: None)
+    # Told of each Job released because CodePipeline just answered InProgress (by name): that
+    # answer is as good as a cancellation probe's, so the next one can wait its interval.
+    on_in_progress: Callable[[str], None] = field(default=lambda _name: None)
 
 
 def _claimed(metrics: Metrics | None, released: Mapping[str, Any]) -> None:
@@ -299,6 +302,7 @@ async def _claim(
     ctx.hook("before-release")
     released = await ctx.records.release(record)
     ctx.hook("after-release")
+    ctx.on_in_progress(str(record["metadata"]["name"]))
     if not already_running:
         _claimed(ctx.metrics, released)
     if already_running:

@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from cpworker import jobindex, kube, models, names, workerloop
+from cpworker import diffbase, jobindex, kube, models, names, workerloop
 from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings
 
@@ -34,7 +34,7 @@ def kopf_settings(settings: kopf.OperatorSettings, ours: OperatorSettings) -> No
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=names.KOPF_ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = diffbase.WorkerDiffBaseStorage(
         prefix=names.KOPF_ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     # kopf turns handler log lines into Events; ours are posted explicitly.
@@ -62,12 +62,14 @@ def build_registry() -> kopf.OperatorRegistry:
         info: kopf.ConnectionInfo = kube.connection_info(rt.kube.configuration)
         return info
 
+    # The indexers are async although they only compute: kopf runs a sync handler in its
+    # thread pool, a hand-over per watch event that cost more than the summary itself.
     @kopf.index("batch", "v1", "jobs", id="cpw_jobs", labels=MANAGED, registry=registry)
-    def cpw_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], jobindex.JobSummary]:
+    async def cpw_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, str], jobindex.JobSummary]:
         return {jobindex.job_index_key(body): jobindex.summarize_job(body)}
 
     @kopf.index("", "v1", "pods", id="cpw_pods", labels=MANAGED, registry=registry)
-    def cpw_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], jobindex.PodSummary]:
+    async def cpw_pods(body: kopf.Body, **_: Any) -> dict[tuple[str, str], jobindex.PodSummary]:
         job = jobindex.owning_job(body)
         if job is None:
             return {}

@@ -90,6 +90,11 @@ class InFlightSupervisor:
     # condition shows it (kubehealth).
     kube_error: KubeError | None = None
 
+    def in_progress(self, job_name: str) -> None:
+        """CodePipeline just said this job is in progress (its claim's AcknowledgeJob): probe
+        it an interval from now, not at once (it used to cost a second call per job)."""
+        self.state.last_probe[job_name] = self.clock()
+
     def probe_soon(self, job_name: str) -> None:
         """Probe this job at the next supervision (an event says its action ended)."""
         self.state.last_probe.pop(job_name, None)

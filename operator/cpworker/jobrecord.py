@@ -33,6 +33,10 @@ from cpworker.kube import AlreadyExistsError, Body, ConflictError, KubeClient, N
 MAX_NONCE_CANDIDATES: Final = 4
 # Conflicting writes to a Job's candidates are retried this often (each re-reads the Job).
 CANDIDATE_ATTEMPTS: Final = 5
+# Jobs this process remembers facts of (their secret configuration values, to redact reports
+# without reading the Secret back; whether it deleted their Secret); beyond this the oldest
+# are forgotten, which costs a read or a repeated delete, never a wrong answer.
+REMEMBERED_JOBS: Final = 10_000
 
 
 # --- Reading the record (pure) ---------------------------------------------------------------
@@ -159,6 +163,26 @@ def held_by_another_reporter(
     return bool(holder) and holder != reporter_id and age < lease_seconds
 
 
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """Keep `key` as the newest entry of a bounded memory (the oldest are forgotten)."""
+    memory.pop(key, None)
+    memory[key] = value
+    while len(memory) > REMEMBERED_JOBS:
+        del memory[next(iter(memory))]
+
+
+def may_report(
+    job: Mapping[str, Any], job_id: str, reporter_id: str, *, now: float, lease_seconds: float
+) -> bool:
+    """True when this Job still runs `job_id` and no other reporter holds a live claim."""
+    annotations = annotations_of(job)
+    return (
+        annotations.get(names.ANNOTATION_PHASE) == names.Phase.RUNNING
+        and annotations.get(names.ANNOTATION_JOB_ID) == job_id
+        and not held_by_another_reporter(job, reporter_id, now=now, lease_seconds=lease_seconds)
+    )
+
+
 # --- The verbs --------------------------------------------------------------------------------
 
 
@@ -167,6 +191,19 @@ class JobRecords:
 
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
+        # Job uid -> the secret configuration values written into its Secret by this process,
+        # so that a report need not read the Secret back (after a restart it does).
+        self._redactions: dict[str, list[str]] = {}
+        # Job uids whose Secret this process deleted (an ordered set): the sweeper need not.
+        self._secrets_deleted: dict[str, None] = {}
+
+    def _remember_redactions(self, job_uid: str, values: list[str]) -> None:
+        self._secrets_deleted.pop(job_uid, None)
+        _remember(self._redactions, job_uid, values)
+
+    def deleted_secret_of(self, job: Mapping[str, Any]) -> bool:
+        """True when this process deleted this Job's Secret (by uid) and wrote none since."""
+        return str(job["metadata"].get("uid")) in self._secrets_deleted
 
     async def get(self, namespace: str, name: str) -> Body | None:
         """The Job as stored now, or None if it does not exist."""
@@ -262,7 +299,7 @@ class JobRecords:
         namespace, name = _where(job)
         await self.kube.delete_job(namespace, name)
         # Delete the Secret too: GC would, but a slow GC must not keep credentials around.
-        await self.kube.delete_secret(namespace, name)
+        await self.delete_secret(job)
 
     async def abandon_unless_contested(self, job: Mapping[str, Any], nonces: set[str]) -> bool:
         """Delete a claiming Job whose claim failed, unless someone else is claiming it too.
@@ -284,7 +321,7 @@ class JobRecords:
             await self.kube.delete_job(namespace, name, resource_version=version)
         except ConflictError:
             return False
-        await self.kube.delete_secret(namespace, name)
+        await self.delete_secret(fresh)
         return True
 
     # ---- continuation ---------------------------------------------------------------------
@@ -388,19 +425,17 @@ class JobRecords:
         that loses the race gets Conflict and leaves it. A claim older than the lease is taken
         over (its reporter crashed before `mark_reported`). True also when the Job is gone: the
         result must reach CodePipeline anyway.
+
+        The Job is read first, not taken from the watch: a Job that just finished is still
+        being written by the Job controller (its second terminal condition, completionTime),
+        so the watch's version failed the precondition for most reports (`cpworker bench`).
         """
         namespace, name = _where(job)
         fresh = await self.get(namespace, name)
         if fresh is None:
             return True
-        annotations = annotations_of(fresh)
-        if (
-            annotations.get(names.ANNOTATION_PHASE) != names.Phase.RUNNING
-            or annotations.get(names.ANNOTATION_JOB_ID) != job_id
-        ):
-            return False
         now = time.time()
-        if held_by_another_reporter(fresh, reporter_id, now=now, lease_seconds=lease_seconds):
+        if not may_report(fresh, job_id, reporter_id, now=now, lease_seconds=lease_seconds):
             return False
         patch = _annotate(
             {names.ANNOTATION_REPORTER: f"{reporter_id} {now:.0f}"},
@@ -411,7 +446,7 @@ class JobRecords:
         except ConflictError:
             return False
         except NotFoundError:
-            return True
+            pass  # gone: the result must reach CodePipeline anyway
         return True
 
     async def mark_reported(
@@ -448,6 +483,7 @@ class JobRecords:
             job=cp_job,
             secret_property_names=secret_property_names,
         )
+        self._redactions.pop(str(job["metadata"]["uid"]), None)  # until written again
         try:
             await self.kube.create_secret(namespace, secret)
         except AlreadyExistsError:
@@ -464,6 +500,10 @@ class JobRecords:
                 "data": secret["data"],
             }
             await self.kube.patch_secret(namespace, name, patch)
+        self._remember_redactions(
+            str(job["metadata"]["uid"]),
+            jobsecret.secret_configuration_values(cp_job.data, secret_property_names),
+        )
 
     async def has_secret(self, job: Mapping[str, Any]) -> bool:
         namespace, name = _where(job)
@@ -488,13 +528,21 @@ class JobRecords:
         namespace, name = _where(job)
         logging_setup.SECRETS.add(jobsecret.masked_values(data, secret_property_names))
         patch = jobsecret.credentials_patch(job_id, account_id, data, secret_property_names)
+        uid = str(job["metadata"]["uid"])
+        self._redactions.pop(uid, None)  # until written again
         await self.kube.patch_secret(namespace, name, patch)
+        self._remember_redactions(
+            uid, jobsecret.secret_configuration_values(data, secret_property_names)
+        )
         issued = _annotate({names.ANNOTATION_CREDENTIALS_ISSUED_AT: timestamps.rfc3339(now)})
         await self.kube.patch_job(namespace, name, issued)
 
     async def delete_secret(self, job: Mapping[str, Any]) -> None:
         namespace, name = _where(job)
         await self.kube.delete_secret(namespace, name)
+        uid = str(job["metadata"].get("uid"))
+        self._redactions.pop(uid, None)
+        _remember(self._secrets_deleted, uid, None)
 
     async def delete_orphaned_secret(self, namespace: str, name: str, gone_uid: str) -> bool:
         """Delete the Secret `name` if no existing Job owns it: its Job (uid `gone_uid`) was
@@ -527,10 +575,15 @@ class JobRecords:
             )
         except ConflictError:
             return False  # changed since read (a new Job's claim took it over): look again
+        self._redactions.pop(gone_uid, None)
         return True
 
     async def secret_configuration(self, job: Mapping[str, Any]) -> list[str]:
-        """The job's secret configuration values (to redact them from what is reported)."""
+        """The job's secret configuration values (to redact them from what is reported):
+        as written by this process, or read from the Secret."""
+        remembered = self._redactions.get(str(job["metadata"].get("uid")))
+        if remembered is not None:
+            return list(remembered)
         namespace, name = _where(job)
         try:
             secret = await self.kube.get_secret(namespace, name)

@@ -139,12 +139,17 @@ def credentials_patch(
     return {"data": secret_data(job_id, account_id, data, secret_property_names)}
 
 
+def secret_configuration_values(data: JobData, secret_property_names: Collection[str]) -> list[str]:
+    """The job's secret configuration values, as `stored_secret_configuration` reads them back
+    from its Secret (to redact them from reports)."""
+    secrets = _secret_configuration(data, secret_property_names)
+    return [value for v in secrets.values() if (value := v.get_secret_value())]
+
+
 def masked_values(data: JobData, secret_property_names: Collection[str]) -> list[str]:
     """What the log filter must mask for this job: secret configuration values and the
     artifact secret key and session token (the access key id alone grants nothing)."""
-    values = [
-        v.get_secret_value() for v in _secret_configuration(data, secret_property_names).values()
-    ]
+    values = secret_configuration_values(data, secret_property_names)
     creds = data.artifact_credentials
     if creds is not None:
         values += [

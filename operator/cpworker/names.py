@@ -195,6 +195,16 @@ def worker_selector(worker_name: str) -> str:
     return f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE},{LABEL_WORKER}={worker_label_value(worker_name)}"
 
 
+# Set by the Job controller on every pod of a Job it generates the selector for (1.27+);
+# cpworker always lets it (jobtemplate refuses selector and manualSelector).
+LABEL_CONTROLLER_UID: Final = "batch.kubernetes.io/controller-uid"
+
+
+def job_pods_selector(job_uid: str) -> str:
+    """Label selector for the pods of one Job (by its uid: not a namesake's)."""
+    return f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE},{LABEL_CONTROLLER_UID}={job_uid}"
+
+
 def managed_selector() -> str:
     """Label selector for every Job/Secret the operator made, for all workers."""
     return f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE},{LABEL_WORKER}"

@@ -182,11 +182,15 @@ RENEWING_ERRORS = (codepipeline.CredentialsExpiredError, codepipeline.Credential
 # An event can arrive before its job can be polled: polls it asked for that find nothing are
 # repeated this many times, `min_interval` apart, before the worker goes back to idling.
 EVENT_FOLLOW_UPS = 3
+# How often a worker with nothing in flight is supervised anyway (a safety net only: a Job
+# event or a claim brings the next round forward).
+IDLE_TEND_SECONDS = 60.0
 
 
 @dataclass
 class PollLoop:
-    """Runs one worker until `stopped`: supervision every `tend_interval`, polls when due.
+    """Runs one worker until `stopped`: supervision every `tend_interval` while `has_work()`
+    (else every IDLE_TEND_SECONDS, and at once after a claim or a wake-up), polls when due.
 
     The callables keep this loop independent of kopf: `target()` returns the current
     PollTarget (or None when the worker must not poll: paused or invalid), `live_jobs()`
@@ -207,6 +211,10 @@ class PollLoop:
     report: Callable[[PollOutcome], Awaitable[Any]]
     slow_retry_interval: float = 60.0
     tend_interval: float = 5.0
+    # Whether the worker has anything to supervise (Jobs in the index, Secrets to retry):
+    # without, supervision runs only every IDLE_TEND_SECONDS. At a thousand idle workers the
+    # empty rounds every few seconds were most of the operator's idle CPU.
+    has_work: Callable[[], bool] = field(default=lambda: True)
     first_delay: Callable[[], float] = field(default=lambda: 0.0)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     backoff: IdleBackoff | None = None
@@ -215,6 +223,7 @@ class PollLoop:
     _polled_once: bool = False
     _poll_now: bool = False
     _tend_now: bool = False
+    _claimed: bool = False  # the last poll handed jobs to the claimer
 
     def poll_now(self) -> None:
         """Poll at once (capacity freed up, the spec changed)."""
@@ -264,6 +273,7 @@ class PollLoop:
         handled = Handled.DONE
         if outcome.jobs:
             self._follow_ups = 0
+            self._claimed = True
             handled = await self.handle_jobs(outcome.jobs) or Handled.DONE
         if handled is Handled.BACK_OFF:
             delay = self.backoff.after_error()
@@ -290,6 +300,8 @@ class PollLoop:
         while not stopped():
             if self.wake.is_set():
                 self.wake.clear()
+                # What woke us (a Job's event, a spec change) may have brought work to tend.
+                next_tend = min(next_tend, self.clock() + self.tend_interval)
                 if self._poll_now:
                     self._poll_now = False
                     next_poll = min(next_poll, self.clock())
@@ -298,13 +310,20 @@ class PollLoop:
                     next_tend = self.clock()
             if self.clock() >= next_tend:
                 await self._guarded(self.tend, None)
-                next_tend = self.clock() + self.tend_interval
+                next_tend = self.clock() + self._tend_delay()
             if self.clock() >= next_poll:
                 delay = await self._guarded(self.poll_cycle, self.slow_retry_interval / 4)
                 next_poll = self.clock() + delay
+                if self._claimed:
+                    # The claims made Jobs to look after (the index may not show them yet).
+                    self._claimed = False
+                    next_tend = min(next_tend, self.clock() + self.tend_interval)
             wait = min(next_poll, next_tend) - self.clock()
             if wait > 0 and not stopped():
                 await self.sleep(wait)
+
+    def _tend_delay(self) -> float:
+        return self.tend_interval if self.has_work() else max(self.tend_interval, IDLE_TEND_SECONDS)
 
     async def sleep(self, delay: float) -> None:
         """Sleep up to `delay`, cut short by `wake` (a finished Job, an event, a stop)."""

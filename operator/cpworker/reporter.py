@@ -372,8 +372,12 @@ class Reporter:
             await self.kube.post_event(worker, reason, message[:1024], type_=event_type)
 
     async def fresh_pods(self, job: JobSummary) -> list[PodSummary]:
-        """A Job's pods, fresh from the API (the pod index may lag behind the Job's end)."""
-        pods = await self.kube.list_pods(job.namespace, names.worker_selector(job.worker))
+        """A Job's pods, fresh from the API (the pod index may lag behind the Job's end).
+
+        Selected by the label the Job controller puts on its pods (the Job's uid), not by
+        the worker's: a worker with twenty jobs in flight would otherwise send twenty pods
+        for each report."""
+        pods = await self.kube.list_pods(job.namespace, names.job_pods_selector(job.uid))
         return [summarize_pod(p) for p in pods if owning_job(p) == job.name]
 
 

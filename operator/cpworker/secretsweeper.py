@@ -15,7 +15,8 @@ The operator may not list Secrets (get/create/patch/delete only: a list would re
 of the namespace), so the sweeper finds them from the Job index, whose Secrets are named like
 their Jobs: a Job's DELETED event (`job_gone`) deletes its Secret unless a newer Job of the name
 owns it; each supervision round (`sweep`) deletes the Secret of every reported or cancelled Job
-of the worker once per operator life. Deletions that fail are retried at the next round, so a
+of the worker once per operator life, unless this process deleted it already (the reporter
+does, right after `mark_reported`). Deletions that fail are retried at the next round, so a
 Secret outlives its Job by at most one supervision interval after the API answers again.
 
 Not covered: a Job deleted with propagationPolicy Orphan while no operator runs (its DELETED
@@ -59,6 +60,10 @@ class SecretSweeper:
         self._pending[key] = str(metadata.get("uid", ""))
         await self._settle(key)
 
+    def has_pending(self) -> bool:
+        """Secrets of deleted Jobs are still to be checked (each round retries them)."""
+        return bool(self._pending)
+
     async def sweep(self, jobs: Iterable[JobSummary]) -> None:
         """One round for a worker's Jobs: retry Secrets of Jobs gone, delete those of done Jobs."""
         for key in list(self._pending):
@@ -67,6 +72,9 @@ class SecretSweeper:
         for job in jobs:
             key = (job.namespace, job.name)
             if key in self._swept or job.phase not in DONE_PHASES or budget <= 0:
+                continue
+            if self.records.deleted_secret_of(job.body):  # the reporter did, in this life
+                self._swept.add(key)
                 continue
             budget -= 1
             try:

@@ -160,6 +160,7 @@ class Worker:
             report=self.show,
             slow_retry_interval=rt.settings.slow_retry_seconds,
             tend_interval=rt.settings.supervise_interval_seconds,
+            has_work=lambda: bool(self.jobs()) or self.rt.sweeper.has_pending(),
             first_delay=self.first_delay,
         )
         # After a hand-over, its continuation job is about to appear: poll for it at once.
@@ -294,6 +295,7 @@ class Worker:
             worker=self.name,
             metrics=self.rt.metrics,
             on_kube_error=failures.append,
+            on_in_progress=self.supervisor.in_progress,
         )
         outcomes = await claimer.process_polled_jobs(ctx, jobs)
         for outcome in outcomes:

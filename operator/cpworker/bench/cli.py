@@ -69,7 +69,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy the operator during the first idle window; folded stacks here",
+        help="py-spy the operator in the first idle window (folded stacks here) and the burst "
+        "(beside it, -burst in the name)",
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and kubeconfigs here")
     parser.add_argument(
@@ -238,6 +239,11 @@ def notes_for(plan: Plan, events_run: bool) -> list[str]:
     return notes
 
 
+def burst_profile_path(profile: Path) -> Path:
+    """Where the burst's profile goes: beside the idle window's, `-burst` in its name."""
+    return profile.with_name(f"{profile.stem}-burst{profile.suffix}")
+
+
 def run(
     plan: Plan,
     workdir: Path,
@@ -266,6 +272,7 @@ def run(
         harness.operator_source = operator_source.resolve()
         meta["operator_source"] = str(operator_source)
     meter = phases.StandInMeter()
+    burst_profile = burst_profile_path(profile) if profile is not None else None
     try:
         idle: list[phases.IdleResult] = []
         for index, size in enumerate(plan.idle_workers):
@@ -283,7 +290,7 @@ def run(
                 for mode in (("polling", "events") if events_run else ("polling",))
             ]
         shards = phases.run_shards(harness, plan, progress, meter, events=events_run)
-        burst = phases.run_burst_operator(harness, plan, progress, meter)
+        burst = phases.run_burst_operator(harness, plan, progress, meter, burst_profile)
         baselines, check = phases.run_baselines(harness, plan, progress, meter)
         raw = phases.run_burst_raw(harness, plan, progress, meter)
         by_operation: dict[str, list[float]] = defaultdict(list)
@@ -310,8 +317,12 @@ def run(
     if profile is not None and profile.exists():
         result["profile"] = profiling.summarize(profile, seconds=plan.idle_seconds)
         meta["notes"].append(
-            "profiled with py-spy --nonblocking during the first idle window (its figures "
-            "include the sampler's small overhead)"
+            "profiled with py-spy --nonblocking during the first idle window and the "
+            "operator's burst (their figures include the sampler's small overhead)"
+        )
+    if burst_profile is not None and burst_profile.exists():
+        result["profile_burst"] = profiling.summarize(
+            burst_profile, seconds=burst.dispatch_seconds + burst.seconds_to_first
         )
     progress.done(f"finished in {meta['duration_s']:.0f} s")
     return result

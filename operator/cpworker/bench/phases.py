@@ -16,6 +16,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -570,7 +571,7 @@ def _ids(h: Harness, provider: str) -> set[str]:
 
 
 def run_burst_operator(
-    h: Harness, plan: Plan, progress: Progress, meter: StandInMeter
+    h: Harness, plan: Plan, progress: Progress, meter: StandInMeter, profile: Path | None = None
 ) -> BurstResult:
     namespace, provider = "burst-operator", "bench-burst-operator"
     progress.phase(f"burst: {plan.jobs} jobs over {plan.workers} workers (operator)")
@@ -603,6 +604,7 @@ def run_burst_operator(
         h.operator_env(settings), namespace, h.directory / "operator-burst.log", free_port()
     )
     operator.start()
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         # Started with its workers paused: the burst meets a warmed-up operator (watches
         # open, workers known), as a burst in production does; start-up is phase 1's figure.
@@ -625,6 +627,8 @@ def run_burst_operator(
         meter.begin(h)
         t0 = time.time()
         cpu = CpuWindow(operator.pid).start()
+        if profile is not None:
+            profiler = _start_profiler(operator.pid, plan.burst_timeout, profile)
         set_paused(h.kube, namespace, [worker_name(i) for i in range(plan.workers)], paused=False)
         ids = _ids(h, provider)
 
@@ -641,10 +645,15 @@ def run_burst_operator(
             h, provider, plan.jobs, plan.drain_timeout, progress=progress, operator=operator
         )
         t_end = time.time()
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+            profiler.wait(timeout=60)
         cpu_share = cpu.share()
         rss_peak = memory_mib(operator.pid)[1]
         calls = collections.Counter(r.operation for r in h.cp_requests(t0, t_end))
-        writes = writes_by_resource(h.audit(), OPERATOR_USER, namespace)
+        # The last jobs' writes after their results (the record, the Secret's deletion, the
+        # count and the event) belong to the burst too: wait for the operator to go quiet.
+        writes = _settled_writes(h, namespace)
         first, span, rate, measured = _burst_figures(h, provider, t0)
         progress.done(f"{measured.dispatched}/{plan.jobs} dispatched, {rate:.1f} jobs/s")
     finally:
@@ -666,6 +675,22 @@ def run_burst_operator(
         latencies=measured,
         complete=complete,
     )
+
+
+def _settled_writes(
+    h: Harness, namespace: str, *, quiet: float = 3.0, limit: float = 60.0
+) -> collections.Counter[str]:
+    """The operator's writes in `namespace` once none came for `quiet` seconds (at most
+    `limit` seconds from now)."""
+    deadline = time.monotonic() + limit
+    writes = writes_by_resource(h.audit(), OPERATOR_USER, namespace)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = writes_by_resource(h.audit(), OPERATOR_USER, namespace)
+        if now == writes:
+            break
+        writes = now
+    return writes
 
 
 def _rawloop(h: Harness, plan_body: dict[str, Any], name: str) -> tuple[Subprocess, Path]:

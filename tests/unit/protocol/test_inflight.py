@@ -118,6 +118,7 @@ async def test_a_failed_credential_refresh_does_not_block_the_cancellation_probe
     the probe, every round: the Job runs on to its deadline."""
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     backdate_credentials(world, job_id, world.settings.credentials_refresh_seconds + 1)
     world.cp.forget(job_id)
     await life.supervise()
@@ -130,6 +131,7 @@ async def test_a_failed_credential_refresh_does_not_block_the_cancellation_probe
 async def test_an_in_progress_job_is_left_running_with_no_write(world: World) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     writes = len(world.kube.writes)
     await life.supervise()
     assert [c.operation for c in world.cp.calls][-1:] == ["AcknowledgeJob"]
@@ -137,17 +139,34 @@ async def test_an_in_progress_job_is_left_running_with_no_write(world: World) ->
     assert len(world.kube.writes) == writes
 
 
-async def test_the_probe_runs_once_per_interval(world: World) -> None:
+async def test_the_probe_runs_once_per_interval_counting_from_the_claim(world: World) -> None:
+    """The claim's AcknowledgeJob said InProgress a moment ago: the first probe waits its
+    interval from then, and each next one its interval from the last."""
     clock = Clock()
     life = world.life(clock=clock)
     await world.dispatched(life)
     acks = len(world.cp.operations("AcknowledgeJob"))
+    await life.supervise()
+    assert len(world.cp.operations("AcknowledgeJob")) == acks
+    clock.advance(world.settings.cancel_probe_seconds - 1)
+    await life.supervise()
+    assert len(world.cp.operations("AcknowledgeJob")) == acks
+    clock.advance(1)
     await life.supervise()
     await life.supervise()
     assert len(world.cp.operations("AcknowledgeJob")) == acks + 1
     clock.advance(world.settings.cancel_probe_seconds)
     await life.supervise()
     assert len(world.cp.operations("AcknowledgeJob")) == acks + 2
+
+
+async def test_a_job_another_process_dispatched_is_probed_at_once(world: World) -> None:
+    """After a restart nothing is known of the last answer: the first round probes."""
+    job_id = await world.dispatched(world.life())
+    world.cp.end(job_id, "Failed")
+    await world.life().supervise()
+    assert world.job(job_id) is None
+    assert "JobCancelled" in world.kube.event_reasons()
 
 
 @pytest.mark.parametrize(
@@ -164,6 +183,7 @@ async def test_a_job_codepipeline_stopped_is_cancelled_under_a_precondition(
 ) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     if end == "forget":
         world.cp.forget(job_id)
     elif end == "redeliver":
@@ -190,6 +210,7 @@ async def test_a_job_codepipeline_stopped_is_cancelled_under_a_precondition(
 async def test_a_job_changed_while_being_cancelled_is_left_alone(world: World) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     world.cp.end(job_id, "Failed")
     world.kube.intercept(
         "PATCH",
@@ -209,6 +230,7 @@ async def test_a_job_reported_by_this_process_is_not_cancelled_by_a_stale_index(
 ) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     stale = world.summary(job_id)  # running and unfinished, as the index still says
     world.succeed(job_id)
     await life.supervise()  # reports it: CodePipeline now says Succeeded
@@ -235,6 +257,7 @@ async def test_a_succeeded_job_with_our_hand_over_intent_is_marked_continued_not
 ) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     body = world.job(job_id)
     assert body is not None
     await life.records.record_handover_intent(body, job_id)
@@ -249,6 +272,7 @@ async def test_one_jobs_error_does_not_stop_the_others(world: World) -> None:
     life = world.life()
     first = await world.dispatched(life)
     second = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     world.cp.script_ack(
         first, world.annotations(first)[names.ANNOTATION_NONCE], throttled("AcknowledgeJob")
     )
@@ -434,6 +458,7 @@ async def report_in_flight(world: World, life: Life, job_id: str) -> asyncio.Tas
 async def test_a_job_succeeded_while_being_reported_is_not_cancelled(world: World) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     stale = world.summary(job_id)  # the index has not seen the Job finish yet
     world.succeed(job_id)
     report = await report_in_flight(world, life, job_id)

@@ -140,6 +140,36 @@ async def test_secret_configuration_echoed_by_a_container_is_not_reported(world:
     assert "token ***" in message
 
 
+def secret_reads(world: World) -> int:
+    return len([r for r in world.kube.requests if r.resource == "secrets" and r.method == "GET"])
+
+
+async def test_the_claiming_process_redacts_from_what_it_wrote_without_reading_the_secret(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id, f"login failed with token {samples.CANARY_CONFIG_VALUE}")
+    reads = secret_reads(world)
+    await life.reporter.finished(world.summary(job_id))
+    assert secret_reads(world) == reads
+    assert "token ***" in world.cp.accepted[0].params["failureDetails"]["message"]
+
+
+async def test_after_a_restart_the_secret_configuration_is_read_back_to_redact(
+    world: World,
+) -> None:
+    job_id = await world.dispatched(world.life())
+    world.fail(job_id, f"login failed with token {samples.CANARY_CONFIG_VALUE}")
+    restarted = world.life()
+    reads = secret_reads(world)
+    await restarted.reporter.finished(world.summary(job_id))
+    assert secret_reads(world) == reads + 1
+    message = world.cp.accepted[0].params["failureDetails"]["message"]
+    assert samples.CANARY_CONFIG_VALUE not in message
+    assert "token ***" in message
+
+
 async def test_a_job_still_running_is_not_reported(world: World) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
@@ -394,6 +424,7 @@ async def test_a_finished_job_deleted_before_it_was_reported_reports_its_outcome
 async def test_a_job_deleted_by_the_operator_itself_is_not_reported(world: World) -> None:
     life = world.life()
     job_id = await world.dispatched(life)
+    life.probe_due()  # the claim's acknowledgement was the last probe
     world.cp.end(job_id, "Failed")
     last_seen: list[dict[str, object]] = []  # what the watch's DELETED event carries
     world.kube.intercept(

@@ -47,6 +47,21 @@ async def test_a_crash_between_the_record_and_the_secrets_deletion_leaves_no_sec
     assert [r for r in world.kube.writes_to("secrets") if r.method == "DELETE"] == deletes
 
 
+async def test_a_secret_the_reporter_deleted_is_not_deleted_again_by_the_sweeper(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    await life.supervise()
+    assert world.annotations(job_id)[names.ANNOTATION_PHASE] == "reported"
+    assert world.secret(job_id) is None
+    deletes = [r for r in world.kube.writes_to("secrets") if r.method == "DELETE"]
+    assert len(deletes) == 1
+    await life.runtime.sweeper.sweep(world.index())
+    assert [r for r in world.kube.writes_to("secrets") if r.method == "DELETE"] == deletes
+
+
 async def test_a_job_deleted_while_gc_lags_takes_its_secret_along(world: World) -> None:
     life, job_id, body = await deleted_behind_gc(world)
     assert world.secret(job_id) is not None  # the garbage collector has not run

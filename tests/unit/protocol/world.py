@@ -206,9 +206,12 @@ class World:
                 "metadata": {
                     "name": f"{name}-x7k2p",
                     "namespace": NAMESPACE,
+                    # As the API server's Job strategy puts them into the template (its
+                    # generated selector, pkg/registry/batch/job/strategy.go), 1.27+.
                     "labels": {
                         **job["spec"]["template"]["metadata"]["labels"],
                         "batch.kubernetes.io/job-name": name,
+                        "batch.kubernetes.io/controller-uid": job["metadata"]["uid"],
                     },
                     "ownerReferences": [
                         names.controller_reference("batch/v1", "Job", name, job["metadata"]["uid"])
@@ -345,7 +348,7 @@ class World:
         )
         reporter.metrics = runtime.metrics
         supervisor = workerloop.in_flight_supervisor(runtime, NAMESPACE, WORKER, samples.WORKER.uid)
-        supervisor.clock = clock or Clock()
+        supervisor.clock = clock = clock or Clock()
         ctx = claimer.ClaimContext(
             records=records,
             reporter=reporter,
@@ -357,8 +360,9 @@ class World:
             hook=hook,
             worker=WORKER,
             metrics=runtime.metrics,
+            on_in_progress=supervisor.in_progress,
         )
-        return Life(self, runtime, supervisor, ctx)
+        return Life(self, runtime, supervisor, ctx, clock)
 
 
 @dataclass(repr=False)
@@ -369,6 +373,12 @@ class Life:
     runtime: Runtime
     supervisor: InFlightSupervisor
     ctx: claimer.ClaimContext
+    clock: Clock
+
+    def probe_due(self) -> None:
+        """Let the cancellation probe's interval pass (the claim's AcknowledgeJob counts as the
+        last probe of a job this process dispatched)."""
+        self.clock.advance(self.world.settings.cancel_probe_seconds)
 
     @property
     def records(self) -> JobRecords:

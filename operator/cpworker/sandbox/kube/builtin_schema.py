@@ -56,13 +56,18 @@ _JSON_TYPES = {
 }
 
 
+@cache
+def _allowed(allowed: str | tuple[str, ...]) -> frozenset[str]:
+    return frozenset({allowed} if isinstance(allowed, str) else allowed)
+
+
 def _type_accepts(schema: Schema, value: Any) -> bool:
     if "oneOf" in schema:
         return any(_type_accepts(_resolve(option), value) for option in schema["oneOf"])
     allowed = schema.get("type")
     if allowed is None or value is None:
         return True
-    allowed_set = {allowed} if isinstance(allowed, str) else set(allowed)
+    allowed_set = _allowed(allowed if isinstance(allowed, str) else tuple(allowed))
     actual = _JSON_TYPES.get(type(value), "object")
     return actual in allowed_set or (actual == "integer" and "number" in allowed_set)
 
@@ -75,14 +80,27 @@ def decode(obj: Any, *, strict: bool) -> Any:
     if schema is None:
         return obj
     unknown: list[str] = []
-    result = _walk(schema, obj, "", unknown)
+    result = _walk(schema, obj, None, unknown)
     if strict and unknown:
         fields = ", ".join(f'unknown field "{path}"' for path in unknown)
         raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
     return result
 
 
-def _walk(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
+# A field's path, built only when it is reported: (parent, key) pairs, root is None. The walk
+# visits every field of every write, and formatting each path cost more than the check.
+Path = tuple[Any, str | int] | None
+
+
+def _path_text(path: Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts))
+
+
+def _walk(schema: Schema, value: Any, path: Path, unknown: list[str]) -> Any:
     schema = _resolve(schema)
     if not _type_accepts(schema, value):
         wanted = schema.get("type")
@@ -90,7 +108,7 @@ def _walk(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
             400,
             "BadRequest",
             f"json: cannot unmarshal {_JSON_TYPES.get(type(value), 'object')} into field "
-            f"{path.lstrip('.') or '<root>'} of type {wanted}",
+            f"{_path_text(path).lstrip('.') or '<root>'} of type {wanted}",
         )
     if isinstance(value, dict):
         properties = schema.get("properties")
@@ -99,19 +117,17 @@ def _walk(schema: Schema, value: Any, path: str, unknown: list[str]) -> Any:
             return value  # free-form (RawExtension, FieldsV1, ...)
         result = {}
         for key, item in value.items():
-            child = f"{path}.{key}"
             if properties is not None and key in properties:
-                result[key] = _walk(properties[key], item, child, unknown)
+                result[key] = _walk(properties[key], item, (path, key), unknown)
             elif isinstance(additional, dict):
-                result[key] = _walk(additional, item, child, unknown)
+                result[key] = _walk(additional, item, (path, key), unknown)
             elif additional is False and properties is not None:
-                unknown.append(child.lstrip("."))
+                unknown.append(_path_text((path, key)).lstrip("."))
             else:
                 result[key] = item
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [
-            _walk(schema["items"], item, f"{path}[{index}]", unknown)
-            for index, item in enumerate(value)
+            _walk(schema["items"], item, (path, index), unknown) for index, item in enumerate(value)
         ]
     return value
