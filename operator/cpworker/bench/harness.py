@@ -96,6 +96,7 @@ class Harness:
     # one: `--operator-source`, for before/after figures with the same benchmark.
     operator_source: Path | None = None
     _queues: int = 0
+    _identities: set[str] = field(default_factory=set)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -165,10 +166,12 @@ class Harness:
         return hidden
 
     def identity(self, user: str) -> Path:
-        """A kubeconfig for another identity of its own (one per shard, say)."""
+        """A kubeconfig for another identity of its own (one per shard, say), written by this
+        run: a reused --workdir holds an earlier run's, which names that run's stand-in."""
         path = self.directory / f"{user}.kubeconfig"
-        if not path.exists():
+        if user not in self._identities:
             caller_kubeconfig(self.kube, path, user)
+            self._identities.add(user)
         return path
 
     def operator_env(self, settings: dict[str, Any], user: str = OPERATOR_USER) -> dict[str, str]:
