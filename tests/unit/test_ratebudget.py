@@ -71,6 +71,11 @@ def test_poll_demand_sums_what_each_worker_asks_for() -> None:
     demand.drop("b")
     demand.drop("missing")  # harmless
     assert demand.workers == 1
+    assert demand.calls_per_second == pytest.approx(1 / 60)
+    demand.want("a", 20.0)  # a changed policy replaces the old rate
+    assert demand.calls_per_second == pytest.approx(1 / 20)
+    demand.drop("a")
+    assert demand.calls_per_second == 0.0
 
 
 def test_idle_intervals_stretch_only_when_the_fleet_exceeds_the_poll_share() -> None:
