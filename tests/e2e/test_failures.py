@@ -355,9 +355,13 @@ JOB_OPERATIONS = (
 def test_pipeline_succeeds_despite_injected_codepipeline_faults(stack: Stack) -> None:
     scenario = stack.cp_scenario(actions=("Build", "Test"))
     # 20 % of the job API's answers are 5xx and 10 % are throttled (the test's own calls,
-    # StartPipelineExecution and friends, are left alone).
+    # StartPipelineExecution and friends, are left alone), and the first call of each job
+    # operation fails for sure: a run of two jobs makes few calls, and chance alone left some
+    # runs without any fault.
     for operation in JOB_OPERATIONS:
-        stack.codepipeline.faults.set(operation, error_probability=0.2, throttle_probability=0.1)
+        stack.codepipeline.faults.set(
+            operation, error_probability=0.2, throttle_probability=0.1, error_next=1
+        )
     stack.start_operator()
     stack.cluster.apply(
         worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "200ms"})
