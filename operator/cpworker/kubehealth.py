@@ -45,6 +45,11 @@ class KubernetesHealth:
         """A supervision round ended; `error` is the last Kubernetes error it met, if any."""
         self._supervision_error = error
 
+    @property
+    def supervision_failed(self) -> bool:
+        """The last supervision round met a Kubernetes error: only another round clears it."""
+        return self._supervision_error is not None
+
     def problem(self) -> KubeError | None:
         """The Kubernetes error the worker's condition should show now, if any."""
         if self._claim_error is not None:

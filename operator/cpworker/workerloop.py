@@ -160,7 +160,13 @@ class Worker:
             report=self.show,
             slow_retry_interval=rt.settings.slow_retry_seconds,
             tend_interval=rt.settings.supervise_interval_seconds,
-            has_work=lambda: bool(self.jobs()) or self.rt.sweeper.has_pending(),
+            # An idle worker still needs rounds while its last one failed: the error stays on
+            # its condition until a clean round (after an outage, within seconds, not minutes).
+            has_work=lambda: (
+                bool(self.jobs())
+                or self.rt.sweeper.has_pending()
+                or self.kube_health.supervision_failed
+            ),
             first_delay=self.first_delay,
         )
         # After a hand-over, its continuation job is about to appear: poll for it at once.
