@@ -190,7 +190,8 @@ IDLE_TEND_SECONDS = 60.0
 @dataclass
 class PollLoop:
     """Runs one worker until `stopped`: supervision every `tend_interval` while `has_work()`
-    (else every IDLE_TEND_SECONDS, and at once after a claim or a wake-up), polls when due.
+    (else every IDLE_TEND_SECONDS; a claim or a wake-up brings the next round back to
+    `tend_interval`), polls when due.
 
     The callables keep this loop independent of kopf: `target()` returns the current
     PollTarget (or None when the worker must not poll: paused or invalid), `live_jobs()`
