@@ -89,6 +89,9 @@ class InFlightSupervisor:
     # The last Kubernetes error of the latest round (None: it met none); the worker's
     # condition shows it (kubehealth).
     kube_error: KubeError | None = None
+    # Claims the latest round completed (their Secret and release went through now): proof
+    # that a failed claim's writes succeed again, which the worker's condition waits for.
+    claims_recovered: int = 0
 
     def in_progress(self, job_name: str) -> None:
         """CodePipeline just said this job is in progress (its claim's AcknowledgeJob): probe
@@ -111,6 +114,7 @@ class InFlightSupervisor:
         seen: set[str] = set()
         indexed = list(jobs)
         kube_error: KubeError | None = None
+        self.claims_recovered = 0
         try:
             await self._relist(indexed)
         except KubeError as exc:
@@ -202,7 +206,7 @@ class InFlightSupervisor:
     async def _one(self, job: JobSummary, pods: list[PodSummary], now: dt.datetime) -> None:
         if job.phase == names.Phase.CLAIMING:
             if job.name not in self.claiming_now:
-                await claimer.recover_claiming(
+                outcome = await claimer.recover_claiming(
                     self.records,
                     await self._client(job),
                     job.body,
@@ -210,6 +214,8 @@ class InFlightSupervisor:
                     now=now,
                     metrics=self.metrics,
                 )
+                if outcome is claimer.ClaimOutcome.DISPATCHED:
+                    self.claims_recovered += 1
             return
         if job.phase != names.Phase.RUNNING:
             return

@@ -10,7 +10,8 @@ Ready policy (workerstatus) shows the error it holds. Pure: no I/O, a clock pass
 - A claim batch in which a Kubernetes call failed (after the client's own retries) records the
   error; the next poll backs off as after a poll error. A batch that claimed a job clears it.
   Polled jobs a failed claim leaves behind come back by redelivery, whose claim then clears
-  it; an error older than `claim_memory_seconds` is forgotten (no job came back to prove it).
+  it, or (acknowledged already) are recovered by supervision, whose release clears it too;
+  an error older than `claim_memory_seconds` is forgotten (no job came back to prove it).
 - A supervision round records its last Kubernetes error, or clears it when it met none.
 """
 

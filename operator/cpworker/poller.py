@@ -199,8 +199,9 @@ class PollLoop:
     to back off), `tend`
     supervises in-flight jobs, and `report` publishes each poll's outcome to the status.
     `poll_now` (a finished Job, a spec change) makes the next poll immediate; `event_arrived`
-    does too, and makes that poll urgent; `supervise_now` runs supervision at once; a bare
-    `wake` only interrupts the sleep (to notice a stop). `first_delay()` spreads the first
+    does too, and makes that poll urgent; `supervise_now` runs supervision at once;
+    `job_changed` (any Job event) and a bare `wake` bring the next round to within
+    `tend_interval`, and let the loop notice a stop. `first_delay()` spreads the first
     polls of a large fleet over the budget.
     """
 
@@ -235,6 +236,12 @@ class PollLoop:
         """An event says a job for this worker is about to appear: poll now, urgently."""
         self._follow_ups = EVENT_FOLLOW_UPS
         self.poll_now()
+
+    def job_changed(self) -> None:
+        """A Job of this worker changed (one a claim left behind, say): supervise within
+        `tend_interval`. An idle worker's next round may be a minute away, and a Job the
+        index did not hold yet when the last round ran makes it busy again."""
+        self.wake.set()
 
     def supervise_now(self) -> None:
         """Run supervision at once (an event says one of our jobs' actions ended)."""

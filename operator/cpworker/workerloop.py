@@ -322,6 +322,9 @@ class Worker:
             lambda job: jobindex.job_pods(self.index_pods, self.namespace, job),
         )
         self.kube_health.supervision_round(self.supervisor.kube_error)
+        if self.supervisor.claims_recovered:
+            # A claim the API broke off went through after all: claims work again.
+            self.kube_health.claims_succeeded()
         await self.rt.sweeper.sweep(self.jobs())
 
     async def show(self, outcome: PollOutcome) -> None:
@@ -563,8 +566,14 @@ async def job_changed(
         rt.reporter.forget(job.name)
         await rt.sweeper.job_gone(body)
     worker = rt.workers.get((job.namespace, job.worker))
-    if worker is not None and ended:
+    if worker is None:
+        return
+    if ended:
         worker.loop.poll_now()  # capacity may have freed up
+    else:
+        # A claim the faults broke off leaves a Job for recovery; the worker's last round may
+        # have run before the index held it, and an idle worker's next is a minute away.
+        worker.loop.job_changed()
 
 
 async def pod_changed(rt: Runtime, event_type: str | None, body: Mapping[str, Any]) -> None:

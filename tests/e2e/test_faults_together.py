@@ -10,6 +10,7 @@ both stand-ins (tests/e2e/history.py), never from the operator.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from typing import Any
@@ -53,6 +54,21 @@ def counters(stack: Stack, worker: str) -> tuple[int, int]:
 
 def reason(stack: Stack, worker: str) -> str:
     return str((stack.cluster.condition(worker) or {}).get("reason"))
+
+
+def binomial_floor(trials: int, probability: float, odds: float = 1e-4) -> int:
+    """The fewest faults `trials` calls draw at `probability`, but for `odds` of runs.
+
+    A fixed share flaked: 6 of 61 CodePipeline calls faulted at a rate of 0.19 (about one run
+    in 25 draws that few). This floor fails one run in ten thousand by chance, yet still fails
+    when the faults are not injected: at the 60 CodePipeline and 230 Kubernetes calls this
+    test makes, the floors are 2 and 8 faults."""
+    below = 0.0
+    for k in range(trials + 1):
+        below += math.comb(trials, k) * probability**k * (1 - probability) ** (trials - k)
+        if below > odds:
+            return k
+    return trials
 
 
 def operator_requests(kube: KubeStandIn, since: float = 0.0) -> list[Any]:
@@ -139,9 +155,19 @@ def test_every_job_finishes_once_under_kubernetes_and_codepipeline_faults(
     operator = operator_process(rate_per_second=20.0, rate_burst=20)
     executions = [(s, s.start(stack.cp_client)) for s in scenarios for _ in range(EXECUTIONS)]
 
+    workers = [f"builds-{n}" for n in range(PIPELINES)]
+
+    def state() -> str:
+        """What a failure needs to be reproduced and understood."""
+        shown = {w: (counters(stack, w), stack.cluster.condition(w)) for w in workers}
+        return f"seed {seed}: workers {shown}\n{operator.output[-3000:]}"
+
     for scenario, execution in executions:
-        status = scenario.wait(stack.cp_client, execution, timeout=120)
-        assert status == "Succeeded", f"seed {seed}: {status}\n{operator.output[-3000:]}"
+        try:
+            status = scenario.wait(stack.cp_client, execution, timeout=120)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; {state()}") from None
+        assert status == "Succeeded", f"{status}; {state()}"
     jobs = [j for j in stack.codepipeline.jobs() if j.provider.startswith("Acme")]
     assert len(jobs) == PIPELINES * EXECUTIONS * 2
     assert {j.status for j in jobs} == {"Succeeded"}
@@ -164,20 +190,19 @@ def test_every_job_finishes_once_under_kubernetes_and_codepipeline_faults(
     # The rate budget (a token bucket: 20/s, burst 20) holds whatever the faults do.
     assert busiest_second(cp_times) <= 40, busiest_second(cp_times)
     assert busiest_second(kube_times) <= 150, busiest_second(kube_times)
-    # The faults did fire, at about the rates set (10 % of the operator's Kubernetes calls,
-    # 20 % of its CodePipeline calls).
+    # The faults did fire, at about the rates set: at least 10 % of the operator's Kubernetes
+    # calls, 19 % of its CodePipeline calls (a throttle at 0.1, else an error at 0.1).
     kube_faulted = sum(kube.faults.counts().values())
     cp_faulted = sum(1 for r in stack.codepipeline.requests() if r.outcome == "fault")
     figures = (
         f"seed {seed}: {kube_faulted}/{len(kube_times)} Kubernetes, "
         f"{cp_faulted}/{len(cp_times)} CodePipeline calls faulted"
     )
-    assert kube_faulted >= 0.05 * len(kube_times), figures
-    assert cp_faulted >= 0.1 * len(cp_times), figures
+    assert kube_faulted >= binomial_floor(len(kube_times), 0.1), figures
+    assert cp_faulted >= binomial_floor(len(cp_times), 0.19), figures
 
     kube.faults.clear()
     stack.codepipeline.faults.clear()
-    workers = [f"builds-{n}" for n in range(PIPELINES)]
 
     def settled() -> bool:
         """Every worker counted its jobs exactly, and is Ready again."""
@@ -186,5 +211,8 @@ def test_every_job_finishes_once_under_kubernetes_and_codepipeline_faults(
             for w in workers
         )
 
-    wait_for(settled, timeout=30, what="exact counters and Ready on every worker")
+    try:
+        wait_for(settled, timeout=30, what="exact counters and Ready on every worker")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {state()}") from None
     wait_for(lambda: not stack.cluster.secrets(), timeout=30, what="no Secret left")

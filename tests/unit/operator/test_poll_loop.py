@@ -71,6 +71,13 @@ async def test_a_worker_with_jobs_is_supervised_at_its_interval() -> None:
 
 async def test_a_job_event_brings_the_next_round_to_the_busy_interval() -> None:
     schedule = Schedule(busy=lambda now: now >= 100.0, until=130.0)
-    schedule.wakes[100.0] = schedule.loop.poll_now  # a Job of this worker changed
+    schedule.wakes[100.0] = schedule.loop.job_changed  # a Job of this worker changed
     rounds = await schedule.run()
     assert rounds == [0.0, 60.0, 105.0, 110.0, 115.0, 120.0, 125.0]
+
+
+async def test_a_finished_job_polls_at_once_and_brings_the_round_forward_too() -> None:
+    schedule = Schedule(busy=lambda now: 100.0 <= now < 110.0, until=200.0)
+    schedule.wakes[100.0] = schedule.loop.poll_now
+    rounds = await schedule.run()
+    assert rounds == [0.0, 60.0, 105.0, 110.0, 170.0]

@@ -213,6 +213,21 @@ async def test_the_supervisor_recovers_old_claiming_jobs_not_being_claimed_here(
     assert busy["id"] not in acked
 
 
+async def test_a_round_counts_the_claims_it_recovered(world: World) -> None:
+    """Found by the faults e2e: a claim whose Secret create was refused was recovered, but
+    the worker's condition kept the refusal (only a claim batch cleared it) for minutes."""
+    raw = await left_claiming(world, "before-secret")
+    life = world.life()
+    world.cp.fail_next_details(throttled("GetJobDetails"))
+    await life.supervise()
+    assert life.supervisor.claims_recovered == 0  # the retry is not a recovery yet
+    await life.supervise()
+    assert jobrecord.phase_of(world.job(raw["id"]) or {}) == "running"
+    assert life.supervisor.claims_recovered == 1
+    await life.supervise()
+    assert life.supervisor.claims_recovered == 0  # per round
+
+
 async def test_a_recovery_error_is_retried_next_round(world: World) -> None:
     raw = await left_claiming(world, "before-secret")
     life = world.life()
