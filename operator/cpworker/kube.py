@@ -420,6 +420,16 @@ class KubeClient:
     async def get_worker(self, namespace: str, name: str) -> Body:
         return await self.request("GET", self._workers(namespace, name))
 
+    async def patch_worker_metadata(
+        self, namespace: str, name: str, metadata: Body, *, resource_version: str
+    ) -> Body:
+        """Merge-patch the worker's metadata, only if it is unchanged since `resource_version`
+        (ConflictError otherwise): lists such as finalizers are replaced whole."""
+        patch: Body = {"metadata": {**metadata, "resourceVersion": resource_version}}
+        return await self.request(
+            "PATCH", self._workers(namespace, name), patch, content_type=MERGE_PATCH
+        )
+
     async def patch_worker_status(
         self, namespace: str, name: str, status: Body, *, resource_version: str | None = None
     ) -> Body:

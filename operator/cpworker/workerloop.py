@@ -59,6 +59,8 @@ BUDGET_LIMITED_STRETCH = 1.05
 CONTINUATION_POLL_SECONDS = 30.0
 # How often a new worker looks for kopf's finalizer before its first poll.
 FINALIZER_CHECK_SECONDS = 0.2
+# How long a new worker waits for kopf's finalizer before it adds the finalizer itself.
+FINALIZER_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -417,13 +419,48 @@ class Worker:
     async def until_finalized(self, stopped: kopf.DaemonStopped) -> None:
         """Wait for kopf's finalizer on the worker before dispatching anything: deleted without
         it, the worker would vanish at once and its running Jobs be garbage-collected, with no
-        drain. kopf adds it with its first patch of the worker (retried when refused); `meta`
-        is kopf's live view of the worker."""
+        drain. `meta` is kopf's live view of the worker.
+
+        kopf adds the finalizer with its first patch of the worker, and retries a 5xx itself.
+        But that patch names the resourceVersion kopf read, so a status write in between makes
+        it conflict, and kopf retries only on the worker's next watch event, which an idle
+        worker may never have (found by the faults e2e: a worker stayed at "first poll soon"
+        for good). So after FINALIZER_GRACE_SECONDS the worker adds it itself."""
+        since = time.monotonic()
         while names.FINALIZER not in (self.meta.get("finalizers") or []) and not stopped:
             await stopped.wait(FINALIZER_CHECK_SECONDS)  # a stop ends the wait at once
+            if time.monotonic() - since >= FINALIZER_GRACE_SECONDS and not stopped:
+                since = time.monotonic()
+                await self.add_finalizer()
+
+    async def add_finalizer(self) -> None:
+        """Add our finalizer to the worker as kopf's view shows it (nothing when that view is
+        stale: the resourceVersion precondition refuses, and the next grace period retries)."""
+        metadata = self.meta
+        finalizers = list(metadata.get("finalizers") or [])
+        if metadata.get("deletionTimestamp") or names.FINALIZER in finalizers:
+            return  # none may be added while it is deleted; kopf stops this daemon then
+        try:
+            await self.rt.kube.patch_worker_metadata(
+                self.namespace,
+                self.name,
+                {"finalizers": [*finalizers, names.FINALIZER]},
+                resource_version=str(metadata.get("resourceVersion") or ""),
+            )
+        except kube.KubeError as exc:
+            log.warning(
+                "adding the finalizer to worker %s/%s (retried): %s", self.namespace, self.name, exc
+            )
+        else:
+            log.info("added the finalizer to worker %s/%s itself", self.namespace, self.name)
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
-        await self.status.initialise_counters()
+        try:
+            await self.status.initialise_counters()
+        except kube.KubeError as exc:
+            # Only cosmetic (0 instead of blank): a refused write must not cost the worker
+            # kopf's 60 s daemon back-off; the first count writes the counters anyway.
+            log.warning("starting the counters of worker %s/%s: %s", self.namespace, self.name, exc)
         await self.rt.register(
             self, self.keys, on_event=functools.partial(on_action_event, self.rt)
         )

@@ -243,3 +243,24 @@ def test_a_worker_deleted_before_its_finalizer_landed_still_drains(stack: Stack,
     stack.cluster.delete_worker()
     # Drained: the job finishes and is reported, not lost with a garbage-collected Job.
     assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"
+
+
+def test_a_worker_whose_finalizer_patch_conflicted_still_starts(stack: Stack, kube: Any) -> None:
+    """Found by the faults e2e: kopf's finalizer patch names the resourceVersion it read, so
+    it conflicts with any status write in between; kopf then waits for the worker's next watch
+    event to retry, and an idle worker may never have one. The daemon, which waits for the
+    finalizer before it dispatches anything, stayed at "first poll soon" for good."""
+    scenario = stack.cp_scenario()
+    kube.faults.set("patch:customactionworkers", status=409, next=1)
+    # No status write lands either: nothing else makes a watch event for kopf.
+    kube.faults.set("patch:customactionworkers/status", status=503, probability=1.0)
+    stack.start_operator()
+    stack.cluster.apply(
+        worker_manifest(scenario, annotations={"sandbox.cpworker.io/duration": "1s"})
+    )
+    execution_id = scenario.start(stack.cp_client)
+    assert scenario.wait(stack.cp_client, execution_id, timeout=60) == "Succeeded"
+    assert kube.faults.counts().get("409") == 1, kube.faults.counts()
+    worker = stack.cluster.worker()
+    assert worker is not None
+    assert (worker["metadata"].get("finalizers") or []).count("cpworker.io/finalizer") == 1
