@@ -438,14 +438,17 @@ class Worker:
         stale: the resourceVersion precondition refuses, and the next grace period retries)."""
         metadata = self.meta
         finalizers = list(metadata.get("finalizers") or [])
+        version = str(metadata.get("resourceVersion") or "")
         if metadata.get("deletionTimestamp") or names.FINALIZER in finalizers:
             return  # none may be added while it is deleted; kopf stops this daemon then
+        if not version:
+            return  # unconditional, the list replaced whole could drop another's finalizer
         try:
             await self.rt.kube.patch_worker_metadata(
                 self.namespace,
                 self.name,
                 {"finalizers": [*finalizers, names.FINALIZER]},
-                resource_version=str(metadata.get("resourceVersion") or ""),
+                resource_version=version,
             )
         except kube.KubeError as exc:
             log.warning(

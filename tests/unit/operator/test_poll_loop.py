@@ -76,8 +76,8 @@ async def test_a_job_event_brings_the_next_round_to_the_busy_interval() -> None:
     assert rounds == [0.0, 60.0, 105.0, 110.0, 115.0, 120.0, 125.0]
 
 
-async def test_a_finished_job_polls_at_once_and_brings_the_round_forward_too() -> None:
+async def test_a_finished_job_brings_the_round_forward_too() -> None:
     schedule = Schedule(busy=lambda now: 100.0 <= now < 110.0, until=200.0)
-    schedule.wakes[100.0] = schedule.loop.poll_now
+    schedule.wakes[100.0] = schedule.loop.poll_now  # what a finished Job's event calls
     rounds = await schedule.run()
     assert rounds == [0.0, 60.0, 105.0, 110.0, 170.0]
