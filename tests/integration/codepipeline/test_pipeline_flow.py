@@ -240,10 +240,11 @@ def test_stop_in_the_middle_of_a_job(
 def test_job_timeout_fails_the_action(
     codepipeline: CodePipelineStandIn, cp_client: CodePipelineClient, cp_scenario: ScenarioFactory
 ) -> None:
-    codepipeline.config.job_timeout = 0.5
     scenario = cp_scenario()
     execution_id = scenario.start(cp_client)
     job = claim(cp_client, scenario)
+    # Shortened only once the job is claimed, so a slow machine cannot time it out mid-claim.
+    codepipeline.config.job_timeout = 0.0
     assert scenario.wait(cp_client, execution_id) == "Failed"
     assert codepipeline.job_status(job["id"]) == "TimedOut"
     assert cp_client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"] == "TimedOut"
