@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,21 @@ class Cluster:
 
     def events(self) -> list[dict[str, Any]]:
         return list(self.request("GET", f"/api/v1/namespaces/{NAMESPACE}/events")["items"])
+
+    def reasons_once(self, *awaited: str, timeout: float = 30.0) -> list[str]:
+        """Every Event's reason, once each awaited reason was posted as often as it is named.
+
+        The operator posts an Event after the write a test usually waits on (a report's Event
+        follows the count, the record and the Secret's deletion), so reading the Events at
+        once races it on a loaded machine."""
+        wanted = Counter(awaited)
+
+        def arrived() -> list[str] | None:
+            reasons = [event["reason"] for event in self.events()]
+            posted = Counter(reasons)
+            return reasons if all(posted[r] >= n for r, n in wanted.items()) else None
+
+        return list(wait_for(arrived, timeout=timeout, what=f"the Events {sorted(awaited)}"))
 
     def table(self) -> dict[str, str]:
         """The worker's printer columns as `kubectl get caw` shows them (the Table API)."""

@@ -62,7 +62,7 @@ def test_failing_container_reports_job_failed(
         what="failed == 1",
     )
     assert status
-    assert "JobFailed" in [e["reason"] for e in cluster.events()]
+    assert "JobFailed" in cluster.reasons_once("JobFailed")
 
 
 @pytest.mark.parametrize("reason", ["ImagePullBackOff", "Unschedulable"])

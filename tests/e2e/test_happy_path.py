@@ -76,7 +76,7 @@ def test_two_custom_actions_succeed(
     assert columns["READY"] == "True"
     assert columns["SUCCEEDED"] == "2"
     assert columns["FAILED"] == "0"
-    reasons = [e["reason"] for e in cluster.events()]
+    reasons = cluster.reasons_once(*["JobDispatched", "JobSucceeded"] * 2)
     assert reasons.count("JobDispatched") == 2
     assert reasons.count("JobSucceeded") == 2
     assert "JobCancelled" not in reasons

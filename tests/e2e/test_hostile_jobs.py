@@ -76,7 +76,7 @@ def test_a_value_no_container_can_carry_fails_the_job_naming_the_property(stack:
     assert "configuration.Target" in error["message"]
     assert "NUL" in error["message"]
     assert not stack.cluster.jobs()
-    assert "JobRejected" in [e["reason"] for e in stack.cluster.events()]
+    assert "JobRejected" in stack.cluster.reasons_once("JobRejected")
 
 
 def test_a_hundred_input_artifacts_fail_the_job_naming_the_limit(stack: Stack) -> None:

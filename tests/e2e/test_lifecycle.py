@@ -93,7 +93,7 @@ def test_long_job_is_handed_over_with_continuation_tokens(stack: Stack) -> None:
     annotations = jobs[0]["metadata"]["annotations"]
     assert annotations.get("cpworker.io/continuation-of")
     assert annotations["cpworker.io/job-id"] != annotations["cpworker.io/continuation-of"]
-    reasons = [e["reason"] for e in stack.cluster.events()]
+    reasons = stack.cluster.reasons_once("JobHandedOver", "JobContinued")
     assert "JobHandedOver" in reasons
     assert "JobContinued" in reasons
     detail = build_detail(stack, scenario, execution_id)

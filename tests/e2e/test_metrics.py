@@ -60,7 +60,7 @@ def test_two_successes_move_the_counters_and_histograms_by_two(stack: Stack) -> 
     assert after.value("cpworker_polls_total", **WORKER, result="jobs") >= 1
     assert after.value("cpworker_kubernetes_requests_total", resource="jobs", verb="create") >= 2
     # The Events on the worker tell the same story as the counters.
-    reasons = [e["reason"] for e in stack.cluster.events()]
+    reasons = stack.cluster.reasons_once(*["JobDispatched", "JobSucceeded"] * 2)
     assert reasons.count("JobDispatched") == 2
     assert reasons.count("JobSucceeded") == 2
     assert_no_job_ids_or_secrets(after, stack)
