@@ -25,7 +25,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,20 +105,26 @@ def _result_file(args: argparse.Namespace) -> Path:
     return Path(chosen) if chosen else DEFAULT_RESULT_FILE
 
 
+STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
 def wait_for_sigterm(announce: Callable[[], None] | None = None) -> None:
-    """Block until SIGTERM or SIGINT arrives (later ones are ignored: the push is under way)."""
-    stopped = threading.Event()
+    """Block until SIGTERM or SIGINT arrives (later ones are ignored: the push is under way).
 
-    def stop(signum: int, frame: object) -> None:
-        del signum, frame
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if announce is not None:
-        announce()
-    while not stopped.wait(3600):
-        pass
+    Taken synchronously (sigwait on the blocked signals), not by a handler: a handler that
+    sets a threading.Event deadlocks when the signal lands while the main thread holds the
+    Event's lock inside wait(), and the kubelet's SIGTERM may come the moment the ready file
+    exists (a job that takes no time). Blocked before the announcement, so that none is lost.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        if announce is not None:
+            announce()
+        signal.sigwait(STOP_SIGNALS)
+    finally:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def announce_ready(settings: HelperSettings) -> None:
