@@ -42,8 +42,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Most tests wait on stand-ins and subprocesses (terraform, awscli, podman), so workers beyond
+# the cores still pay: three on CI's two cores. Each module stays on one worker (tests/conftest.py).
+TEST_WORKERS ?= 3
 test: lint typecheck $(TOOLS_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 # A venv made by `make test` already has everything the sandbox needs.
 sandbox: $(if $(wildcard $(STAMP)),$(STAMP),$(SANDBOX_STAMP))

@@ -31,12 +31,17 @@ class Watch:
     scanned: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def scan(self, where: str, text: str) -> None:
+    def scan(self, where: str, text: str, test: str | None = None) -> None:
         with self._lock:
             self.scanned += 1
         if any(canary in text for canary in WATCHED):
             with self._lock:
-                self.hits.append((self.test, where))
+                self.hits.append((test or self.test, where))
+
+    def merge(self, hits: list[tuple[str, str]]) -> None:
+        """Hits found elsewhere (an xdist worker's watch)."""
+        with self._lock:
+            self.hits.extend(hits)
 
     def scan_object(self, where: str, obj: Any) -> None:
         self.scan(where, json.dumps(obj, default=str))

@@ -7,10 +7,11 @@ stand-ins hand out secrets, everything the suite produces scanned, the session f
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from cpworker.sandbox.codepipeline.scenario import Scenario, create_scenario
 from cpworker.sandbox.kube.jobrunner import RunnerConfig
@@ -31,6 +32,11 @@ def kube_runner_config(kube_runner_config: RunnerConfig) -> RunnerConfig:
     return with_operator_image(kube_runner_config)
 
 
+# Hypothesis's per-example deadline and its too_slow health check time the machine, not the
+# code: beside `make test`'s other workers on two cores, one generated pod list took 4.6 s.
+settings.register_profile("cpworker", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cpworker")
+
 # A scenario's secret configuration unless a test gives its own.
 DEFAULT_SECRET_CONFIGURATION = {"CanaryToken": samples.CANARY_CONFIG_VALUE}
 
@@ -45,12 +51,58 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed:
-        canaries.WATCH.scan(f"the {report.when} report", report.longreprtext)
+        # By node id: under xdist the controller sees the reports but runs no test itself.
+        canaries.WATCH.scan(f"the {report.when} report", report.longreprtext, test=report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: its exit status is not the run's, so the controller gets the hits.
+        workeroutput["canary_hits"] = [list(hit) for hit in canaries.WATCH.hits]
+        workeroutput["canary_scanned"] = canaries.WATCH.scanned
     if canaries.WATCH.hits:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The xdist controller adds each worker's hits to its own watch (before its sessionfinish)."""
+    output = getattr(node, "workeroutput", {})
+    canaries.WATCH.merge([(test, where) for test, where in output.get("canary_hits", [])])
+    canaries.WATCH.scanned += int(output.get("canary_scanned", 0))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs on xdist workers; each module's tests stay on one worker, in their
+    order, so that module fixtures are set up once and order-dependent modules (the docs'
+    console blocks build on the README's) keep their order; the image tests, several modules
+    sharing one build, form one unit. Not `--dist loadgroup`: with pytest 9.2 its groups
+    silently stop working (pytest-dev/pytest-xdist#1386)."""
+    from xdist.scheduler import (  # type: ignore[import-untyped]  # noqa: PLC0415 - xdist only
+        LoadScopeScheduling,
+    )
+
+    class ByModule(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByModule(config, log)
+
+
+def work_unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return IMAGE_TESTS if module.startswith(IMAGE_TESTS + "/") else module
+
+
+IMAGE_TESTS = "tests/image"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The image tests first: a cold image build is the longest unit of work (minutes), so
+    under xdist it starts at once instead of ending the run alone."""
+    items.sort(key=lambda item: work_unit(item.nodeid) != IMAGE_TESTS)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -58,10 +110,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not watch.hits:
         return
     terminalreporter.section("canary secrets leaked", sep="!", red=True, bold=True)
-    for test, where in sorted(set(watch.hits)):
+    # A failure report is scanned by the xdist worker and by the controller: count it once.
+    hits = sorted(set(watch.hits))
+    for test, where in hits:
         terminalreporter.write_line(f"{test}: in {where}")
     terminalreporter.write_line(
-        f"{len(watch.hits)} canary hit(s) in {watch.scanned} texts scanned: a secret reached "
+        f"{len(hits)} canary hit(s) in {watch.scanned} texts scanned: a secret reached "
         "a log, an Event, a status or an exception (tests/canaries.py)"
     )
 
@@ -81,6 +135,30 @@ def cp_scenario(cp_client: Any, s3_client: Any) -> Callable[..., Scenario]:
         return create_scenario(cp_client, s3_client, **options)
 
     return build
+
+
+# Loggers whose level or propagation a test's in-process CLI may change (kopf's, cpworker's).
+_CONFIGURED_LOGGERS = ("", "asyncio", "botocore", "boto3", "urllib3", "kubernetes")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Each test leaves logging as it found it. kopf's CLI, run in-process by the kopf tests
+    (`--verbose`), sets the root logger to DEBUG for good; botocore at DEBUG then logs response
+    bodies, job credentials included, in every later test of that process (the canary watch
+    caught it once xdist changed which tests follow which)."""
+    saved = {name: logging.getLogger(name) for name in _CONFIGURED_LOGGERS}
+    state = {name: (logger.level, logger.propagate) for name, logger in saved.items()}
+    handlers = set(logging.getLogger().handlers)
+    yield
+    for name, logger in saved.items():
+        logger.setLevel(state[name][0])
+        logger.propagate = state[name][1]
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        # pytest's capture handlers come and go per phase; a CLI's stream handler must go.
+        if handler not in handlers and type(handler).__module__.startswith(("kopf", "cpworker")):
+            root.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

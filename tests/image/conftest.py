@@ -33,6 +33,16 @@ from tools.image.build import BuiltImage, build
 BUILD_TIMEOUT = 1800
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first image test's setup may take a cold build's time, beyond the suite's per-test
+    timeout (a cold build took 292 s of the 300 on CI, and longer beside `make test`'s other
+    workers). Under xdist the image tests share one worker (tests/conftest.py): one build."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT + 300))
+
+
 class RunInImage(Protocol):
     def __call__(self, *command: str, **options: Any) -> subprocess.CompletedProcess[str]: ...
 

@@ -59,9 +59,11 @@ def test_events_of_the_stand_in_and_statuses_written_to_the_fakes_are_scanned() 
     assert watch.hits[-1] == ("t", "PATCH customactionworkers")
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_session_whose_code_logs_a_canary_fails(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, workers: list[str]
 ) -> None:
+    """Also under `make test`'s xdist workers: a hit in a worker fails the whole run."""
     pytester.makeconftest("from tests.conftest import *  # noqa: F403\n")
     pytester.makepyfile(
         test_leak=f"""
@@ -69,16 +71,19 @@ import logging
 
 def test_passes_but_leaks():
     logging.getLogger("cpworker.reporter").warning("token {samples.CANARY_SESSION_TOKEN}")
+
+def test_passes_cleanly():
+    logging.getLogger("cpworker.reporter").warning("nothing secret")
 """
     )
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{ROOT / 'operator'}")
     pytester.chdir()
     result = pytester.run(
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_leak.py"
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *workers, "test_leak.py"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "canary secrets leaked" in result.stdout.str()
     assert "test_leak.py::test_passes_but_leaks: in log record of cpworker.reporter" in (
         result.stdout.str()
     )
-    assert "1 passed" in result.stdout.str()
+    assert "2 passed" in result.stdout.str()
