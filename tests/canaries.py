@@ -38,10 +38,11 @@ class Watch:
             with self._lock:
                 self.hits.append((test or self.test, where))
 
-    def merge(self, hits: list[tuple[str, str]]) -> None:
-        """Hits found elsewhere (an xdist worker's watch)."""
+    def merge(self, hits: list[list[str]], scanned: int) -> None:
+        """What another watch found (an xdist worker's, its hits as lists after the wire)."""
         with self._lock:
-            self.hits.extend(hits)
+            self.hits.extend((test, where) for test, where in hits)
+            self.scanned += scanned
 
     def scan_object(self, where: str, obj: Any) -> None:
         self.scan(where, json.dumps(obj, default=str))

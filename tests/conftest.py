@@ -69,8 +69,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_testnodedown(node: Any, error: object) -> None:
     """The xdist controller adds each worker's hits to its own watch (before its sessionfinish)."""
     output = getattr(node, "workeroutput", {})
-    canaries.WATCH.merge([(test, where) for test, where in output.get("canary_hits", [])])
-    canaries.WATCH.scanned += int(output.get("canary_scanned", 0))
+    canaries.WATCH.merge(output.get("canary_hits", []), int(output.get("canary_scanned", 0)))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -91,12 +90,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ByModule(config, log)
 
 
+IMAGE_TESTS = "tests/image"
+
+
 def work_unit(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     return IMAGE_TESTS if module.startswith(IMAGE_TESTS + "/") else module
-
-
-IMAGE_TESTS = "tests/image"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -137,7 +136,7 @@ def cp_scenario(cp_client: Any, s3_client: Any) -> Callable[..., Scenario]:
     return build
 
 
-# Loggers whose level or propagation a test's in-process CLI may change (kopf's, cpworker's).
+# Loggers whose level or propagation an in-process CLI changes (kopf's, `cpworker run`'s).
 _CONFIGURED_LOGGERS = ("", "asyncio", "botocore", "boto3", "urllib3", "kubernetes")
 
 
@@ -156,8 +155,9 @@ def _logging_as_found() -> Iterator[None]:
         logger.propagate = state[name][1]
     root = logging.getLogger()
     for handler in list(root.handlers):
-        # pytest's capture handlers come and go per phase; a CLI's stream handler must go.
-        if handler not in handlers and type(handler).__module__.startswith(("kopf", "cpworker")):
+        # pytest's capture handlers come and go per phase; kopf's stream handler must go
+        # (cpworker's own `configure` hands its handler back, and its callers detach it).
+        if handler not in handlers and type(handler).__module__.startswith("kopf"):
             root.removeHandler(handler)
 
 

@@ -35,7 +35,6 @@ from tests.fuzz.worker_specs import CANARY, EDITS, apply_edit, worker_specs
 EXAMPLES = int(os.environ.get("CPWORKER_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=EXAMPLES,
-    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 THROUGH_API = settings(FUZZ, max_examples=max(EXAMPLES // 8, 10))

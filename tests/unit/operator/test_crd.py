@@ -310,7 +310,7 @@ def test_json_schema_rejects_invalid_objects(changes: dict[str, Any]) -> None:
     assert _json_schema_errors(_resource(spec(**changes)))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(valid_specs())
 def test_fuzzed_valid_specs_pass_the_crd(raw: dict[str, Any]) -> None:
     resource = _resource(raw)
@@ -318,7 +318,7 @@ def test_fuzzed_valid_specs_pass_the_crd(raw: dict[str, Any]) -> None:
     assert _cel_failures(resource) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(valid_specs(), st.data())
 def test_crd_and_models_agree_on_fuzzed_mutations(raw: dict[str, Any], data: st.DataObject) -> None:
     field = data.draw(st.sampled_from(["maxInFlight", "maxBatchSize", "queryParam", "polling"]))

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cpworker import jobdata
@@ -148,7 +148,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(st.sampled_from(["id", "nonce", "accountId", "data"]), json_values)
 def test_hostile_top_level_values_never_crash(key: str, value: Any) -> None:
     raw = copy.deepcopy(RAW_JOB)
@@ -160,7 +160,7 @@ def test_hostile_top_level_values_never_crash(key: str, value: Any) -> None:
             assert canary not in error.message
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(
     st.sampled_from(
         [

@@ -550,7 +550,7 @@ carriable = st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_char
 config_names = st.text(carriable, min_size=1, max_size=50)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     st.dictionaries(config_names, st.text(carriable, max_size=100), max_size=6),
     st.dictionaries(config_names, st.uuids(), min_size=1, max_size=3),

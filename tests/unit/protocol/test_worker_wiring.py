@@ -76,7 +76,7 @@ async def test_an_event_of_another_workers_job_wakes_nobody(world: World) -> Non
     assert loop.calls == []
 
 
-def worker_over(world: World, life: Life) -> tuple[workerloop.Worker, dict[Any, list[JobSummary]]]:
+def worker_over(life: Life) -> tuple[workerloop.Worker, dict[Any, list[JobSummary]]]:
     """A Worker over the world's Jobs; refresh the returned index before each round."""
     index: dict[Any, list[JobSummary]] = {}
     worker = workerloop.Worker(
@@ -105,7 +105,7 @@ async def test_a_round_that_recovers_a_broken_off_claim_clears_the_claim_error(
     world: World, stage: str
 ) -> None:
     raw = await left_claiming(world, stage)
-    worker, index = worker_over(world, world.life())
+    worker, index = worker_over(world.life())
     worker.kube_health.claims_failed(REFUSED)  # what Worker.claim records for the broken claim
     refresh(world, index)
     await worker.supervise()
@@ -115,7 +115,7 @@ async def test_a_round_that_recovers_a_broken_off_claim_clears_the_claim_error(
 
 
 async def test_a_round_that_recovers_nothing_keeps_the_claim_error(world: World) -> None:
-    worker, index = worker_over(world, world.life())
+    worker, index = worker_over(world.life())
     worker.kube_health.claims_failed(REFUSED)
     refresh(world, index)
     await worker.supervise()
