@@ -31,7 +31,7 @@ from typing import Any
 
 import kopf
 
-from cpworker import handlers, health, logging_setup
+from cpworker import handlers, health, heap, logging_setup
 from cpworker.metrics import Metrics
 from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings, SettingsError, load_settings
@@ -144,10 +144,12 @@ async def serve(kwargs: dict[str, Any], server: health.HealthServer | None) -> N
     """Run kopf with `kwargs`, and the health/metrics server (when given) around it.
 
     The server binds before kopf starts, so a port in use fails the start at once. The event
-    loop's lag is measured meanwhile (`cpworker_event_loop_lag_seconds`).
+    loop's lag is measured meanwhile (`cpworker_event_loop_lag_seconds`), and freed heap memory
+    goes back to the system (`heap`).
     """
     runtime: Runtime = kwargs["memo"]["runtime"]
     lag = asyncio.create_task(health.watch_loop_lag(runtime.metrics.event_loop_lag))
+    trimming = asyncio.create_task(heap.trim_periodically())
     try:
         if server is not None:
             await server.start()
@@ -158,6 +160,7 @@ async def serve(kwargs: dict[str, Any], server: health.HealthServer | None) -> N
                 await server.stop()
     finally:
         lag.cancel()
+        trimming.cancel()
 
 
 def main(argv: Sequence[str]) -> int:
