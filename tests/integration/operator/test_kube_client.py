@@ -1,7 +1,8 @@
-"""cpworker.kube against the Kubernetes stand-in: aiohttp over loopback HTTPS, a real token."""
+"""cpworker.kube against the Kubernetes stand-in: real kubernetes client over loopback HTTP."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 import pytest
 
 from cpworker import kube as k8s
-from cpworker import kubeconn
 
 NAMESPACE = "default"
 
@@ -33,9 +33,11 @@ def job_manifest(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(kubeconfig: Path) -> AsyncIterator[k8s.KubeClient]:
-    client = k8s.KubeClient(kubeconn.load(str(kubeconfig)))
-    yield client
-    await client.close()
+    executor = concurrent.futures.ThreadPoolExecutor(2)
+    api = k8s.load_api_client(str(kubeconfig))
+    yield k8s.KubeClient(api, executor)
+    api.close()
+    executor.shutdown(wait=False)
 
 
 async def test_job_lifecycle_and_error_mapping(client: k8s.KubeClient) -> None:
