@@ -48,8 +48,15 @@ def test_two_custom_actions_succeed(
         assert job_name in job_names
         assert output["outputVariables"] == RESULT["outputVariables"]
 
-    # Each job ran as exactly one Kubernetes Job, reported and without its Secret.
-    jobs = cluster.jobs()
+    # Each job ran as exactly one Kubernetes Job, reported and without its Secret. The record
+    # is marked reported only after CodePipeline has the result (so a crash in between reports
+    # again): the pipeline can show Succeeded a moment before the mark is written.
+    def all_reported() -> list[dict[str, Any]] | None:
+        found = cluster.jobs()
+        phases = [j["metadata"].get("annotations", {}).get("cpworker.io/phase") for j in found]
+        return found if phases and all(p == "reported" for p in phases) else None
+
+    jobs = wait_for(all_reported, what="both Jobs marked reported")
     assert len(jobs) == 2
     for job in jobs:
         assert job["metadata"]["annotations"]["cpworker.io/phase"] == "reported"
