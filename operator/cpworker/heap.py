@@ -8,9 +8,9 @@ the OOM killer see. `malloc_trim(0)` also releases those pages (glibc 2.8 and la
 every arena). Dask's workers do the same for the same reason (distributed's documentation,
 "Memory not released back to the OS").
 
-Measured with `cpworker bench` on 1,000 idle workers, one run each: 258 MiB resident without
-trimming, and 179 MiB in an experiment that trimmed (after a `gc.collect()`) every 20 s. One
-trim of that heap took about a millisecond, so it runs on the event loop. On a C library
+Measured with `cpworker bench` on 1,000 idle workers (docs/benchmarks, "This round"): 258 MiB
+resident without trimming, 186 MiB with it, and the start-up peak 259 -> 221 MiB. One trim of
+that heap took about a millisecond, so it runs on the event loop. On a C library
 without `malloc_trim` (musl, macOS) this does nothing.
 """
 
