@@ -59,8 +59,10 @@ BUDGET_LIMITED_STRETCH = 1.05
 CONTINUATION_POLL_SECONDS = 30.0
 # How often a new worker looks for kopf's finalizer before its first poll.
 FINALIZER_CHECK_SECONDS = 0.2
-# How long a new worker waits for kopf's finalizer before it adds the finalizer itself.
+# How long a new worker waits for kopf's finalizer before it adds the finalizer itself, and
+# the longest wait between its own attempts (doubling from the first).
 FINALIZER_GRACE_SECONDS = 5.0
+FINALIZER_GRACE_MAX_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -425,37 +427,56 @@ class Worker:
         But that patch names the resourceVersion kopf read, so a status write in between makes
         it conflict, and kopf retries only on the worker's next watch event, which an idle
         worker may never have (found by the faults e2e: a worker stayed at "first poll soon"
-        for good). So after FINALIZER_GRACE_SECONDS the worker adds it itself."""
+        for good). So after FINALIZER_GRACE_SECONDS the worker adds it itself, from a fresh
+        read, and the wait ends as soon as the server has it: kopf's view of a big fleet lags
+        (found at 10,000 workers, where retrying from that view conflicted every time and the
+        retries filled the request threads)."""
         since = time.monotonic()
+        grace = FINALIZER_GRACE_SECONDS
         while names.FINALIZER not in (self.meta.get("finalizers") or []) and not stopped:
             await stopped.wait(FINALIZER_CHECK_SECONDS)  # a stop ends the wait at once
-            if time.monotonic() - since >= FINALIZER_GRACE_SECONDS and not stopped:
+            if time.monotonic() - since >= grace and not stopped:
+                if await self.add_finalizer():
+                    return
                 since = time.monotonic()
-                await self.add_finalizer()
+                # A server that refuses keeps refusing for a while: a fleet backs off together.
+                grace = min(grace * 2, FINALIZER_GRACE_MAX_SECONDS)
 
-    async def add_finalizer(self) -> None:
-        """Add our finalizer to the worker as kopf's view shows it (nothing when that view is
-        stale: the resourceVersion precondition refuses, and the next grace period retries)."""
-        metadata = self.meta
-        finalizers = list(metadata.get("finalizers") or [])
-        version = str(metadata.get("resourceVersion") or "")
-        if metadata.get("deletionTimestamp") or names.FINALIZER in finalizers:
-            return  # none may be added while it is deleted; kopf stops this daemon then
-        if not version:
-            return  # unconditional, the list replaced whole could drop another's finalizer
+    async def add_finalizer(self) -> bool:
+        """Add our finalizer to the worker as the server has it now; True once it is there.
+
+        The patch names the resourceVersion just read, because finalizers are replaced whole:
+        another controller's finalizer added in between is kept (the patch conflicts, and the
+        next round reads again). False also while the worker is being deleted (none may be
+        added then; kopf stops this daemon)."""
         try:
+            fresh = await self.rt.kube.get_worker(self.namespace, self.name)
+            metadata = fresh.get("metadata") or {}
+            finalizers = list(metadata.get("finalizers") or [])
+            if names.FINALIZER in finalizers:
+                return True
+            if metadata.get("deletionTimestamp"):
+                return False
             await self.rt.kube.patch_worker_metadata(
                 self.namespace,
                 self.name,
                 {"finalizers": [*finalizers, names.FINALIZER]},
-                resource_version=version,
+                resource_version=str(metadata.get("resourceVersion") or ""),
             )
+        except kube.ConflictError:
+            log.info(
+                "adding the finalizer to worker %s/%s conflicted: retried",
+                self.namespace,
+                self.name,
+            )
+            return False
         except kube.KubeError as exc:
             log.warning(
                 "adding the finalizer to worker %s/%s (retried): %s", self.namespace, self.name, exc
             )
-        else:
-            log.info("added the finalizer to worker %s/%s itself", self.namespace, self.name)
+            return False
+        log.info("added the finalizer to worker %s/%s itself", self.namespace, self.name)
+        return True
 
     async def run(self, stopped: kopf.DaemonStopped) -> None:
         try:
