@@ -7,11 +7,15 @@ consistent values. No timing is asserted: the machine is shared and noisy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -193,3 +197,56 @@ def test_the_operators_own_figures_are_read(report: dict[str, Any]) -> None:
         <= economy["kubernetes_writes_per_job_without_events"]
         <= economy["kubernetes_writes_per_job"]
     )
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of `pid` (Linux: /proc/<pid>/task/*/children)."""
+    found: set[int] = set()
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found |= {int(child) for child in children.read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_terminated_run_stops_the_operator_it_started(tmp_path: Path) -> None:
+    """Found when a killed run left its `cpworker run` going for good, a core busy retrying
+    an API server that had gone with the benchmark."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CPWORKER_")}
+    long_idle = [*SMOKE, "--idle-seconds", "300"]  # the last value of an option wins
+    with (tmp_path / "bench.log").open("wb") as log:
+        bench = subprocess.Popen(
+            [sys.executable, "-m", "cpworker.cli", "bench", *long_idle],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    operators: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while not operators and time.monotonic() < deadline and bench.poll() is None:
+            time.sleep(0.2)
+            operators = {
+                child
+                for child in _children(bench.pid)
+                if b"cpworker.cli\x00run" in Path(f"/proc/{child}/cmdline").read_bytes()
+            }
+        assert operators, (tmp_path / "bench.log").read_text()[-2000:]
+        bench.terminate()
+        code = bench.wait(timeout=90)
+        survivors = {pid for pid in operators if _alive(pid)}
+        assert not survivors, f"operators still running after the benchmark ended: {survivors}"
+        assert code == 128 + signal.SIGTERM
+    finally:
+        bench.kill()
+        bench.wait()
+        for pid in operators:  # a failure above must not leave one running either
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

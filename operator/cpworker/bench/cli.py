@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -328,8 +329,21 @@ def run(
     return result
 
 
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM ends the run through the phases' `finally` blocks, which stop the operator and
+    the raw loop. Python's default would end this process alone: found when a killed run left
+    its operator running for good, a core busy retrying an API server that was gone."""
+
+    def terminate(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    _stop_cleanly_on_sigterm()
     if args.chart_from is not None:
         if args.png is None:
             print("cpworker bench: --chart-from needs --png PATH", file=sys.stderr)
