@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -300,13 +300,19 @@ class CodePipelineClient:
     def budget(self) -> RateBudget:
         return self._budget
 
-    async def _call(self, operation: str, fn: Callable[[], T], lane: Lane = Lane.URGENT) -> T:
+    async def _call(
+        self,
+        operation: str,
+        fn: Callable[[], T],
+        lane: Lane = Lane.URGENT,
+        who: Hashable | None = None,
+    ) -> T:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
             attempt += 1
             queued = time.monotonic()
-            await self._budget.acquire(lane)
+            await self._budget.acquire(lane, who=who)
             started = time.monotonic()
             self.stats.calls += 1
             self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
@@ -360,9 +366,11 @@ class CodePipelineClient:
         query_param: Mapping[str, str] | None = None,
         *,
         lane: Lane = Lane.POLL,
+        who: Hashable | None = None,
     ) -> list[JobTypeDef]:
         """Jobs for the action type (and query parameter). Idle polls wait in the POLL lane;
-        a poll an event asked for is URGENT (a job is about to wait on it)."""
+        a poll an event asked for is URGENT (a job is about to wait on it). `who` (the
+        worker) lets an event promote the idle poll while it waits (RateBudget.promote)."""
 
         def call() -> list[JobTypeDef]:
             if query_param:
@@ -377,7 +385,7 @@ class CodePipelineClient:
                 )
             return list(response.get("jobs", []))
 
-        return await self._call("PollForJobs", call, lane)
+        return await self._call("PollForJobs", call, lane, who)
 
     async def acknowledge_job(self, job_id: str, nonce: str) -> str:
         """Returns the job's status for this nonce: only `InProgress` means "yours"."""

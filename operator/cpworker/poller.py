@@ -22,7 +22,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +146,7 @@ async def poll_once(
     live_jobs: int,
     *,
     lane: Lane = Lane.POLL,
+    who: Hashable | None = None,
 ) -> PollOutcome:
     """One PollForJobs within the free capacity; errors are returned, not raised."""
     requested = models.batch_size(target.max_in_flight, target.batch_cap, live_jobs)
@@ -153,7 +154,7 @@ async def poll_once(
         return PollOutcome(polled=False)
     try:
         jobs = await client.poll_for_jobs(
-            target.action_type_id, requested, target.query_param, lane=lane
+            target.action_type_id, requested, target.query_param, lane=lane, who=who
         )
     except codepipeline.CodePipelineError as exc:
         return PollOutcome(polled=True, requested=requested, error=exc)
@@ -218,6 +219,8 @@ class PollLoop:
     # empty rounds every few seconds were most of the operator's idle CPU.
     has_work: Callable[[], bool] = field(default=lambda: True)
     first_delay: Callable[[], float] = field(default=lambda: 0.0)
+    # Who this loop's polls are in the rate budget: an event promotes a poll already waiting.
+    budget_key: Hashable | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     backoff: IdleBackoff | None = None
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
@@ -226,6 +229,7 @@ class PollLoop:
     _poll_now: bool = False
     _tend_now: bool = False
     _claimed: bool = False  # the last poll handed jobs to the claimer
+    _client: codepipeline.CodePipelineClient | None = None  # of the latest poll
 
     def poll_now(self) -> None:
         """Poll at once (capacity freed up, the spec changed)."""
@@ -233,8 +237,11 @@ class PollLoop:
         self.wake.set()
 
     def event_arrived(self) -> None:
-        """An event says a job for this worker is about to appear: poll now, urgently."""
+        """An event says a job for this worker is about to appear: poll now, urgently (an idle
+        poll waiting in the rate budget moves to the urgent lane)."""
         self._follow_ups = EVENT_FOLLOW_UPS
+        if self._client is not None and self.budget_key is not None:
+            self._client.budget.promote(self.budget_key)
         self.poll_now()
 
     def job_changed(self) -> None:
@@ -262,9 +269,13 @@ class PollLoop:
             self.backoff.bounds(target.min_interval, target.max_interval, gradual=target.gradual)
         woken = self._follow_ups > 0
         self._follow_ups = max(0, self._follow_ups - 1)
-        client = await self.client()
+        self._client = client = await self.client()
         outcome = await poll_once(
-            client, target, self.live_jobs(), lane=Lane.URGENT if woken else Lane.POLL
+            client,
+            target,
+            self.live_jobs(),
+            lane=Lane.URGENT if woken else Lane.POLL,
+            who=self.budget_key,
         )
         outcome = dataclasses.replace(outcome, woken_by_event=woken, first=not self._polled_once)
         self._polled_once = self._polled_once or outcome.polled

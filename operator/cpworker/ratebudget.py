@@ -5,7 +5,9 @@ region), so the operator as a whole never exceeds it however many workers it run
 in two lanes: `URGENT` (acknowledging, reporting, probing, refreshing credentials, polls an
 event asked for: a job is waiting on each of them) is always served before `POLL` (idle polls,
 which may wait). Without lanes, a thousand idle workers' polls queue ahead of a claim, and a
-job that a poll found waits minutes before it is acknowledged.
+job that a poll found waits minutes before it is acknowledged. An idle poll already waiting
+when an event asks for it moves to the urgent lane (`promote`): at 10,000 workers, thousands
+of polls queue for minutes, and the event-woken worker was one of them.
 
 Idle polls also leave `urgent_reserve` tokens in the bucket: when polls alone keep the
 bucket nearly empty (a budget-limited fleet, the first polls after a start), an urgent call
@@ -111,6 +113,8 @@ class RateBudget:
             collections.deque() for _ in Lane
         )
         self._timer: asyncio.TimerHandle | None = None
+        # Idle polls waiting now, by who asked (a worker), so that an event can promote one.
+        self._polls: dict[Hashable, asyncio.Future[None]] = {}
         self.granted = 0
         self.waited_seconds = dict.fromkeys(Lane, 0.0)
 
@@ -140,8 +144,9 @@ class RateBudget:
         """Calls waiting in `lane` now."""
         return sum(1 for waiter in self._waiters[lane] if not waiter.done())
 
-    async def acquire(self, lane: Lane = Lane.URGENT) -> float:
-        """Wait for one token in `lane`; returns the seconds waited."""
+    async def acquire(self, lane: Lane = Lane.URGENT, *, who: Hashable | None = None) -> float:
+        """Wait for one token in `lane`; returns the seconds waited. An idle poll that names
+        `who` can be moved to the urgent lane while it waits (`promote`)."""
         self._refill()
         if self._tokens >= self._needed(lane) and not self._queued_ahead(lane):
             self._tokens -= 1
@@ -150,6 +155,9 @@ class RateBudget:
         started = self._clock()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[lane].append(waiter)
+        promotable = who is not None and lane is Lane.POLL
+        if promotable:
+            self._polls[who] = waiter
         self._arm()
         try:
             await waiter
@@ -158,12 +166,31 @@ class RateBudget:
                 self._tokens += 1  # granted as we were cancelled: give it back
                 self._release()
             else:
-                with contextlib.suppress(ValueError):  # already skipped by a release
-                    self._waiters[lane].remove(waiter)
+                for queue in self._waiters:  # in either lane: it may have been promoted
+                    with contextlib.suppress(ValueError):  # already skipped by a release
+                        queue.remove(waiter)
             raise
+        finally:
+            if promotable and self._polls.get(who) is waiter:
+                del self._polls[who]
         waited = self._clock() - started
         self.waited_seconds[lane] += waited
         return waited
+
+    def promote(self, who: Hashable) -> bool:
+        """Serve `who`'s waiting idle poll in the urgent lane (an event says a job waits on
+        it); False when `who` has no poll waiting."""
+        waiter = self._polls.pop(who, None)
+        if waiter is None or waiter.done():
+            return False
+        with contextlib.suppress(ValueError):
+            self._waiters[Lane.POLL].remove(waiter)
+        self._waiters[Lane.URGENT].append(waiter)
+        if self._timer is not None:  # armed for the poll lane's reserve: re-arm for urgent
+            self._timer.cancel()
+            self._timer = None
+        self._release()
+        return True
 
     def _arm(self) -> None:
         if self._timer is not None:

@@ -172,6 +172,7 @@ class Worker:
                 or self.kube_health.supervision_failed
             ),
             first_delay=self.first_delay,
+            budget_key=self.keys[0],
         )
         # After a hand-over, its continuation job is about to appear: poll for it at once.
         self.supervisor.on_hand_over = self.loop.event_arrived

@@ -61,6 +61,64 @@ async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
     assert budget.granted == 2  # the cancelled call never took a token
 
 
+async def test_an_event_moves_a_waiting_idle_poll_ahead_of_the_others() -> None:
+    """Found at 10,000 workers: 8,305 idle polls queued for minutes, and the worker an event
+    woke was waiting among them, so its job waited too."""
+    budget = RateBudget(rate=50.0, burst=1)
+    await budget.acquire()  # the bucket is empty now
+    order: list[str] = []
+
+    async def poll(worker: str) -> None:
+        await budget.acquire(Lane.POLL, who=worker)
+        order.append(worker)
+
+    polls = [asyncio.create_task(poll(f"w{i}")) for i in range(5)]
+    await asyncio.sleep(0)  # all five queue
+    assert budget.promote("w3") is True
+    assert budget.queued(Lane.URGENT) == 1
+    await asyncio.gather(*polls)
+    assert order == ["w3", "w0", "w1", "w2", "w4"]
+    # Once served, there is nothing of w3's to promote.
+    assert budget.promote("w3") is False
+
+
+async def test_a_promoted_poll_does_not_wait_for_the_reserve_kept_for_urgent_calls() -> None:
+    budget = RateBudget(rate=2.0, burst=3, clock=FakeClock(), urgent_reserve=2)  # no refill
+    for _ in range(2):
+        await budget.acquire()  # one token left: below what an idle poll needs (1 + 2)
+    waiting = asyncio.create_task(budget.acquire(Lane.POLL, who="w"))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert budget.promote("w") is True
+    await asyncio.sleep(0)
+    assert waiting.done(), "served from the one token there: a promoted poll keeps no reserve"
+
+
+async def test_nothing_is_promoted_for_a_worker_without_a_waiting_poll() -> None:
+    budget = RateBudget(rate=50.0, burst=1)
+    assert budget.promote("nobody") is False
+    await budget.acquire()
+    urgent = asyncio.create_task(budget.acquire(Lane.URGENT))
+    anonymous = asyncio.create_task(budget.acquire(Lane.POLL))  # names no worker
+    await asyncio.sleep(0)
+    assert budget.promote("nobody") is False
+    await asyncio.gather(urgent, anonymous)
+
+
+async def test_a_promoted_poll_that_is_cancelled_leaves_no_waiter_behind() -> None:
+    budget = RateBudget(rate=20.0, burst=1)
+    await budget.acquire()
+    promoted = asyncio.create_task(budget.acquire(Lane.POLL, who="w"))
+    await asyncio.sleep(0)
+    budget.promote("w")
+    promoted.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await promoted
+    assert budget.queued(Lane.URGENT) == 0
+    assert budget.queued(Lane.POLL) == 0
+    await asyncio.wait_for(budget.acquire(Lane.POLL, who="w"), timeout=5)
+
+
 def test_poll_demand_sums_what_each_worker_asks_for() -> None:
     demand = PollDemand()
     demand.want("a", 60.0)

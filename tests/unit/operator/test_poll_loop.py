@@ -6,10 +6,12 @@ schedule is checked exactly and no test depends on timing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from cpworker import poller
+from cpworker.ratebudget import Lane, RateBudget
 
 
 class Schedule:
@@ -81,3 +83,67 @@ async def test_a_finished_job_brings_the_round_forward_too() -> None:
     schedule.wakes[100.0] = schedule.loop.poll_now  # what a finished Job's event calls
     rounds = await schedule.run()
     assert rounds == [0.0, 60.0, 105.0, 110.0, 170.0]
+
+
+# ---- an event while the worker's idle poll waits in the rate budget -------------------------
+
+
+class BudgetOnlyClient:
+    """A CodePipeline client whose polls only wait in a real rate budget, then find nothing."""
+
+    def __init__(self, budget: RateBudget) -> None:
+        self.budget = budget
+        self.served: list[Lane] = []
+
+    async def poll_for_jobs(
+        self, *_args: Any, lane: Lane, who: Hashable | None = None
+    ) -> list[dict[str, Any]]:
+        await self.budget.acquire(lane, who=who)
+        self.served.append(lane)
+        return []
+
+
+async def test_an_event_promotes_the_idle_poll_its_worker_is_already_waiting_in() -> None:
+    """Found at 10,000 workers: the event set the next poll urgent, but the worker's loop
+    was inside an idle poll queued behind thousands of others, and stayed there."""
+    # One token left and a fake clock that never refills: an idle poll, which leaves the
+    # reserve for urgent calls, waits for good; an urgent one takes the token.
+    budget = RateBudget(rate=1.0, burst=2, clock=lambda: 0.0, urgent_reserve=1)
+    await budget.acquire()
+    fake = BudgetOnlyClient(budget)
+
+    async def client() -> Any:
+        return fake
+
+    async def nothing(*_args: Any) -> None:
+        return None
+
+    loop = poller.PollLoop(
+        client=client,
+        target=lambda: poller.PollTarget(
+            action_type_id={
+                "category": "Build",
+                "owner": "Custom",
+                "provider": "P",
+                "version": "1",
+            },
+            query_param=None,
+            max_in_flight=1,
+            batch_cap=1,
+            min_interval=1.0,
+            max_interval=60.0,
+        ),
+        live_jobs=lambda: 0,
+        handle_jobs=nothing,
+        tend=nothing,
+        report=nothing,
+        budget_key="w",
+    )
+    cycle = asyncio.create_task(loop.poll_cycle())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert budget.queued(Lane.POLL) == 1
+    assert not cycle.done()
+    loop.event_arrived()
+    await asyncio.wait_for(cycle, timeout=5)
+    assert fake.served == [Lane.POLL]  # the same poll, served from the urgent lane
