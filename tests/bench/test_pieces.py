@@ -83,6 +83,29 @@ def test_the_table_marks_targets_met_and_missed() -> None:
     assert "not read the events queue" in text
 
 
+@pytest.mark.parametrize(
+    ("jobs", "workers", "one_round"),
+    [(300, 50, True), (100, 10, True), (1000, 50, False), (11, 1, False), (5, 0, True)],
+)
+def test_a_burst_that_fits_in_one_poll_round_is_flagged(
+    jobs: int, workers: int, one_round: bool
+) -> None:
+    assert report.one_poll_round(jobs, workers) is one_round
+
+
+def test_the_ratio_of_a_one_round_burst_is_not_judged() -> None:
+    """300 jobs over 50 workers gave 0.80 of the raw loop in 1.2 s: the first poll round's
+    parallel claims, not the sustained rate (1,000 over 50 gave 0.15 in 32 s)."""
+
+    def ratio_row(*, one_round: bool) -> str:
+        document = {"burst": {"ratio_to_raw": 0.8, "one_poll_round": one_round}}
+        text = report.render(document)
+        return next(line for line in text.splitlines() if "ratio to raw" in line).rstrip()
+
+    assert ratio_row(one_round=False).endswith("ok")
+    assert ratio_row(one_round=True).endswith("one poll round: not a rate")
+
+
 def test_bad_sizes_are_refused_with_what_to_change(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.plan_from(cli.parse_args(["--quick", "--workers", "50", "--jobs", "10"]))

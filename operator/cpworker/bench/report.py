@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cpworker import names
+from cpworker import models, names
 from cpworker.bench import stats
 from cpworker.bench.phases import (
     PER_JOB_OPERATIONS,
@@ -185,6 +185,13 @@ def _per_job(counts: Mapping[str, int], jobs: int) -> dict[str, float]:
     return {k: round(v / jobs, 3) for k, v in sorted(counts.items())} if jobs else {}
 
 
+def one_poll_round(jobs: int, workers: int) -> bool:
+    """Whether every worker's share fits in its first poll's batch: then the burst measures
+    one round of parallel claims, not a sustained rate. Found when 300 jobs over 50 workers
+    gave 0.80 of the raw loop in 1.2 s, and 1,000 over 50 gave 0.15 in 32 s."""
+    return -(-jobs // max(1, workers)) <= models.DEFAULT_BATCH_CAP
+
+
 def burst_figures(result: BurstResult) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "jobs": result.jobs,
@@ -345,6 +352,7 @@ def build(
             "jobs_per_s": _round(burst_operator.jobs_per_s, 2),
             "raw_jobs_per_s": _round(raw_rate, 2),
             "ratio_to_raw": _round(stats.ratio(burst_operator.jobs_per_s, raw_rate)),
+            "one_poll_round": one_poll_round(burst_operator.jobs, burst_operator.workers),
             "operator": burst_figures(burst_operator),
             "raw": burst_figures(burst_raw),
         },
@@ -398,6 +406,7 @@ def _get(report: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+RATIO_PATH = "burst.ratio_to_raw"
 ROWS: tuple[tuple[str, str, Target | None], ...] = (
     ("P1 dispatch latency p50 (s)", "dispatch_latency_s.p50", (0.5, "<=")),
     ("P1 dispatch latency p95 (s)", "dispatch_latency_s.p95", None),
@@ -410,7 +419,7 @@ ROWS: tuple[tuple[str, str, Target | None], ...] = (
     ("P2 report latency p99 (s)", "report_latency_s.p99", (0.5, "<=")),
     ("P3 burst jobs/s", "burst.jobs_per_s", None),
     ("P3 raw loop jobs/s", "burst.raw_jobs_per_s", None),
-    ("P3 ratio to raw", "burst.ratio_to_raw", (0.7, ">=")),
+    ("P3 ratio to raw", RATIO_PATH, (0.7, ">=")),
     ("P4 idle workers", "idle.workers", None),
     ("P4 resident memory (MiB)", "idle.rss_mib", (150.0, "<=")),
     ("P4 CPU share of one core", "idle.cpu_share", (0.03, "<=")),
@@ -482,6 +491,11 @@ def render(report: Mapping[str, Any]) -> str:
         (label, _fmt(_get(report, path)), _verdict(_get(report, path), target))
         for label, path, target in ROWS
     ]
+    if _get(report, "burst.one_poll_round"):
+        rows = [
+            (label, value, "one poll round: not a rate" if path == RATIO_PATH else verdict)
+            for (label, value, verdict), (_, path, _) in zip(rows, ROWS, strict=True)
+        ]
     lines += _table(("figure", "value", "target"), rows)
     lines.append("")
     baseline_rows = [
