@@ -277,7 +277,12 @@ class PollLoop:
             lane=Lane.URGENT if woken else Lane.POLL,
             who=self.budget_key,
         )
-        outcome = dataclasses.replace(outcome, woken_by_event=woken, first=not self._polled_once)
+        # An event that came while the poll waited promoted it: its jobs were announced too
+        # (follow-ups are set only by events, and were none when an idle poll began).
+        announced = woken or self._follow_ups > 0
+        outcome = dataclasses.replace(
+            outcome, woken_by_event=announced, first=not self._polled_once
+        )
         self._polled_once = self._polled_once or outcome.polled
         await self.report(outcome)
         if not outcome.polled:

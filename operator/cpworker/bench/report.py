@@ -487,15 +487,17 @@ def render(report: Mapping[str, Any]) -> str:
     ]
     lines += [f"note: {note}" for note in meta.get("notes", [])]
     lines.append("")
+    one_round = bool(_get(report, "burst.one_poll_round"))
     rows = [
-        (label, _fmt(_get(report, path)), _verdict(_get(report, path), target))
+        (
+            label,
+            _fmt(_get(report, path)),
+            "one poll round: not a rate"
+            if one_round and path == RATIO_PATH
+            else _verdict(_get(report, path), target),
+        )
         for label, path, target in ROWS
     ]
-    if _get(report, "burst.one_poll_round"):
-        rows = [
-            (label, value, "one poll round: not a rate" if path == RATIO_PATH else verdict)
-            for (label, value, verdict), (_, path, _) in zip(rows, ROWS, strict=True)
-        ]
     lines += _table(("figure", "value", "target"), rows)
     lines.append("")
     baseline_rows = [

@@ -118,6 +118,11 @@ async def test_an_event_promotes_the_idle_poll_its_worker_is_already_waiting_in(
     async def nothing(*_args: Any) -> None:
         return None
 
+    reported: list[poller.PollOutcome] = []
+
+    async def report(outcome: poller.PollOutcome) -> None:
+        reported.append(outcome)
+
     loop = poller.PollLoop(
         client=client,
         target=lambda: poller.PollTarget(
@@ -136,7 +141,7 @@ async def test_an_event_promotes_the_idle_poll_its_worker_is_already_waiting_in(
         live_jobs=lambda: 0,
         handle_jobs=nothing,
         tend=nothing,
-        report=nothing,
+        report=report,
         budget_key="w",
     )
     cycle = asyncio.create_task(loop.poll_cycle())
@@ -147,3 +152,6 @@ async def test_an_event_promotes_the_idle_poll_its_worker_is_already_waiting_in(
     loop.event_arrived()
     await asyncio.wait_for(cycle, timeout=5)
     assert fake.served == [Lane.POLL]  # the same poll, served from the urgent lane
+    # What it finds was announced: a job it brings must not count as one no event announced
+    # (which would turn the worker to polling only).
+    assert [outcome.woken_by_event for outcome in reported] == [True]
