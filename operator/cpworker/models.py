@@ -553,7 +553,12 @@ class CustomActionWorkerStatus(_Model):
         default=None, ge=0, description="metadata.generation of the last spec acted upon."
     )
     in_flight: int | None = Field(
-        default=None, ge=0, description="Jobs of this worker currently in flight."
+        default=None,
+        ge=0,
+        description="Jobs of this worker currently in flight. 0 is written at once; a change "
+        "between other counts alone is written at most every 5 seconds (the latest value, at "
+        "the latest 5 seconds after the previous write), so that a burst does not cost a "
+        "status write per job; the metric cpworker_worker_in_flight_jobs is exact.",
     )
     succeeded: int | None = Field(
         default=None, ge=0, description="Jobs reported to CodePipeline as succeeded."

@@ -176,13 +176,16 @@ class Reporter:
     async def finished(self, job: JobSummary, known_pods: Sequence[PodSummary] = ()) -> bool:
         """Report a Job that ended in Kubernetes, once (event handler and supervisor share it).
 
-        Its pods are read fresh; `known_pods` (the pod index) adds the last known state of
-        pods already gone: an evicted pod is deleted as soon as the Job controller counted
-        it, and its DisruptionTarget is the reason the job failed.
+        Its pods come from `known_pods` (the pod index) when that holds every pod the Job
+        counted in its final state (`settled_pods`); else they are read fresh, and the index
+        adds the last known state of pods already gone: an evicted pod is deleted as soon as
+        the Job controller counted it, and its DisruptionTarget is the reason the job failed.
         """
 
         async def send_report() -> bool:
-            pods = with_gone_pods(await self.fresh_pods(job), known_pods, job.uid)
+            pods = settled_pods(job, known_pods)
+            if pods is None:
+                pods = with_gone_pods(await self.fresh_pods(job), known_pods, job.uid)
             outcome = results.outcome_from(job.body, [p.body for p in pods])
             if not outcome.finished:
                 return False
@@ -379,6 +382,43 @@ class Reporter:
         for each report."""
         pods = await self.kube.list_pods(job.namespace, names.job_pods_selector(job.uid))
         return [summarize_pod(p) for p in pods if owning_job(p) == job.name]
+
+
+def settled_pods(job: JobSummary, known: Sequence[PodSummary]) -> list[PodSummary] | None:
+    """This finished Job's pods from the pod index, when the index cannot lag behind: None
+    unless no pod of the Job runs or terminates any more and the index holds, in a final
+    phase, as many of its pods as the Job controller counted. A pod's phase is final once
+    Succeeded or Failed (its status, termination messages included, is written with it), and
+    a Job counts each terminated pod (`uncountedTerminatedPods` empty), so the index then
+    holds what a fresh list would, and the list (an API request per job) is saved. Anything
+    else (a pod still running in the index, one not in it yet, one deleted before it ended)
+    is read fresh.
+
+    Pods being deleted are in `status.terminating` only where the API server has
+    JobPodReplacementPolicy (beta, on by default since 1.29); without the field, only the
+    second terminal step (Complete, Failed), which waits for them, says none is left.
+    """
+    status = job.body.get("status") or {}
+    if job.finished is None or status.get("active") or status.get("terminating"):
+        return None
+    if "terminating" not in status and not any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or ()
+    ):
+        return None
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    if any(uncounted.get(kind) for kind in ("succeeded", "failed")):
+        return None
+    ours = [pod for pod in known if owner_uid(pod.body) == job.uid]
+    if any(pod.phase not in _FINAL_PHASES for pod in ours):
+        return None
+    counted = int(status.get("succeeded") or 0) + int(status.get("failed") or 0)
+    if not ours or len(ours) < counted:
+        return None
+    return ours
+
+
+_FINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 
 def with_gone_pods(

@@ -501,6 +501,7 @@ class Worker:
             await self.loop.run(lambda: bool(stopped))
         finally:
             waiter.cancel()
+            self.status.publisher.close()
             if self._client is not None:
                 self._client.budget.demand.drop(self.keys[0])
             self.rt.unregister(self.keys)

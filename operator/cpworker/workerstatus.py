@@ -209,6 +209,28 @@ def draining_message(in_flight: int) -> str:
 # --- Writing the status ------------------------------------------------------------------------
 
 
+# How long a change that only counts (inFlight between 1 and more, or the Ready message
+# within one reason, such as "at capacity") waits for the next one. A burst changes inFlight
+# on every claim and every report: written at once, that was a status write per job, as many
+# as the job's own record costs the API server. The latest value is written at the latest
+# this long after the previous write; a change of Ready, its reason, the generation, the
+# last error or between busy and idle is written at once (alerts and `kubectl wait` read
+# those).
+SETTLE_SECONDS: Final = 5.0
+
+
+def _significant(comparable: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a status is written at once when it changes (see SETTLE_SECONDS)."""
+    conditions = tuple(
+        (c.get("type"), c.get("status"), c.get("reason"), c.get("observedGeneration"))
+        for c in comparable.get("conditions") or ()
+    )
+    # Busy or idle is a state (the last job ended: `kubectl get caw` says 0 at once); the
+    # count between is a gauge.
+    busy = bool(comparable.get("inFlight"))
+    return conditions, comparable.get("observedGeneration"), comparable.get("lastError"), busy
+
+
 @dataclass
 class StatusPublisher:
     """Turns cycle outcomes into the worker's status, written only when it changes.
@@ -216,17 +238,23 @@ class StatusPublisher:
     kopf flushes a daemon's `patch` only when the daemon returns, so the status is patched
     through the API. To keep a thousand idle workers from writing to the API server (and
     etcd) on every poll, a write happens when anything but `lastPollTime` changed, or when
-    the written `lastPollTime` is older than `refresh_seconds` (a coarse heartbeat).
+    the written `lastPollTime` is older than `refresh_seconds` (a coarse heartbeat). A change
+    that only counts settles first (`settle_seconds`, SETTLE_SECONDS): one trailing write
+    carries the latest value. Writes never overlap, so an older status never lands last.
     """
 
     write: Callable[[dict[str, Any]], Awaitable[Any]]
     refresh_seconds: float = 30.0
+    settle_seconds: float = SETTLE_SECONDS
     clock: Callable[[], float] = field(default=lambda: asyncio.get_running_loop().time())
     _last_written: dict[str, Any] | None = None
     _last_write_at: float = 0.0
     _conditions: list[models.Condition] = field(default_factory=list)
     _last_poll: dt.datetime | None = None
     _last_error: models.LastError | None = None
+    _deferred: dict[str, Any] | None = None
+    _trailing: asyncio.Task[None] | None = None
+    _writing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def publish(
         self,
@@ -256,20 +284,63 @@ class StatusPublisher:
             last_error=self._last_error,
         )
         patch = models.status_patch(status)
-        comparable = {k: v for k, v in patch.items() if k != "lastPollTime"}
+        comparable = _comparable(patch)
         due = self.clock() - self._last_write_at >= self.refresh_seconds
         if self._last_written is not None and comparable == self._last_written and not due:
+            self._deferred = None  # back to what is written: a pending trailing write is moot
             return
-        try:
-            await self.write(patch)
-        except KubeError as exc:
-            # The status is what the operator shows, not what it does: a refused write must
-            # not cost the worker its cycle. Nothing is marked written, so the next cycle
-            # writes again.
-            log.warning("could not write a worker's status (retried next cycle): %s", exc)
+        if self._settles(comparable):
+            self._deferred = patch
+            if self._trailing is None or self._trailing.done():
+                self._trailing = asyncio.create_task(self._write_trailing())
             return
-        self._last_written = comparable
-        self._last_write_at = self.clock()
+        self._deferred = None
+        await self._write_now(patch)
+
+    async def settled(self) -> None:
+        """Return once no trailing write is pending (tests, and a clean stop)."""
+        while self._trailing is not None and not self._trailing.done():
+            await asyncio.shield(self._trailing)
+
+    def close(self) -> None:
+        """The worker's loop ends: no trailing write may land after whatever comes next (the
+        drain's status)."""
+        self._deferred = None
+        if self._trailing is not None:
+            self._trailing.cancel()
+
+    def _settles(self, comparable: Mapping[str, Any]) -> bool:
+        if self._last_written is None:
+            return False
+        if self.clock() - self._last_write_at >= self.settle_seconds:
+            return False
+        return _significant(comparable) == _significant(self._last_written)
+
+    async def _write_trailing(self) -> None:
+        while self._deferred is not None:
+            wait = self._last_write_at + self.settle_seconds - self.clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue  # a write may have come in between: it restarts the wait
+            await self._write_now(None)
+
+    async def _write_now(self, patch: dict[str, Any] | None) -> None:
+        """Write `patch`, or the deferred one (None), one write at a time."""
+        async with self._writing:
+            if patch is None:
+                patch, self._deferred = self._deferred, None
+                if patch is None:
+                    return
+            try:
+                await self.write(patch)
+            except KubeError as exc:
+                # The status is what the operator shows, not what it does: a refused write
+                # must not cost the worker its cycle. Nothing is marked written, so the next
+                # cycle writes again.
+                log.warning("could not write a worker's status (retried next cycle): %s", exc)
+                return
+            self._last_written = _comparable(patch)
+            self._last_write_at = self.clock()
 
     def ready_condition(self) -> models.Condition | None:
         """The Ready condition as last published (or adopted from the stored status)."""
@@ -366,6 +437,10 @@ async def publish_draining(kube: KubeClient, namespace: str, name: str, in_fligh
         log.info("could not show the drain on worker %s/%s: %s", namespace, name, exc)
 
 
+def _comparable(patch: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in patch.items() if k != "lastPollTime"}
+
+
 # --- The counters ------------------------------------------------------------------------------
 
 # One lock per worker: counter updates of one process never race each other; across
@@ -380,16 +455,21 @@ async def _update_status(
     change: Callable[[Mapping[str, Any]], dict[str, Any] | None],
     *,
     must_write: bool = False,
+    done: Callable[[], bool] = lambda: False,
 ) -> None:
     """Read-modify-write of the worker's status under a resourceVersion precondition.
 
     `change` maps the current status to the fields to write, or None when nothing is to be
     written. The worker may be gone: then there is nothing to count. With `must_write`, a write
-    that keeps conflicting raises ConflictError instead of giving up quietly.
+    that keeps conflicting raises ConflictError instead of giving up quietly. `done`, asked once
+    the lock is held, says that a write made while this call waited for it did the work: then
+    the worker is not even read.
     """
     key = (id(asyncio.get_running_loop()), namespace, worker)
     lock = _COUNTER_LOCKS.setdefault(key, asyncio.Lock())
     async with lock:
+        if done():
+            return
         for _ in range(5):
             try:
                 body = await kube.get_worker(namespace, worker)
@@ -465,9 +545,14 @@ async def count_job(
         taken.update(pending)
         return count_patch(status, taken) if taken else None
 
+    def written() -> bool:
+        # The write of a call that held the lock before this one took this job along (and
+        # dropped it from `pending` once written): nothing is left to read or write.
+        return job_id not in pending
+
     # A failed write leaves its jobs pending: the next count of this worker writes them too
     # (and each job's own retried report counts it again, which the ledger makes harmless).
-    await _update_status(kube, namespace, worker, change, must_write=True)
+    await _update_status(kube, namespace, worker, change, must_write=True, done=written)
     for job, name in taken.items():
         if pending.get(job) == name:
             del pending[job]

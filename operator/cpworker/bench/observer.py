@@ -130,5 +130,21 @@ def writes_by_resource(
     return counts
 
 
+def requests_by_verb(
+    records: Iterable[AuditRecord], user: str, namespace: str | None = None
+) -> collections.Counter[str]:
+    """Every request of `user` (in `namespace`, or cluster-wide), counted as "verb resource":
+    reads and watches load the API server as writes do."""
+    counts: collections.Counter[str] = collections.Counter()
+    for record in records:
+        if record.user != user:
+            continue
+        if namespace is not None and record.namespace not in {namespace, ""}:
+            continue
+        resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
+        counts[f"{record.verb} {resource}"] += 1
+    return counts
+
+
 def requests_of(records: Iterable[AuditRecord], user: str) -> int:
     return sum(1 for record in records if record.user == user)

@@ -29,7 +29,7 @@ from typing import Any
 from cpworker import models
 from cpworker.bench import opmetrics, policies
 from cpworker.bench.harness import OPERATOR_USER, RAW_USER, Harness
-from cpworker.bench.observer import WRITE_VERBS, writes_by_resource
+from cpworker.bench.observer import WRITE_VERBS, requests_by_verb, writes_by_resource
 from cpworker.bench.plan import Plan
 from cpworker.bench.processes import LivenessProbe, Subprocess, free_port, operator_process
 from cpworker.bench.procstat import (
@@ -536,6 +536,8 @@ class BurstResult:
     kubernetes_writes: dict[str, int]
     latencies: Latencies
     complete: bool
+    # Every request of the measured process, reads and watches included, as "verb resource".
+    kubernetes_requests: dict[str, int] = field(default_factory=dict)
 
 
 def _prequeue(
@@ -654,6 +656,7 @@ def run_burst_operator(
         # The last jobs' writes after their results (the record, the Secret's deletion, the
         # count and the event) belong to the burst too: wait for the operator to go quiet.
         writes = _settled_writes(h, namespace)
+        requests = requests_by_verb(h.audit(), OPERATOR_USER, namespace)
         first, span, rate, measured = _burst_figures(h, provider, t0)
         progress.done(f"{measured.dispatched}/{plan.jobs} dispatched, {rate:.1f} jobs/s")
     finally:
@@ -674,6 +677,7 @@ def run_burst_operator(
         kubernetes_writes=dict(writes),
         latencies=measured,
         complete=complete,
+        kubernetes_requests=dict(requests),
     )
 
 
@@ -765,6 +769,7 @@ def run_burst_raw(h: Harness, plan: Plan, progress: Progress, meter: StandInMete
     )
     calls = collections.Counter(r.operation for r in h.cp_requests(t0, t_end))
     writes = writes_by_resource(h.audit(), RAW_USER, namespace)
+    requests = requests_by_verb(h.audit(), RAW_USER, namespace)
     first, span, rate, measured = _burst_figures(h, provider, t0)
     complete = complete and result_path.exists() and measured.dispatched >= plan.jobs
     progress.done(f"{measured.dispatched}/{plan.jobs} dispatched, {rate:.1f} jobs/s")
@@ -782,6 +787,7 @@ def run_burst_raw(h: Harness, plan: Plan, progress: Progress, meter: StandInMete
         kubernetes_writes=dict(writes),
         latencies=measured,
         complete=complete,
+        kubernetes_requests=dict(requests),
     )
 
 

@@ -205,6 +205,7 @@ def burst_figures(result: BurstResult) -> dict[str, Any]:
         "rss_peak_mib": _round(result.rss_peak_mib, 1),
         "codepipeline_calls_by_operation": dict(sorted(result.codepipeline_calls.items())),
         "kubernetes_writes_by_resource": dict(sorted(result.kubernetes_writes.items())),
+        "kubernetes_requests_by_verb": dict(sorted(result.kubernetes_requests.items())),
         "settings": result.settings,
     }
     if result.kind == "operator":  # the raw loop reports nothing

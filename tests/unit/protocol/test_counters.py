@@ -44,6 +44,9 @@ async def test_a_burst_of_reports_costs_far_fewer_writes_than_jobs() -> None:
     # The first call writes its own job; everything that arrived meanwhile is written by the
     # next one, together.
     assert status_writes(kube) <= 3
+    # A call whose job an earlier write took along does not read the worker either.
+    reads = [r for r in kube.requests if r.method == "GET" and r.resource == "customactionworkers"]
+    assert len(reads) == status_writes(kube)
 
 
 async def test_a_job_counted_twice_at_once_or_later_counts_once() -> None:

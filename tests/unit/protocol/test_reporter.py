@@ -190,6 +190,74 @@ async def test_a_finished_job_is_judged_by_its_pods_as_they_are_now(world: World
     assert world.cp.accepted[0].params["executionDetails"]["summary"] == "built 3 targets"
 
 
+def pod_requests(world: World) -> int:
+    return len([r for r in world.kube.requests if r.resource == "pods"])
+
+
+async def test_pods_the_index_holds_in_their_final_state_are_not_listed_again(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id, "make: *** [all] Error 2")
+    before = pod_requests(world)
+    assert await life.reporter.finished(world.summary(job_id), world.pods_of(job_name(job_id)))
+    assert pod_requests(world) == before
+    [call] = world.cp.accepted
+    assert "Error 2" in call.params["failureDetails"]["message"]
+
+
+async def test_an_index_that_still_shows_the_pod_running_is_not_trusted(world: World) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    lagging = world.pods_of(job_name(job_id))  # the pod as it ran
+    world.succeed(job_id)
+    before = pod_requests(world)
+    assert await life.reporter.finished(world.summary(job_id), lagging)
+    assert pod_requests(world) == before + 1
+    assert world.cp.accepted[0].params["executionDetails"]["summary"] == "built 3 targets"
+
+
+async def test_a_job_that_counted_more_pods_than_the_index_holds_lists_them(
+    world: World,
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id, "the first try")
+    first = world.pods_of(job_name(job_id))
+    # A retry the index has not seen yet: the Job counted two failed pods.
+    world.kube.external_patch("jobs", NAMESPACE, job_name(job_id), {"status": {"failed": 2}})
+    before = pod_requests(world)
+    assert await life.reporter.finished(world.summary(job_id), first)
+    assert pod_requests(world) == before + 1
+
+
+@pytest.mark.parametrize(
+    ("terminating", "listed"),
+    [
+        (None, 1),  # the API server does not count pods being deleted: wait for the 2nd step
+        (0, 0),  # it does, and none is: the first step settles it
+        (1, 1),  # one is still being deleted
+    ],
+)
+async def test_a_job_at_its_first_terminal_step_trusts_the_index_only_with_nothing_terminating(
+    world: World, terminating: int | None, listed: int
+) -> None:
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.fail(job_id)
+    conditions = [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}]
+    world.kube.external_patch(
+        "jobs",
+        NAMESPACE,
+        job_name(job_id),
+        {"status": {"conditions": conditions, "terminating": terminating}},
+    )
+    before = pod_requests(world)
+    assert await life.reporter.finished(world.summary(job_id), world.pods_of(job_name(job_id)))
+    assert pod_requests(world) == before + listed
+
+
 # ---- already ended, lease lost, errors -------------------------------------------------------
 
 

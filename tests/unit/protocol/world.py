@@ -311,8 +311,14 @@ class World:
         job_conditions = [
             {"type": kind, "status": "True", "reason": reason} for kind, reason in conditions
         ]
+        # As the Job controller counts its ended pods (pkg/controller/job/job_controller.go:
+        # the pod counted, `active` down to 0, the terminal conditions after).
+        counted = "succeeded" if phase == "Succeeded" else "failed"
         self.kube.external_patch(
-            "jobs", NAMESPACE, job_name(job_id), {"status": {"conditions": job_conditions}}
+            "jobs",
+            NAMESPACE,
+            job_name(job_id),
+            {"status": {"conditions": job_conditions, "active": 0, counted: 1}},
         )
 
     # ---- the operator ---------------------------------------------------------------------
