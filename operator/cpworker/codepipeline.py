@@ -29,6 +29,7 @@ import botocore.exceptions
 import botocore.session
 from botocore.config import Config
 
+from cpworker import awssession
 from cpworker.jobdata import ALL_SECRET, SecretProperties
 from cpworker.ratebudget import Lane, RateBudget, urgent_reserve_for
 from cpworker.results import ReportCall
@@ -589,9 +590,9 @@ class CodePipelineClients:
         # boto3 sessions are not thread-safe while creating clients; created clients are.
         with self._create_lock:
             if not role_arn:
-                session = boto3.session.Session(region_name=region)
+                session = awssession.session(region)
                 return session.client("codepipeline", config=self._boto_config())
-            base = boto3.session.Session(region_name=region)
+            base = awssession.session(region)
             sts = base.client("sts", config=self._boto_config())
             options = self.options
 
@@ -622,7 +623,7 @@ class CodePipelineClients:
             credentials = botocore.credentials.DeferredRefreshableCredentials(
                 refresh_using=refresh, method="sts-assume-role"
             )
-            core = botocore.session.get_session()
+            core = awssession.botocore_session()
             # botocore has no public setter for refreshable credentials on a session.
             core._credentials = credentials  # type: ignore[attr-defined]
             session = boto3.session.Session(botocore_session=core, region_name=region)

@@ -27,9 +27,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 import botocore.exceptions
 from botocore.config import Config
+
+from cpworker import awssession
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -157,9 +158,8 @@ class EventConsumer:
 
     def _sqs(self) -> SQSClient:
         if self._client is None:
-            self._client = boto3.client(
+            self._client = awssession.session(self.region).client(
                 "sqs",
-                region_name=self.region,
                 # The long poll must outlast the wait; retries are ours (the receive loop).
                 config=Config(
                     retries={"total_max_attempts": 1, "mode": "standard"},

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cpworker import codepipeline as cp
-from cpworker import results
+from cpworker import events, results
 from cpworker.ratebudget import Lane
 
 REGION = "us-east-1"
@@ -215,3 +215,25 @@ async def test_worker_role_is_assumed_through_sts(
     credentials = boto._request_signer._credentials
     assert credentials.method == "sts-assume-role"
     assert credentials.get_frozen_credentials().access_key != "AKIASANDBOXEXAMPLE00"
+
+
+async def test_every_region_and_role_shares_one_copy_of_botocores_data(
+    clients: cp.CodePipelineClients,
+    cp_scenario: Any,
+    executor: concurrent.futures.ThreadPoolExecutor,
+) -> None:
+    """A session per region and role used to load its own endpoint data and models (about
+    9 MiB each); they share one loader now, and each still signs with its own credentials."""
+    scenario = cp_scenario()
+    role = "arn:aws:iam::210987654321:role/cpworker-other-account"
+    default = await clients.for_worker(REGION)
+    other_region = await clients.for_worker("eu-west-1")
+    assumed = await clients.for_worker(REGION, role)
+    assert await assumed.poll_for_jobs(scenario.action_type_id, 1, scenario.query_param) == []
+    queue = f"https://sqs.{REGION}.amazonaws.com/123456789012/cpworker-events"
+    consumer = events.EventConsumer(queue, REGION, lambda _event: asyncio.sleep(0), executor)
+    boto: list[Any] = [c._boto for c in (default, other_region, assumed)]  # white-box
+    loaders = {id(b._loader) for b in [*boto, consumer._sqs()]}
+    assert len(loaders) == 1
+    signers = [b._request_signer._credentials.get_frozen_credentials().access_key for b in boto]
+    assert signers[0] == signers[1] != signers[2]
