@@ -23,6 +23,36 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Optional libraries a subcommand's process never uses but a dependency would import when they
+# are installed: kopf imports the kubernetes client (and pykube) to recognise their model
+# objects (kopf/_cogs/helpers/thirdparty.py), which costs the operator about 40 MiB resident
+# for nothing (cpworker.kube speaks JSON over aiohttp). The image does not install them; a
+# development environment does, so `cpworker run` started from one keeps them out as well, and
+# measures like the image. Likewise jsonschema's format checkers (25 MiB with what they import:
+# arrow, lark, regex), which a development dependency installs (cyclonedx-bom needs
+# jsonschema[format-nongpl]) and the jobTemplate check never uses.
+NEVER_IMPORTED: dict[str, tuple[str, ...]] = {
+    "run": (
+        "kubernetes",
+        "kubernetes_asyncio",
+        "pykube",
+        "fqdn",
+        "isoduration",
+        "rfc3339_validator",
+        "rfc3986_validator",
+        "rfc3987",
+        "rfc3987_syntax",
+        "uri_template",
+        "webcolors",
+    ),
+}
+
+
+def _keep_out(modules: Sequence[str]) -> None:
+    for module in modules:
+        # A None entry makes `import module` raise ImportError, as if it were not installed.
+        sys.modules.setdefault(module, None)  # type: ignore[arg-type]
+
 
 def _usage() -> str:
     lines = ["usage: cpworker <command> [options]", "", "commands:"]
@@ -40,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cpworker: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, _ = SUBCOMMANDS[name]
+    _keep_out(NEVER_IMPORTED.get(name, ()))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from cpworker import diffbase, jobindex, kube, models, names, workerloop
+from cpworker import diffbase, jobindex, models, names, workerloop
 from cpworker.runtime import Runtime
 from cpworker.settings import OperatorSettings
 
@@ -71,8 +71,7 @@ def build_registry() -> kopf.OperatorRegistry:
     def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
         """kopf talks to the API with the same kubeconfig / in-cluster identity as we do."""
         rt: Runtime = memo["runtime"]
-        info: kopf.ConnectionInfo = kube.connection_info(rt.kube.configuration)
-        return info
+        return rt.kube.connection.kopf_info()
 
     # The indexers are async although they only compute: kopf runs a sync handler in its
     # thread pool, a hand-over per watch event that cost more than the summary itself.
@@ -183,8 +182,9 @@ def build_registry() -> kopf.OperatorRegistry:
         )
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
-    def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo["runtime"]
+        await rt.kube.close()
         rt.close()
 
     return registry

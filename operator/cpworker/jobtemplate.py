@@ -1,18 +1,19 @@
 """Can a worker's jobTemplate be used? Every problem with it, in words a user can act on. Pure.
 
 A template must be a valid batch/v1 JobTemplateSpec (strict: unknown fields are problems too)
-and must not set what the operator owns (jobmanifest.py builds those parts).
+and must not set what the operator owns (jobmanifest.py builds those parts). The structure is
+checked against schemas/job-batch-v1.json, Kubernetes' own strict schema shipped in the package
+(tools/jobschema.py extracts it), so a broken template is refused with the same words wherever
+the operator runs, before the API server refuses its Job.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
-
-from pydantic import ValidationError
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
 
 from cpworker import names
 from cpworker.jobmanifest import (
@@ -24,6 +25,9 @@ from cpworker.jobmanifest import (
     RESERVED_VOLUME_PREFIX,
 )
 from cpworker.models import Artifacts, JobTemplate
+
+if TYPE_CHECKING:
+    from jsonschema.validators import Draft202012Validator
 
 # Job fields only the operator sets (docs/architecture.md, the claim protocol).
 _OPERATOR_JOB_SPEC_FIELDS: Final = {
@@ -44,26 +48,20 @@ _MAX_PROBLEMS: Final = 20
 
 
 @functools.cache
-def _job_validator() -> Any | None:
-    """A strict batch/v1 Job validator from kubernetes-validate's bundled schemas, if installed.
+def _job_validator() -> Draft202012Validator:
+    """The strict batch/v1 Job validator, from the schema shipped in the package.
 
-    kubernetes-validate weighs about 100 MiB (schemas of every Kubernetes version), so it is a
-    development dependency; without it `_structure_problems` falls back to the kubernetes
-    client's models, and the API server's own validation of the Job remains the last word.
+    schemas/job-batch-v1.json is kubernetes-validate's strict Job schema reduced to what a Job
+    refers to (tools/jobschema.py; a test keeps it in step with the installed
+    kubernetes-validate): the same check in development and in the operator's image, without
+    kubernetes-validate (about 100 MiB) or the kubernetes client's models (about 40 MiB
+    resident) at run time. Imported and built on first use: jsonschema with its referencing
+    adds about 10 MiB resident, which an operator without workers does not need.
     """
-    try:
-        utils = importlib.import_module("kubernetes_validate.utils")
-        jsonschema = importlib.import_module("jsonschema")
-        referencing = importlib.import_module("referencing")
-    except ImportError:
-        return None
-    version = utils.latest_version()
-    folder = f"kubernetes-json-schema/v{version}-local-strict"
-    schema = utils.schema_contents(f"{folder}/job-batch-v1.json", version)
-    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
-    registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
-    registry = referencing.Resource.from_contents(definitions) @ registry
-    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+    from jsonschema.validators import Draft202012Validator  # noqa: PLC0415 - see above
+
+    text = (resources.files("cpworker") / "schemas" / "job-batch-v1.json").read_text("utf-8")
+    return Draft202012Validator(json.loads(text))
 
 
 def _json_path(path: Sequence[object]) -> str:
@@ -75,44 +73,12 @@ def _json_path(path: Sequence[object]) -> str:
 
 def _structure_problems(spec: Mapping[str, Any]) -> list[str]:
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": spec}
-    validator = _job_validator()
-    if validator is None:
-        return _client_model_problems(spec)
     problems = []
-    errors = sorted(validator.iter_errors(job), key=lambda e: [str(p) for p in e.path])
+    errors = sorted(_job_validator().iter_errors(job), key=lambda e: [str(p) for p in e.path])
     for error in errors:
         where = _json_path(list(error.absolute_path)) or "spec"
         problems.append(f"jobTemplate.{where}: {error.message}")
     return problems
-
-
-@functools.cache
-def _model_deserializer() -> Any:
-    client = importlib.import_module("kubernetes.client")
-    # The public `deserialize` changed its signature between client releases (a response
-    # object before v32, the response text after); the private one it wraps did not.
-    return client.ApiClient()._ApiClient__deserialize
-
-
-def _client_model_problems(spec: Mapping[str, Any]) -> list[str]:
-    """Fallback structure check: can the kubernetes client build a V1JobSpec from it?
-
-    Weaker than the schema (unknown fields pass, types are only partly checked) but it does
-    catch missing required fields such as containers, names and images.
-    """
-    try:
-        _model_deserializer()(json.loads(json.dumps(dict(spec))), "V1JobSpec")
-    except ValidationError as error:  # kubernetes >= 35 builds its models with pydantic
-        return [
-            f"jobTemplate.spec: {error.title} {_json_path(item['loc'])}: {item['msg']}".replace(
-                "  ", " "
-            )
-            for item in error.errors(include_input=False, include_url=False)
-        ]
-    except (ValueError, TypeError, AttributeError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return [f"jobTemplate.spec is not a valid batch/v1 JobSpec: {first_line}"]
-    return []
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -1,10 +1,12 @@
-"""The few Kubernetes calls the stages make, async, over the kubernetes client.
+"""The few Kubernetes calls the stages make, async, over aiohttp on the operator's event loop.
 
-Requests go through the kubernetes client's `ApiClient` (its kubeconfig / in-cluster auth,
-TLS and connection pool) but carry plain JSON dicts both ways: the stages build manifests as
-dicts (manifests.py) and kopf hands bodies over as dicts, so converting to the generated model
-classes and back would only add a place for fields to get lost. Every call runs in the
-operator's executor because the client blocks.
+Requests carry plain JSON dicts both ways: the stages build manifests as dicts (manifests.py)
+and kopf hands bodies over as dicts, so the kubernetes client's generated models would only
+add a place for fields to get lost. The client itself is not used at all: importing it costs
+the operator about 40 MiB of resident memory (its thousand model classes), and its blocking
+calls needed a thread hand-over per request, about a quarter of the operator's CPU in a burst
+(docs/benchmarks/README.md). The API server and credentials come from `kubeconn` (kubeconfig
+or the pod's ServiceAccount), the same ones kopf logs in with.
 
 Kubernetes answers are mapped to a few exceptions the stages decide on: `AlreadyExistsError`
 (deterministic names make this "already dispatched"), `NotFoundError`, `ConflictError`.
@@ -15,20 +17,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+import weakref
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-import kubernetes
-import kubernetes.client
-import kubernetes.config
+import aiohttp
+import yarl
 
-from cpworker import names, timestamps
+from cpworker import kubeconn, names, timestamps
 
 log = logging.getLogger(__name__)
 
@@ -150,81 +150,83 @@ def rbac_attributes(
     return (verb, resource)
 
 
-def load_api_client(
-    kubeconfig: str | None = None, context: str | None = None, *, pool_size: int | None = None
-) -> Any:
-    """An `ApiClient` from a kubeconfig file (or $KUBECONFIG), else the in-cluster config.
-
-    `pool_size`: connections kept to the API server. The client's default is 5 per CPU (10 on
-    a 2-core node); with more executor threads than that, every extra concurrent call opened
-    a new connection and urllib3 discarded it afterwards ("Connection pool is full").
-    """
-    path = kubeconfig or os.environ.get("KUBECONFIG")
-    configuration = kubernetes.client.Configuration()
-    if path or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        load = cast("Callable[..., None]", kubernetes.config.load_kube_config)
-        load(config_file=path, context=context, client_configuration=configuration)
-    else:
-        load_incluster = cast("Callable[..., None]", kubernetes.config.load_incluster_config)
-        load_incluster(client_configuration=configuration)
-    if pool_size is not None:
-        configuration.connection_pool_maxsize = max(pool_size, 1)
-    return kubernetes.client.ApiClient(configuration)
-
-
-def connection_info(configuration: Any) -> Any:
-    """A kopf.ConnectionInfo with the same server, credentials and TLS as `configuration`."""
-    import kopf  # noqa: PLC0415 - only the operator's login needs kopf here
-
-    # In-cluster tokens are projected files that rotate. kopf calls the login handler again
-    # after a 401, so re-reading the token here (the client's own hook) keeps kopf logged in.
-    refresh = getattr(configuration, "refresh_api_key_hook", None)
-    if callable(refresh):
-        refresh(configuration)
-    api_key = dict(getattr(configuration, "api_key", None) or {})
-    header = str(api_key.get("authorization") or api_key.get("BearerToken") or "")
-    scheme, _, token = header.partition(" ")
-    if not token:
-        scheme, token = "Bearer", header
-    return kopf.ConnectionInfo(
-        server=str(configuration.host),
-        ca_path=configuration.ssl_ca_cert or None,
-        insecure=not configuration.verify_ssl,
-        scheme=scheme if token else None,
-        token=token or None,
-        certificate_path=configuration.cert_file or None,
-        private_key_path=configuration.key_file or None,
-        username=configuration.username or None,
-        password=configuration.password or None,
-    )
-
-
 class KubeClient:
-    """Async JSON calls for Jobs, Secrets, Pods, Events and the worker's status."""
+    """Async JSON calls for Jobs, Secrets, Pods, Events and the worker's status.
+
+    One aiohttp session per event loop (the operator has one; tests and `cpworker check` run
+    others), opened on first use: a session is bound to the loop it was made in.
+    """
 
     def __init__(
         self,
-        api_client: Any,
-        executor: Executor,
+        connection: kubeconn.Connection,
         *,
         attempts: int = 4,
         request_timeout: float = 30.0,
         observer: RequestObserver | None = None,
+        pool_size: int = 100,
     ) -> None:
-        self._api = api_client
-        self._executor = executor
+        self._connection = connection
         self._attempts = attempts
-        self._timeout = request_timeout
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._observer = observer
+        self._pool_size = max(pool_size, 1)
+        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]
+        self._sessions = weakref.WeakKeyDictionary()
 
     @property
-    def configuration(self) -> Any:
-        """The kubernetes client Configuration (host, credentials, TLS)."""
-        return self._api.configuration
+    def connection(self) -> kubeconn.Connection:
+        """The API server and the identity the requests use (kopf logs in with the same)."""
+        return self._connection
+
+    async def close(self) -> None:
+        """Close this event loop's connections (the operator's cleanup)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
 
     # ---- transport ------------------------------------------------------------------------
 
-    def _request_sync(
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, ssl=self._connection.ssl_context() or False
+            )
+            # The API server's JSON is decoded by `json.loads` below, never by aiohttp, and
+            # no proxy or .netrc from the environment applies (the connection says it all).
+            session = aiohttp.ClientSession(connector=connector, trust_env=False)
+            self._sessions[loop] = session
+        return session
+
+    async def _send(
+        self,
+        method: str,
+        url: yarl.URL,
+        data: bytes | None,
+        content_type: str,
+        *,
+        refresh: bool,
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        authorization = await self._connection.authorization(refresh=refresh)
+        if authorization:
+            headers["Authorization"] = authorization
+        session = self._session()  # may raise ConfigError (an unreadable CA or client key)
+        async with session.request(
+            method,
+            url,
+            data=data,
+            headers=headers,
+            timeout=self._timeout,
+            server_hostname=self._connection.server_hostname,
+        ) as response:
+            return response.status, await response.read()
+
+    async def _exchange(
         self,
         method: str,
         path: str,
@@ -232,19 +234,23 @@ class KubeClient:
         query: Mapping[str, str] | None,
         content_type: str,
     ) -> Body:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        _, url, headers, _, _ = self._api.param_serialize(
-            method, path, header_params=headers, auth_settings=["BearerToken"]
-        )
-        if query:
-            url += "?" + urlencode(dict(query))
-        # The REST layer serializes JSON bodies itself: pass the dict, not a string.
-        response = self._api.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=self._timeout
-        )
-        raw = response.read()
-        if response.status >= 400:
-            raise _error(method, path, int(response.status), raw)
+        # The paths are quoted already (quote() of every name): tell yarl not to quote again.
+        target = path + ("?" + urlencode(dict(query)) if query else "")
+        url = yarl.URL(self._connection.server + target, encoded=True)
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            status, raw = await self._send(method, url, data, content_type, refresh=False)
+            if status == 401:
+                # A rotated service-account token or an expired exec credential: read it
+                # again once, as kopf does for its own requests.
+                status, raw = await self._send(method, url, data, content_type, refresh=True)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # No answer at all (refused, reset, timed out): as retryable as a 503.
+            raise RetryableKubeError(method, path, 0, "Unreachable", type(exc).__name__) from None
+        except kubeconn.ConfigError as exc:
+            raise KubeError(method, path, 0, "NoCredentials", str(exc)) from None
+        if status >= 400:
+            raise _error(method, path, status, raw)
         if not raw:
             return {}
         result: Body = json.loads(raw)
@@ -266,12 +272,6 @@ class KubeClient:
             except RetryableKubeError:
                 if attempt == self._attempts:
                     raise
-            except kubernetes.client.exceptions.ApiException as exc:
-                # status 0: the connection failed before any answer.
-                if attempt == self._attempts:
-                    raise RetryableKubeError(
-                        method, path, int(exc.status or 0), "Unreachable", str(exc.reason)
-                    ) from None
             jitter = random.uniform(0, min(2.0, 0.1 * 2**attempt))  # noqa: S311 - not crypto
             await asyncio.sleep(jitter)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -287,9 +287,7 @@ class KubeClient:
         """One try of a request, told to the observer with its outcome."""
         error: BaseException | None = None
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._request_sync, method, path, body, query, content_type
-            )
+            return await self._exchange(method, path, body, query, content_type)
         except BaseException as exc:
             error = exc
             raise
@@ -485,6 +483,6 @@ class KubeClient:
         }
         try:
             await self.request("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
-        except (KubeError, kubernetes.client.exceptions.ApiException) as exc:
+        except KubeError as exc:
             # Events are informational; failing to post one must not fail a job.
             log.warning("could not post event %s: %s", reason, exc)

@@ -39,7 +39,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from cpworker import codepipeline, crd, kube, models, names, permissions, runner
+from cpworker import codepipeline, crd, kube, kubeconn, models, names, permissions, runner
 from cpworker.settings import OperatorSettings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -601,6 +601,14 @@ async def check_events_queue(ctx: Context) -> list[Finding]:
     return [ok("events queue", f"{arn} answers; EventBridge may deliver ({waiting} waiting)")]
 
 
+async def _checks_then_close(ctx: Context) -> list[Finding]:
+    try:
+        return await run_checks(ctx)
+    finally:
+        if ctx.kube is not None:
+            await ctx.kube.close()
+
+
 async def run_checks(ctx: Context) -> list[Finding]:
     findings: list[Finding] = []
     workers: list[kube.Body] = []
@@ -650,14 +658,14 @@ def main(argv: Sequence[str]) -> int:
         print(render([problem("settings", str(exc), "fix the CPWORKER_* variables named")]))
         return 1
     findings: list[Finding] = []
-    api_client = None
+    client = None
     try:
-        api_client = kube.load_api_client(args.kubeconfig)
-    except Exception as exc:  # noqa: BLE001 - the kubernetes client raises several kinds
+        client = kube.KubeClient(kubeconn.load(args.kubeconfig), attempts=2, request_timeout=15)
+    except kubeconn.ConfigError as exc:
         findings.append(
             problem(
                 "Kubernetes",
-                f"no usable configuration ({type(exc).__name__})",
+                f"no usable configuration: {exc}",
                 "set KUBECONFIG or --kubeconfig; in a pod, the ServiceAccount token is used",
             )
         )
@@ -665,20 +673,14 @@ def main(argv: Sequence[str]) -> int:
     with concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="cpworker-check") as pool:
         ctx = Context(
             settings=settings,
-            kube=None
-            if api_client is None
-            else kube.KubeClient(api_client, pool, attempts=2, request_timeout=15),
+            kube=client,
             executor=pool,
             namespaces=namespaces,
             peering=not args.standalone and bool(args.peering or settings.peering_name),
             service_account=_service_account(args.service_account),
             events_queue_url=settings.events_queue_url,
         )
-        try:
-            findings += asyncio.run(run_checks(ctx))
-        finally:
-            if api_client is not None:
-                api_client.close()
+        findings += asyncio.run(_checks_then_close(ctx))
     print(render(findings))
     return 1 if any(not f.ok for f in findings) else 0
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from cpworker import codepipeline, events, kube, wakeups
+from cpworker import codepipeline, events, kube, kubeconn, wakeups
 from cpworker.jobindex import VanishedJobs
 from cpworker.jobrecord import JobRecords
 from cpworker.metrics import Metrics
@@ -106,9 +106,11 @@ class Runtime:
             max_workers=settings.executor_threads, thread_name_prefix="cpworker-io"
         )
         metrics = Metrics()
-        # One connection per executor thread, to each API: none is opened and dropped per call.
-        api_client = kube.load_api_client(kubeconfig, pool_size=settings.executor_threads)
-        kube_client = kube.KubeClient(api_client, executor, observer=metrics)
+        # As many connections to the API server as the executor has threads for AWS: the
+        # operator's concurrency is the same either way.
+        kube_client = kube.KubeClient(
+            kubeconn.load(kubeconfig), observer=metrics, pool_size=settings.executor_threads
+        )
         options = codepipeline.ClientOptions(
             rate_per_second=settings.rate_per_second,
             burst=settings.rate_burst,

@@ -175,7 +175,9 @@ class OperatorSettings(BaseSettings):
         default=16,
         ge=1,
         le=256,
-        description="Threads for blocking calls (boto3, the kubernetes client).",
+        description=(
+            "Threads for boto3's blocking calls; also the connections kept to the API server."
+        ),
     )
     log_format: Literal["json", "text"] = Field(
         default="json", description="Log format: json (one object per line) or text."

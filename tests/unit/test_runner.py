@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
-from cpworker import kube
 from cpworker.runner import effective_priority
 
 
@@ -23,25 +19,3 @@ def test_peering_replicas_get_distinct_stable_priorities() -> None:
     assert len(set(priorities)) == len(replicas)
     assert all(p > 0 for p in priorities)
     assert priorities == [effective_priority(None, 0, peering=True, replica=r) for r in replicas]
-
-
-def test_login_rereads_a_rotating_token() -> None:
-    # In-cluster, the kubernetes client re-reads the projected token file through this hook.
-    tokens = iter(["first-token", "rotated-token"])
-
-    def refresh(configuration: Any) -> None:
-        configuration.api_key = {"authorization": f"Bearer {next(tokens)}"}
-
-    configuration = SimpleNamespace(
-        host="https://10.0.0.1:443",
-        api_key={},
-        refresh_api_key_hook=refresh,
-        ssl_ca_cert="/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-        verify_ssl=True,
-        cert_file=None,
-        key_file=None,
-        username="",
-        password="",
-    )
-    assert kube.connection_info(configuration).token == "first-token"
-    assert kube.connection_info(configuration).token == "rotated-token"

@@ -2,9 +2,9 @@
 
     python -m cpworker.bench.rawloop PLAN.json RESULT.json
 
-Run as a subprocess, like the operator, with the same clients (boto3 for CodePipeline, the
-kubernetes client's `ApiClient` with JSON bodies for Kubernetes) behind the same kind of
-thread pool. Each worker polls its pool, and for every job: AcknowledgeJob, create the
+Run as a subprocess, like the operator, with the same clients: boto3 for CodePipeline behind the
+same kind of thread pool, and the operator's own Kubernetes client (`cpworker.kube`, aiohttp
+with JSON bodies). Each worker polls its pool, and for every job: AcknowledgeJob, create the
 Secret, create the Job (unsuspended). Nothing else: no status, no events, no reports.
 
 - with the `raw-ceiling` policy it polls again at once, until its expected jobs are
@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import kubernetes.config
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cpworker import names
+from cpworker import kube, kubeconn, names
 from cpworker.bench import policies
 
 Counts = collections.Counter[str]
@@ -104,8 +103,12 @@ class RawLoop:
                 read_timeout=30,
             ),
         )
-        new_client: Callable[..., Any] = kubernetes.config.new_client_from_config
-        self.api = new_client(config_file=os.environ["KUBECONFIG"])
+        # The operator's own Kubernetes client, without its retries: the same transport.
+        self.kube = kube.KubeClient(
+            kubeconn.load(os.environ["KUBECONFIG"]),
+            attempts=1,
+            pool_size=int(plan.get("executor_threads", 16)),
+        )
         self.counts: dict[str, Counts] = {g["name"]: collections.Counter() for g in plan["groups"]}
         self.stopping = asyncio.Event()
 
@@ -113,14 +116,13 @@ class RawLoop:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: function(*args, **kwargs))
 
-    def _create_sync(self, path: str, body: dict[str, Any]) -> int:
-        headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        _, url, headers, _, _ = self.api.param_serialize(
-            "POST", path, header_params=headers, auth_settings=["BearerToken"]
-        )
-        response = self.api.call_api("POST", url, header_params=headers, body=body)
-        response.read()
-        return int(response.status)
+    async def _create(self, path: str, body: dict[str, Any]) -> int:
+        """The answer's HTTP status (0: no answer)."""
+        try:
+            await self.kube.request("POST", path, body)
+        except kube.KubeError as exc:
+            return exc.status or 599
+        return 201
 
     async def _dispatch(self, group: dict[str, Any], worker: str, job: dict[str, Any]) -> bool:
         counts = self.counts[group["name"]]
@@ -142,7 +144,7 @@ class RawLoop:
                 "jobs",
             ),
         ):
-            status = await self._io(self._create_sync, path, body)
+            status = await self._create(path, body)
             counts[f"create:{what}"] += 1
             if status >= 400:
                 counts[f"error:kube-{status}"] += 1
@@ -201,6 +203,7 @@ class RawLoop:
         if pending:
             await asyncio.wait(pending, timeout=35)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        await self.kube.close()
         return {
             "started": started,
             "ended": time.time(),

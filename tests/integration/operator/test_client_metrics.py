@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 
 from cpworker import codepipeline as cp
 from cpworker import kube as k8s
+from cpworker import kubeconn
 from cpworker.metrics import Metrics
 from tests.integration.operator.test_kube_client import job_manifest
 from tests.scrape import Scrape
@@ -71,12 +72,9 @@ async def test_codepipeline_attempts_outcomes_and_budget_waits(
     assert scrape.value("cpworker_codepipeline_rate_budget_wait_seconds_sum") > 0.1
 
 
-async def test_kubernetes_requests_by_verb_resource_and_outcome(
-    kubeconfig: Path, executor: concurrent.futures.ThreadPoolExecutor
-) -> None:
+async def test_kubernetes_requests_by_verb_resource_and_outcome(kubeconfig: Path) -> None:
     metrics = Metrics(process_metrics=False)
-    api = k8s.load_api_client(str(kubeconfig))
-    client = k8s.KubeClient(api, executor, observer=metrics)
+    client = k8s.KubeClient(kubeconn.load(str(kubeconfig)), observer=metrics)
     try:
         await client.create_job(NAMESPACE, job_manifest("cpw-m"))
         with pytest.raises(k8s.AlreadyExistsError):
@@ -87,7 +85,7 @@ async def test_kubernetes_requests_by_verb_resource_and_outcome(
         await client.list_pods(NAMESPACE, "app=none")
         await client.request("GET", "/version")
     finally:
-        api.close()
+        await client.close()
     requests = "cpworker_kubernetes_requests_total"
     scrape = read(metrics)
     assert scrape.value(requests, verb="create", resource="jobs", outcome="ok") == 1

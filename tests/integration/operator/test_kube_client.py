@@ -1,8 +1,7 @@
-"""cpworker.kube against the Kubernetes stand-in: real kubernetes client over loopback HTTP."""
+"""cpworker.kube against the Kubernetes stand-in: aiohttp over loopback HTTPS, a real token."""
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from cpworker import kube as k8s
+from cpworker import kubeconn
 
 NAMESPACE = "default"
 
@@ -33,11 +33,9 @@ def job_manifest(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(kubeconfig: Path) -> AsyncIterator[k8s.KubeClient]:
-    executor = concurrent.futures.ThreadPoolExecutor(2)
-    api = k8s.load_api_client(str(kubeconfig))
-    yield k8s.KubeClient(api, executor)
-    api.close()
-    executor.shutdown(wait=False)
+    client = k8s.KubeClient(kubeconn.load(str(kubeconfig)))
+    yield client
+    await client.close()
 
 
 async def test_job_lifecycle_and_error_mapping(client: k8s.KubeClient) -> None:

@@ -135,14 +135,14 @@ def _status_error(method: str, path: str, status: int, reason: str, message: str
 
 
 def _wire(value: Any) -> Any:
-    """What the other side of a JSON request sees (kubernetes/client/rest.py json.dumps)."""
+    """What the other side of a JSON request sees (cpworker.kube sends json.dumps of it)."""
     return json.loads(json.dumps(value))
 
 
 class FakeKube(KubeClient):
     """The Kubernetes API as the operator observes it, in memory (see the module doc)."""
 
-    def __init__(self) -> None:  # no super().__init__(): there is no API client to hold
+    def __init__(self) -> None:  # no super().__init__(): there is no connection to hold
         self.store: dict[tuple[str, str, str], Body] = {}
         self.requests: list[Request] = []
         self._versions = itertools.count(1)
