@@ -184,6 +184,7 @@ def build_registry() -> kopf.OperatorRegistry:
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         rt: Runtime = memo["runtime"]
+        await rt.stop_background()
         await rt.kube.close()
         rt.close()
 

@@ -12,9 +12,9 @@ import concurrent.futures
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from cpworker import codepipeline, events, kube, kubeconn, wakeups
 from cpworker.jobindex import VanishedJobs
@@ -90,6 +90,8 @@ class Runtime:
     recorded_pod_ends: set[str] = field(default_factory=set)
     # Deletes the Secrets of Jobs gone or done with them (secretsweeper).
     sweeper: SecretSweeper = field(init=False)
+    # Work started by a watch event that outlives its handler (reports): held until done.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.sweeper = SecretSweeper(self.records)
@@ -224,6 +226,20 @@ class Runtime:
                 self.settings.cancel_probe_seconds, self.settings.events_cancel_probe_seconds
             )
         return self.settings.cancel_probe_seconds
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beside the handler that started it (its errors are its own to log)."""
+        task = asyncio.create_task(work, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def stop_background(self) -> None:
+        """Cancel what still runs in the background: a report cut short is repeated by the
+        next operator (CodePipeline then says "already ended" if the result got there)."""
+        tasks = list(self.background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
         if self.consumer is not None:

@@ -19,7 +19,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -578,6 +578,14 @@ async def drain_or_cancel(
     )
 
 
+async def _report(report: Awaitable[bool], job: jobindex.JobSummary) -> None:
+    try:
+        await report
+    except (codepipeline.CodePipelineError, kube.KubeError) as exc:
+        # The supervisor retries a finished Job: it stays `running` until reported.
+        log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
+
+
 def serves_job(rt: Runtime, job: jobindex.JobSummary) -> bool:
     """Whether this operator acts on `job`: always without a worker selector (it serves every
     worker of its namespaces, and reports the Jobs of deleted workers too); with one (a
@@ -615,16 +623,17 @@ async def job_changed(
     )
     ended = event_type == "DELETED" or job.finished is not None
     if unsettled and ended:
-        try:
-            if event_type == "DELETED":
-                # Deleted by someone else before it was reported: say so, do not let
-                # CodePipeline wait for its timeout.
-                await rt.reporter.vanished(job)
-            else:
-                await rt.reporter.finished(job, pods)
-        except (codepipeline.CodePipelineError, kube.KubeError) as exc:
-            # The supervisor retries a finished Job: it stays `running` until reported.
-            log.warning("reporting Job %s/%s failed, will retry: %s", job.namespace, job.name, exc)
+        if event_type == "DELETED":
+            # Deleted by someone else before it was reported: say so, do not let
+            # CodePipeline wait for its timeout (then forgotten, below: so not in the
+            # background).
+            await _report(rt.reporter.vanished(job), job)
+        else:
+            # Not in the handler: kopf runs a bounded number of handlers at once
+            # (KOPF_OBJECT_WORKERS), and every event of an object waiting for a slot is kept
+            # in full meanwhile. A report holding a slot for its six API calls made a
+            # 1,000-job burst peak at 526 MiB, against 250 without the bound.
+            rt.spawn(_report(rt.reporter.finished(job, pods), job), name=f"report {job.name}")
     if event_type == "DELETED":
         rt.reporter.forget(job.name)
         await rt.sweeper.job_gone(body)

@@ -450,7 +450,12 @@ async def report_in_flight(world: World, life: Life, job_id: str) -> asyncio.Tas
     world.cp.answer_gate = asyncio.Event()
     finished = world.job(job_id)
     assert finished is not None
-    task = asyncio.create_task(workerloop.job_changed(life.runtime, "MODIFIED", finished))
+
+    async def handled_and_reported() -> None:
+        await workerloop.job_changed(life.runtime, "MODIFIED", finished)
+        await asyncio.gather(*life.runtime.background)  # the report runs beside the handler
+
+    task = asyncio.create_task(handled_and_reported())
     await world.cp.answer_held.wait()
     return task
 

@@ -5,6 +5,7 @@ conditions, classic sidecars and pods ended from outside."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -418,6 +419,7 @@ async def test_the_first_terminal_condition_reports_the_job(world: World) -> Non
     job_id = await world.dispatched(life)
     body = criteria_met(world, job_id)
     await workerloop.job_changed(life.runtime, "MODIFIED", body)
+    await asyncio.gather(*life.runtime.background)  # the report runs beside the handler
     assert world.cp.accepted_for(job_id)[0].succeeded
 
 

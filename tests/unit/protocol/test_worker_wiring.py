@@ -64,7 +64,53 @@ async def test_a_job_that_ended_makes_its_worker_poll(world: World) -> None:
     world.succeed(raw["id"])
     await workerloop.job_changed(life.runtime, "MODIFIED", world.job(raw["id"]) or {})
     assert loop.calls == ["poll_now"]  # capacity freed up: poll, not just supervise
+    await asyncio.gather(*life.runtime.background)
     assert world.cp.accepted_for(raw["id"])
+
+
+async def test_a_report_does_not_hold_the_event_handler_that_started_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kopf runs a bounded number of handlers at once and keeps every event of an object
+    waiting for one: a report (six API calls) must not hold a handler meanwhile."""
+    raw = world.polled()
+    life = world.life()
+    await life.claim(raw)
+    world.succeed(raw["id"])
+    go_on = asyncio.Event()
+    report = life.runtime.reporter.finished
+
+    async def slow_report(job: JobSummary, *args: Any) -> bool:
+        await go_on.wait()
+        return await report(job, *args)
+
+    monkeypatch.setattr(life.runtime.reporter, "finished", slow_report)
+    changed = workerloop.job_changed(life.runtime, "MODIFIED", world.job(raw["id"]) or {})
+    await asyncio.wait_for(changed, timeout=10)  # returns while the report waits
+    assert not world.cp.accepted_for(raw["id"])
+    go_on.set()
+    await asyncio.gather(*life.runtime.background)
+    assert world.cp.accepted_for(raw["id"])
+    assert not life.runtime.background
+
+
+async def test_a_report_still_running_at_shutdown_is_cancelled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = world.polled()
+    life = world.life()
+    await life.claim(raw)
+    world.succeed(raw["id"])
+    never = asyncio.Event()
+
+    async def stuck(_job: JobSummary, *_args: Any) -> bool:
+        await never.wait()
+        return True
+
+    monkeypatch.setattr(life.runtime.reporter, "finished", stuck)
+    await workerloop.job_changed(life.runtime, "MODIFIED", world.job(raw["id"]) or {})
+    await asyncio.wait_for(life.runtime.stop_background(), timeout=10)
+    assert not life.runtime.background
 
 
 async def test_an_event_of_another_workers_job_wakes_nobody(world: World) -> None:
