@@ -298,7 +298,7 @@ class StatusPublisher:
         await self._write_now(patch)
 
     async def settled(self) -> None:
-        """Return once no trailing write is pending (tests, and a clean stop)."""
+        """Return once no trailing write is pending (for tests)."""
         while self._trailing is not None and not self._trailing.done():
             await asyncio.shield(self._trailing)
 

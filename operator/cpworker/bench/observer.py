@@ -115,6 +115,10 @@ def caller_kubeconfig(kube: KubeStandIn, path: Any, user: str) -> Any:
     return kube.write_kubeconfig(path, token=token)
 
 
+def _resource(record: AuditRecord) -> str:
+    return record.resource + (f"/{record.subresource}" if record.subresource else "")
+
+
 def writes_by_resource(
     records: Iterable[AuditRecord], user: str, namespace: str | None = None
 ) -> collections.Counter[str]:
@@ -125,8 +129,7 @@ def writes_by_resource(
             continue
         if namespace is not None and record.namespace != namespace:
             continue
-        resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
-        counts[resource] += 1
+        counts[_resource(record)] += 1
     return counts
 
 
@@ -141,8 +144,7 @@ def requests_by_verb(
             continue
         if namespace is not None and record.namespace not in {namespace, ""}:
             continue
-        resource = record.resource + (f"/{record.subresource}" if record.subresource else "")
-        counts[f"{record.verb} {resource}"] += 1
+        counts[f"{record.verb} {_resource(record)}"] += 1
     return counts
 
 
