@@ -7,7 +7,7 @@ protocol steps (`create_suspended`, `add_nonce_candidate`, `release`, ...) and a
 every state transition in one file:
 
     create_suspended ──► add_nonce_candidate ──► record_nonce ──► release ──► claim_report
-      (claiming)            (before each ack)     (the winner)    (running)       │
+      (claiming)            (before each ack)     (the winner)    (running)  (peering only)
           │                                                                       ▼
           └──► abandon / abandon_unless_contested              mark_reported (reported, TTL)
                                                  mark_cancelled (cancelled) ──► abandon
@@ -108,20 +108,28 @@ def release_patch(now: dt.datetime) -> Body:
     }
 
 
-def reported_patch(result: names.Result, finished_ttl_seconds: int, now: dt.datetime) -> Body:
-    """Merge patch for a Job whose result CodePipeline has: phase, result, when, and its TTL.
+def reported_patch(
+    result: names.Result,
+    finished_ttl_seconds: int,
+    now: dt.datetime,
+    *,
+    reporter_id: str | None = None,
+) -> Body:
+    """Merge patch for a Job whose result CodePipeline has: phase, result, when, who sent it
+    (the operator instance; a standalone one takes no lease that would say it), and its TTL.
 
     The TTL is set only now: a finished but unreported Job must outlive an operator outage,
     or its result would be lost with it.
     """
+    annotations = {
+        names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
+        names.ANNOTATION_RESULT: result.value,
+        names.ANNOTATION_REPORTED_AT: timestamps.rfc3339_ms(now),
+    }
+    if reporter_id is not None:
+        annotations[names.ANNOTATION_REPORTER] = f"{reporter_id} {now.timestamp():.0f}"
     return {
-        **_annotate(
-            {
-                names.ANNOTATION_PHASE: names.Phase.REPORTED.value,
-                names.ANNOTATION_RESULT: result.value,
-                names.ANNOTATION_REPORTED_AT: timestamps.rfc3339_ms(now),
-            }
-        ),
+        **_annotate(annotations),
         "spec": {"ttlSecondsAfterFinished": finished_ttl_seconds},
     }
 
@@ -450,12 +458,19 @@ class JobRecords:
         return True
 
     async def mark_reported(
-        self, job: Mapping[str, Any], result: names.Result, finished_ttl_seconds: int
+        self,
+        job: Mapping[str, Any],
+        result: names.Result,
+        finished_ttl_seconds: int,
+        *,
+        reporter_id: str | None = None,
     ) -> None:
-        """CodePipeline has the result: phase `reported`, what was reported, and the TTL. A Job
-        deleted meanwhile is fine (there is nothing left to mark)."""
+        """CodePipeline has the result: phase `reported`, what was reported, by whom, and the
+        TTL. A Job deleted meanwhile is fine (there is nothing left to mark)."""
         namespace, name = _where(job)
-        patch = reported_patch(result, finished_ttl_seconds, timestamps.now())
+        patch = reported_patch(
+            result, finished_ttl_seconds, timestamps.now(), reporter_id=reporter_id
+        )
         try:
             await self.kube.patch_job(namespace, name, patch)
         except NotFoundError:

@@ -11,7 +11,8 @@
 - `cancel`: its worker was deleted with deletionPolicy Cancel;
 - `reject`: a polled job that cannot run at all (malformed data, unusable template).
 
-Order for a Job: take the report lease (replicas do not all send it) -> PutJob*Result ->
+Order for a Job: with peering, take the report lease (replicas do not all send it; a
+standalone operator is the only reporter and takes none) -> PutJob*Result ->
 count it on the worker (once: `workerstatus.count_job`) -> `mark_reported` (phase, result,
 TTL) -> delete the Secret -> event. A crash after the Put and before `mark_reported` repeats
 the Put after a restart; CodePipeline then answers InvalidJobStateException ("already
@@ -163,8 +164,9 @@ class Reporter:
     clients: codepipeline.CodePipelineClients
     finished_ttl_seconds: int
     metrics: Metrics | None = None
-    # How long a reporter's claim on a Job holds before another replica may take over.
-    lease_seconds: float = 30.0
+    # How long a reporter's claim on a Job holds before another replica may take over; None
+    # when this operator is the only one (standalone): then no lease is taken at all.
+    lease_seconds: float | None = 30.0
     # Crash hooks for restart tests: called with a stage name.
     hook: Callable[[str], None] = field(default=lambda _stage: None)
     guard: ReportGuard = field(default_factory=ReportGuard)
@@ -306,7 +308,7 @@ class Reporter:
         already ended); False when another reporter holds the claim (we try again later)."""
         if str(call.params.get("jobId")) != job.job_id:
             raise ValueError("the report is for another job than the Job's annotation")
-        if not await self.records.claim_report(
+        if self.lease_seconds is not None and not await self.records.claim_report(
             job.body, job.job_id, reporter_id=self.reporter_id, lease_seconds=self.lease_seconds
         ):
             return False
@@ -325,7 +327,9 @@ class Reporter:
             counter = "succeeded" if call.succeeded else "failed"
             await workerstatus.count_job(self.kube, job.namespace, job.worker, counter, job.job_id)
         self.hook("after-count")
-        await self.records.mark_reported(job.body, result_of(call), self.finished_ttl_seconds)
+        await self.records.mark_reported(
+            job.body, result_of(call), self.finished_ttl_seconds, reporter_id=self.reporter_id
+        )
         self.hook("after-record")  # a crash here leaves the Secret to the sweeper
         await self.records.delete_secret(job.body)
         if delete_job:

@@ -108,7 +108,10 @@ def operator_kwargs(
         peering=peering_name is not None,
         replica=os.environ.get("POD_NAME") or socket.gethostname(),
     )
-    settings = settings.model_copy(update={"peering_priority": priority})
+    # The effective peering, so that the policy derived from it (the report lease) agrees.
+    settings = settings.model_copy(
+        update={"peering_priority": priority, "peering_name": peering_name}
+    )
     kopf_settings = kopf.OperatorSettings()
     handlers.kopf_settings(kopf_settings, settings)
     runtime = Runtime.create(settings, kubeconfig=kubeconfig)

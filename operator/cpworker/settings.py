@@ -287,9 +287,18 @@ class OperatorSettings(BaseSettings):
         return min(30.0, self.cancel_probe_seconds)
 
     @property
-    def report_lease_seconds(self) -> float:
+    def report_lease_seconds(self) -> float | None:
         """How long a reporter's claim on a Job holds before another replica may take over:
-        a crashed reporter's claim expires after a few supervision rounds (2-30 s)."""
+        a crashed reporter's claim expires after a few supervision rounds (2-30 s).
+
+        None without peering: a standalone operator is the only one serving its workers (the
+        chart runs it as one replica that is replaced, never overlapped: `Recreate`; shards
+        serve disjoint workers), so a lease would cost each job a read and a write to guard
+        against nobody. Were two to overlap anyway, CodePipeline keeps the first result
+        (InvalidJobStateException for the second) and the ledger counts it once.
+        """
+        if self.peering_name is None:
+            return None
         return max(2.0, min(30.0, 4 * self.cancel_probe_seconds))
 
     @property

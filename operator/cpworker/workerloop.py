@@ -592,8 +592,8 @@ def serves_job(rt: Runtime, job: jobindex.JobSummary) -> bool:
     shard), only while the Job's worker runs here.
 
     Shards share namespaces, so every shard sees every labelled Job there; without this, two
-    shards would both report a finished Job (the report lease keeps the result single, at the
-    price of a second write and a race on every job). A shard's Job whose worker is not
+    shards would both report a finished Job (CodePipeline would keep the first result, at the
+    price of a second Put and a race on every job). A shard's Job whose worker is not
     running here right now — being deleted (its finalizer drains it), or not started yet —
     is reported by that worker's supervision, the level-based safety net, within seconds.
     (A kopf index of the served workers would say it too, but costs hundreds of MiB and much

@@ -50,8 +50,8 @@ def test_two_shards_split_the_workers_and_each_reports_only_its_own_jobs(stack: 
     for job in jobs:
         annotations = job["metadata"]["annotations"]
         shard = annotations[names.ANNOTATION_WORKER].removeprefix("builds-")
-        # Both operators watch every labelled Job of the namespace; the report lease was
-        # taken by the operator that serves the Job's worker, never by the other one.
+        # Both operators watch every labelled Job of the namespace; the result was sent by
+        # the operator that serves the Job's worker (its record says who), never the other.
         assert annotations[names.ANNOTATION_REPORTER].split()[0] == reporters[shard], job[
             "metadata"
         ]["name"]

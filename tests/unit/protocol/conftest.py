@@ -19,6 +19,14 @@ def world() -> Iterator[World]:
 
 
 @pytest.fixture
+def peered() -> Iterator[World]:
+    """A world whose operators run with kopf peering (replicas): reports take a lease."""
+    world = World.create(peering_name="cpworker")
+    yield world
+    canaries.watch_fake(world.kube)
+
+
+@pytest.fixture
 def wall(monkeypatch: pytest.MonkeyPatch) -> WallClock:
     """The wall clock the report lease reads, driven by the test."""
     clock = WallClock()

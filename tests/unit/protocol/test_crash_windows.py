@@ -114,16 +114,18 @@ async def test_a_fresh_operator_finishes_the_job_exactly_once(
 
 
 async def test_a_crashed_reporters_lease_holds_off_the_next_reporter_until_it_expires(
-    world: World, wall: WallClock
+    peered: World, wall: WallClock
 ) -> None:
-    raw = await first_life(world, "after-put")
-    life = world.life()
+    raw = await first_life(peered, "after-put")
+    life = peered.life()
     await life.supervise()
-    assert len(world.cp.puts) == 1  # the lease (30 s) still holds
-    wall.advance(world.settings.report_lease_seconds + 1)
+    assert len(peered.cp.puts) == 1  # the lease (30 s) still holds
+    lease = peered.settings.report_lease_seconds
+    assert lease is not None
+    wall.advance(lease + 1)
     await life.supervise()
-    assert len(world.cp.puts) == 2
-    assert jobrecord.phase_of(world.job(raw["id"]) or {}) == "reported"
+    assert len(peered.cp.puts) == 2
+    assert jobrecord.phase_of(peered.job(raw["id"]) or {}) == "reported"
 
 
 async def handed_over_and_crashed(world: World) -> tuple[str, Clock]:

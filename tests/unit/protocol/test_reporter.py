@@ -277,29 +277,73 @@ async def test_a_job_codepipeline_already_ended_is_recorded_without_counting_it(
     assert status(world) == {}
 
 
-async def test_nothing_is_sent_while_another_reporter_holds_the_lease(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    world.succeed(job_id)
-    world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"})
-    writes = len(world.kube.writes)
-    assert not await life.reporter.finished(world.summary(job_id))
-    assert world.cp.puts == []
-    assert len(world.kube.writes) == writes
-    assert not life.reporter.covers(world.summary(job_id))  # tried again next round
+async def test_nothing_is_sent_while_another_reporter_holds_the_lease(peered: World) -> None:
+    life = peered.life()
+    job_id = await peered.dispatched(life)
+    peered.succeed(job_id)
+    peered.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"})
+    writes = len(peered.kube.writes)
+    assert not await life.reporter.finished(peered.summary(job_id))
+    assert peered.cp.puts == []
+    assert len(peered.kube.writes) == writes
+    assert not life.reporter.covers(peered.summary(job_id))  # tried again next round
 
 
-async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(world: World) -> None:
-    life = world.life()
-    job_id = await world.dispatched(life)
-    world.succeed(job_id)
-    world.kube.intercept(
+async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(peered: World) -> None:
+    life = peered.life()
+    job_id = await peered.dispatched(life)
+    peered.succeed(job_id)
+    peered.kube.intercept(
         "PATCH",
         "jobs",
-        lambda: world.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}),
+        lambda: peered.annotate(job_id, {names.ANNOTATION_REPORTER: f"other {time.time():.0f}"}),
     )
-    assert not await life.reporter.finished(world.summary(job_id))
-    assert world.cp.puts == []
+    assert not await life.reporter.finished(peered.summary(job_id))
+    assert peered.cp.puts == []
+
+
+async def test_a_standalone_operator_reports_without_a_lease(world: World) -> None:
+    """Without peering nobody else reports: no read of the Job and one write to it, the record
+    (which also says who sent the result)."""
+    life = world.life()
+    job_id = await world.dispatched(life)
+    world.succeed(job_id)
+    before = len(world.kube.requests)
+    assert await life.reporter.finished(world.summary(job_id))
+    job_requests = [r for r in world.kube.requests[before:] if r.resource == "jobs"]
+    assert [r.method for r in job_requests] == ["PATCH"]
+    annotations = (world.job(job_id) or {})["metadata"]["annotations"]
+    assert annotations[names.ANNOTATION_PHASE] == "reported"
+    assert annotations[names.ANNOTATION_REPORTER].split()[0] == life.reporter.reporter_id
+    assert len(world.cp.accepted) == 1
+
+
+async def test_with_peering_the_lease_is_read_and_taken_before_the_put(peered: World) -> None:
+    life = peered.life()
+    job_id = await peered.dispatched(life)
+    peered.succeed(job_id)
+    before = len(peered.kube.requests)
+    assert await life.reporter.finished(peered.summary(job_id))
+    job_requests = [r for r in peered.kube.requests[before:] if r.resource == "jobs"]
+    assert [r.method for r in job_requests] == ["GET", "PATCH", "PATCH"]  # lease, record
+    assert len(peered.cp.accepted) == 1
+
+
+async def test_two_standalone_operators_reporting_at_once_leave_one_result_counted_once(
+    world: World,
+) -> None:
+    """An overlap the chart never makes (two standalone operators): CodePipeline keeps the
+    first result and refuses the second; the ledger counts the job once."""
+    first, second = world.life(), world.life()
+    job_id = await world.dispatched(first)
+    world.succeed(job_id)
+    seen_by_both = world.summary(job_id)  # the second one's index has not seen the record yet
+    assert await first.reporter.finished(seen_by_both)
+    assert await second.reporter.finished(seen_by_both)
+    assert len(world.cp.accepted) == 1
+    assert len(world.cp.puts) == 2
+    assert status(world) == {"succeeded": 1}
+    assert world.kube.event_reasons()[-2:] == ["JobSucceeded", "JobSucceeded"]
 
 
 async def test_a_throttled_report_is_retried_by_the_same_reporter(world: World) -> None:

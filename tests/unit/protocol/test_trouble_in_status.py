@@ -171,7 +171,7 @@ async def test_the_supervisor_keeps_the_last_kubernetes_error_of_its_round(world
     def last_error() -> KubeError | None:
         return life.supervisor.kube_error
 
-    world.kube.intercept("GET", "jobs", refuse)  # the report lease reads the Job first
+    world.kube.intercept("PATCH", "jobs", refuse)  # the record of the report, after the Put
     await life.supervise()
     assert last_error() is CREATE_REFUSED
     await life.supervise()  # the next round reports it
