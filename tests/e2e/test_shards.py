@@ -42,6 +42,15 @@ def test_two_shards_split_the_workers_and_each_reports_only_its_own_jobs(stack: 
 
     jobs = stack.cluster.jobs()
     assert len(jobs) == 4  # two custom actions per pipeline, one Kubernetes Job each
+    # The record is written after the result (the pipeline may move on before it lands).
+    jobs = wait_for(
+        lambda: (
+            (now := stack.cluster.jobs())
+            and all(a.get(names.ANNOTATION_PHASE) == "reported" for a in _annotations(now))
+            and now
+        ),
+        what="every Job recorded as reported",
+    )
     reporters = {
         shard: operator.runtime.reporter.reporter_id
         for shard, operator in operators.items()
