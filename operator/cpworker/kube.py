@@ -15,7 +15,6 @@ Kubernetes answers are mapped to a few exceptions the stages decide on: `Already
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import uuid
@@ -28,7 +27,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import yarl
 
-from cpworker import kubeconn, names, timestamps
+from cpworker import jsoncodec, kubeconn, names, timestamps
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class RetryableKubeError(KubeError):
 def _error(method: str, path: str, status: int, raw: bytes | str | None) -> KubeError:
     reason, message = "", ""
     try:
-        payload = json.loads(raw or b"{}")
+        payload = jsoncodec.loads(raw or b"{}")
         reason = str(payload.get("reason", ""))
         message = str(payload.get("message", ""))
     except (ValueError, AttributeError):
@@ -194,7 +193,7 @@ class KubeClient:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, ssl=self._connection.ssl_context() or False
             )
-            # The API server's JSON is decoded by `json.loads` below, never by aiohttp, and
+            # The API server's JSON is decoded by `jsoncodec` below, never by aiohttp, and
             # no proxy or .netrc from the environment applies (the connection says it all).
             session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._sessions[loop] = session
@@ -237,7 +236,7 @@ class KubeClient:
         # The paths are quoted already (quote() of every name): tell yarl not to quote again.
         target = path + ("?" + urlencode(dict(query)) if query else "")
         url = yarl.URL(self._connection.server + target, encoded=True)
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else jsoncodec.dumps(body)
         try:
             status, raw = await self._send(method, url, data, content_type, refresh=False)
             if status == 401:
@@ -253,7 +252,7 @@ class KubeClient:
             raise _error(method, path, status, raw)
         if not raw:
             return {}
-        result: Body = json.loads(raw)
+        result: Body = jsoncodec.loads(raw)
         return result
 
     async def request(

@@ -87,9 +87,9 @@ CONDITION_MESSAGE_MAX: Final = 32768
 CONDITION_REASON_PATTERN: Final = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 LAST_ERROR_MESSAGE_MAX: Final = 4096
 # status.countedJobs: the jobs counted last (a short hash each), so that a report repeated after
-# a crash is never counted twice (docs/reliability.md, "Counters"). A job is re-reported at once
-# after a restart, or within the report lease (30 s) with peering; 200 entries cover 200 other jobs of the worker
-# counted in between, at about 3 KiB of status.
+# a crash is never counted twice (docs/reliability.md, "Counters"). A job is re-reported at
+# once after a restart, or within the report lease (30 s) with peering; 200 entries cover 200
+# other jobs of the worker counted in between, at about 3 KiB of status.
 COUNTED_JOBS_MAX: Final = 200
 COUNTED_JOB_PATTERN: Final = r"^[0-9a-f]{12}$"
 

@@ -184,6 +184,7 @@ def main(argv: Sequence[str]) -> int:
         kubeconfig=args.kubeconfig,
     )
     server = health_server(settings, kwargs["memo"]) if args.liveness else None
+    heap.tune_collector()  # this process only: an OperatorThread leaves its host's collector be
     try:
         asyncio.run(serve(kwargs, server))
     except KeyboardInterrupt:

@@ -531,6 +531,7 @@ class BurstResult:
     dispatch_seconds: float  # first to last Kubernetes Job created
     jobs_per_s: float  # (N - 1) / dispatch_seconds: the sustained rate
     cpu_share: float
+    cpu_seconds: float  # from the burst's start until its last result (the raw loop: its run)
     rss_peak_mib: float
     codepipeline_calls: dict[str, int]
     kubernetes_writes: dict[str, int]
@@ -650,7 +651,7 @@ def run_burst_operator(
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
             profiler.wait(timeout=60)
-        cpu_share = cpu.share()
+        cpu_share, cpu_seconds = cpu.share(), cpu.seconds()
         rss_peak = memory_mib(operator.pid)[1]
         calls = collections.Counter(r.operation for r in h.cp_requests(t0, t_end))
         # The last jobs' writes after their results (the record, the Secret's deletion, the
@@ -672,6 +673,7 @@ def run_burst_operator(
         dispatch_seconds=span,
         jobs_per_s=rate,
         cpu_share=cpu_share,
+        cpu_seconds=cpu_seconds,
         rss_peak_mib=rss_peak,
         codepipeline_calls=dict(calls),
         kubernetes_writes=dict(writes),
@@ -782,6 +784,7 @@ def run_burst_raw(h: Harness, plan: Plan, progress: Progress, meter: StandInMete
         dispatch_seconds=span,
         jobs_per_s=rate,
         cpu_share=cpu_seconds / max(1e-9, t_end - t0),
+        cpu_seconds=cpu_seconds,
         rss_peak_mib=peak,
         codepipeline_calls=dict(calls),
         kubernetes_writes=dict(writes),

@@ -55,6 +55,10 @@ class CpuWindow:
         self._wall = time.monotonic()
         return self
 
+    def seconds(self) -> float:
+        """CPU seconds `pid` used since `start()`."""
+        return process_cpu_seconds(self.pid) - self._cpu
+
     def share(self) -> float:
         wall = time.monotonic() - self._wall
         return (process_cpu_seconds(self.pid) - self._cpu) / wall if wall > 0 else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,3 +72,65 @@ async def test_without_malloc_trim_it_does_nothing(monkeypatch: pytest.MonkeyPat
     assert heap.trim() is False
     async with asyncio.timeout(5):
         await heap.trim_periodically(interval=0.001)  # returns at once instead of looping
+
+
+_TUNED = textwrap.dedent(
+    """
+    import gc, json
+    from cpworker import heap
+
+    class Node:
+        def __init__(self):
+            self.me = self  # a cycle: only the collector frees it
+
+    kept = [Node() for _ in range(1000)]
+    heap.tune_collector()
+    frozen = gc.get_freeze_count()
+    del kept
+    found_frozen = gc.collect()  # start-up's objects are not examined again
+    garbage = [Node() for _ in range(1000)]
+    del garbage
+    found_new = gc.collect()  # what came later still is
+    print(json.dumps({"frozen": frozen, "thresholds": gc.get_threshold(),
+                      "found_frozen": found_frozen, "found_new": found_new}))
+    """
+)
+
+
+def test_the_collector_leaves_start_up_alone_and_still_frees_later_cycles() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _TUNED], capture_output=True, text=True, check=True
+    ).stdout
+    figures = json.loads(out)
+    assert figures["frozen"] > 1000
+    assert tuple(figures["thresholds"]) == heap.COLLECTOR_THRESHOLDS
+    assert figures["found_frozen"] < 1000  # the frozen cycles are not collected
+    assert figures["found_new"] >= 1000  # a cycle made after start-up is
+
+
+_RUN = textwrap.dedent(
+    """
+    import gc, json, sys
+    from cpworker import runner
+
+    async def serve(kwargs, server):  # where kopf would start: what does the collector do?
+        print(json.dumps({"frozen": gc.get_freeze_count(), "thresholds": gc.get_threshold()}))
+
+    runner.serve = serve
+    runner.operator_kwargs = lambda settings, **_: {"memo": {}}
+    sys.exit(runner.main(sys.argv[1:]))
+    """
+)
+
+
+def test_cpworker_run_tunes_its_collector_before_the_operator_starts() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _RUN, "--standalone"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CPWORKER_DEFAULT_REGION": "us-east-1"},
+    ).stdout
+    figures = json.loads(out)
+    assert figures["frozen"] > 0
+    assert tuple(figures["thresholds"]) == heap.COLLECTOR_THRESHOLDS
