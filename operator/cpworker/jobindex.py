@@ -85,8 +85,23 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         finished=finished_condition(body),
         created=timestamps.parse(metadata.get("creationTimestamp")),
         deleting=bool(metadata.get("deletionTimestamp")),
-        body=_plain(body),
+        body=_stored(body),
     )
+
+
+def _stored(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the index keeps of a body: a plain copy without `metadata.managedFields`.
+
+    A real API server records a managedFields entry for every manager that wrote the object
+    (the operator, the Job controller, the kubelet), and every watch event carries them; on
+    a Job or Pod they are often kilobytes. Nothing here reads them, and the operator never
+    sends a body back whole (it patches), so each in-flight Job and Pod stops paying for them.
+    """
+    stored = _plain(body)
+    metadata = stored.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return stored
 
 
 def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -190,7 +205,7 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
         waiting_reason=waiting_reason,
         waiting_message=waiting_message,
         unschedulable_message=unschedulable,
-        body=_plain(body),
+        body=_stored(body),
     )
 
 
