@@ -44,7 +44,8 @@ def dumps(value: Any) -> bytes:
 
 
 def use_in_kopf() -> None:
-    """Let kopf's watch streams and API answers decode with `loads`."""
+    """Let kopf's watch streams decode with `loads` (the module's only use of `json`; the
+    rest of the `json` interface stays, should a later kopf use it there)."""
     from kopf._cogs.clients import api  # noqa: PLC0415 - kopf's internals, only here
 
     api.json = types.SimpleNamespace(  # type: ignore[attr-defined,assignment]
@@ -53,7 +54,7 @@ def use_in_kopf() -> None:
 
 
 def used_by_kopf() -> bool:
-    """Whether kopf's API module decodes with this codec (for the test and the start-up)."""
+    """Whether kopf's API module decodes with this codec."""
     from kopf._cogs.clients import api  # noqa: PLC0415
 
     return getattr(api.json, "loads", None) is loads  # type: ignore[attr-defined]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from cpworker import jobindex, names
 
@@ -45,18 +48,15 @@ def pod_body() -> dict[str, Any]:
     }
 
 
-def test_the_job_index_keeps_everything_but_managed_fields() -> None:
-    body = job_body()
-    stored = jobindex.summarize_job(body).body
-    assert "managedFields" not in stored["metadata"]
-    expected = job_body()
+@pytest.mark.parametrize(
+    ("summarize", "body"),
+    [(jobindex.summarize_job, job_body), (jobindex.summarize_pod, pod_body)],
+)
+def test_the_index_keeps_everything_but_managed_fields(
+    summarize: Callable[[dict[str, Any]], Any], body: Callable[[], dict[str, Any]]
+) -> None:
+    watched = body()
+    expected = body()
     del expected["metadata"]["managedFields"]
-    assert stored == expected
-    assert body["metadata"]["managedFields"] == MANAGED_FIELDS  # the watched body is untouched
-
-
-def test_the_pod_index_keeps_everything_but_managed_fields() -> None:
-    stored = jobindex.summarize_pod(pod_body()).body
-    expected = pod_body()
-    del expected["metadata"]["managedFields"]
-    assert stored == expected
+    assert summarize(watched).body == expected
+    assert watched["metadata"]["managedFields"] == MANAGED_FIELDS  # the watched body is untouched

@@ -302,31 +302,31 @@ async def test_nothing_is_sent_when_another_replica_takes_the_lease_first(peered
     assert peered.cp.puts == []
 
 
-async def test_a_standalone_operator_reports_without_a_lease(world: World) -> None:
-    """Without peering nobody else reports: no read of the Job and one write to it, the record
-    (which also says who sent the result)."""
+@pytest.mark.parametrize(
+    ("fixture", "job_methods"),
+    [
+        # Without peering nobody else reports: no read of the Job, one write (the record).
+        ("world", ["PATCH"]),
+        # With peering: the lease is read and taken before the Put, then the record.
+        ("peered", ["GET", "PATCH", "PATCH"]),
+    ],
+)
+async def test_a_report_reads_and_writes_the_job_as_its_peering_needs(
+    request: pytest.FixtureRequest, fixture: str, job_methods: list[str]
+) -> None:
+    world: World = request.getfixturevalue(fixture)
     life = world.life()
     job_id = await world.dispatched(life)
     world.succeed(job_id)
     before = len(world.kube.requests)
     assert await life.reporter.finished(world.summary(job_id))
     job_requests = [r for r in world.kube.requests[before:] if r.resource == "jobs"]
-    assert [r.method for r in job_requests] == ["PATCH"]
+    assert [r.method for r in job_requests] == job_methods
     annotations = (world.job(job_id) or {})["metadata"]["annotations"]
     assert annotations[names.ANNOTATION_PHASE] == "reported"
+    # The record says who sent the result, lease or not.
     assert annotations[names.ANNOTATION_REPORTER].split()[0] == life.reporter.reporter_id
     assert len(world.cp.accepted) == 1
-
-
-async def test_with_peering_the_lease_is_read_and_taken_before_the_put(peered: World) -> None:
-    life = peered.life()
-    job_id = await peered.dispatched(life)
-    peered.succeed(job_id)
-    before = len(peered.kube.requests)
-    assert await life.reporter.finished(peered.summary(job_id))
-    job_requests = [r for r in peered.kube.requests[before:] if r.resource == "jobs"]
-    assert [r.method for r in job_requests] == ["GET", "PATCH", "PATCH"]  # lease, record
-    assert len(peered.cp.accepted) == 1
 
 
 async def test_two_standalone_operators_reporting_at_once_leave_one_result_counted_once(
